@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up everything (Debian packages, Python packages from uv.lock) and runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-debian-deps.sh
+bash scripts/setup.sh
+export PATH="$HOME/.local/bin:$PATH" UV_PYTHON_DOWNLOADS=never
+exec uv run --locked --no-sync pytest "$@"

@@ -1,0 +1,1 @@
+"""StemeDB engine layer."""

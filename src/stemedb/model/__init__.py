@@ -1,0 +1,1 @@
+"""Records, validation, canonical encoding, content IDs and signatures."""

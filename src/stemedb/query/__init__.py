@@ -1,0 +1,1 @@
+"""StemeDB query layer."""
