@@ -118,7 +118,7 @@ def _prepare_subclass(value: object) -> object:
     if isinstance(value, float):
         return _prepare(float(value))
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)  # not str(): an Enum's __str__ is its name
     if isinstance(value, Mapping):
         return _prepare(dict(value))
     if isinstance(value, list | tuple):
@@ -129,7 +129,7 @@ def _prepare_subclass(value: object) -> object:
 def _encode_utf16_ordered(mapping: Mapping[str, object]) -> bytes:
     """An object whose keys need JCS's UTF-16 code-unit order (rare: non-ASCII keys)."""
     items = sorted(mapping.items(), key=lambda kv: kv[0].encode("utf-16-be", "surrogatepass"))
-    parts = [_plain_encode(k) + b":" + _plain_encode(_prepare(v)) for k, v in items]
+    parts = [_plain_encode(k) + b":" + _sorted_encode(_prepare(v)) for k, v in items]
     return b"{" + b",".join(parts) + b"}"
 
 
