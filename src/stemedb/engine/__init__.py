@@ -1,1 +1,6 @@
-"""StemeDB engine layer."""
+"""The engine: the single write path (group commit) and the read entry points."""
+
+from stemedb.engine.engine import Engine
+from stemedb.engine.submission import Prepared, WriteResult
+
+__all__ = ["Engine", "Prepared", "WriteResult"]

@@ -1,1 +1,1 @@
-"""StemeDB query layer."""
+"""Candidate selection, filters, lens application, caching, views, audit, trace, feed."""

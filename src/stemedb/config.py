@@ -1,0 +1,273 @@
+"""Configuration: TOML file + ``STEMEDB_<SECTION>_<KEY>`` environment overrides (API.md).
+
+Lookup order for the file: ``--config``, ``$STEMEDB_CONFIG``, ``/etc/stemedb/api.toml``
+if present, else built-in defaults (an embedded single node under ``./data``). Unknown
+keys and wrong types stop start-up with a message that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgspec
+
+from stemedb.errors import ValidationError
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/stemedb/api.toml")
+ENV_PREFIX: Final = "STEMEDB_"
+SECRET_KEYS: Final = frozenset({"postgres_dsn", "root_api_key"})
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ApiConfig(_Section):
+    bind: str = "127.0.0.1:18180"
+    request_timeout_seconds: float = 30.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 1000
+    slow_query_ms: float = 100.0
+    max_query_limit: int = 1000
+    feed_max_wait_seconds: float = 30.0
+
+
+class StorageConfig(_Section):
+    backend: Literal["local", "postgres"] = "local"
+    data_dir: str = "./data"
+    postgres_dsn: str = ""
+    cache_size_mb: int = 64
+    view_refresh: bool = True
+
+
+class WalConfig(_Section):
+    dir: str = ""
+    segment_size_bytes: int = 64 * 1024 * 1024
+    group_commit_max_batch: int = 1024
+    group_commit_max_delay_us: int = 200
+    fsync: bool = True
+
+
+class AuthConfig(_Section):
+    enabled: bool = False
+    require_for_reads: bool = False
+    signature_max_skew_seconds: int = 300
+    root_api_key: str = ""
+
+
+class RateLimitConfig(_Section):
+    enabled: bool = False
+    storage: str = "memory://"
+    default_per_minute: int = 6000
+    endpoints: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class QuotaConfig(_Section):
+    enabled: bool = False
+    tokens_per_hour: int = 10000
+
+
+class ResilienceConfig(_Section):
+    enable_circuit_breaker: bool = True
+    failure_threshold: int = 5
+    timeout_ms: int = 5000
+    reset_timeout_ms: int = 30000
+
+
+class FallbackConfig(_Section):
+    enable_cache_fallback: bool = True
+    max_stale_seconds: float = 300.0
+
+
+class SloConfig(_Section):
+    target_availability: float = 0.999
+    error_budget_burn_rate_alert: float = 0.1
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class TlsConfig(_Section):
+    cert_file: str = ""
+    key_file: str = ""
+
+
+class BackupConfig(_Section):
+    dir: str = ""
+    s3_url: str = ""
+    retention_days: int = 14
+
+
+class ArchiveConfig(_Section):
+    enabled: bool = False
+    s3_url: str = ""
+    interval_seconds: int = 60
+
+
+class ClusterConfig(_Section):
+    node_id: str = ""
+    advertise_url: str = ""
+    heartbeat_seconds: int = 5
+
+
+class LensSettings(_Section):
+    default: str = "consensus"
+    tier_weights: list[float] = msgspec.field(
+        default_factory=lambda: [1.0, 0.8, 0.6, 0.4, 0.25, 0.1]
+    )
+    half_life_days: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "clinical": 730.0,
+            "observational": 365.0,
+            "expert": 180.0,
+            "community": 90.0,
+            "anecdotal": 30.0,
+        }
+    )
+    skeptic_agreed_share: float = 0.8
+
+
+class Config(_Section):
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    wal: WalConfig = msgspec.field(default_factory=WalConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    quota: QuotaConfig = msgspec.field(default_factory=QuotaConfig)
+    resilience: ResilienceConfig = msgspec.field(default_factory=ResilienceConfig)
+    fallback: FallbackConfig = msgspec.field(default_factory=FallbackConfig)
+    slo: SloConfig = msgspec.field(default_factory=SloConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    backup: BackupConfig = msgspec.field(default_factory=BackupConfig)
+    archive: ArchiveConfig = msgspec.field(default_factory=ArchiveConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
+    lens: LensSettings = msgspec.field(default_factory=LensSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    @property
+    def wal_dir(self) -> Path:
+        return Path(self.wal.dir) if self.wal.dir else self.data_dir / "wal"
+
+
+SHORTCUTS: Final = {
+    "STEMEDB_BIND_ADDR": ("api", "bind"),
+    "STEMEDB_WAL_DIR": ("wal", "dir"),
+    "STEMEDB_DB_DIR": ("storage", "data_dir"),
+    "STEMEDB_AUTH_ENABLED": ("auth", "enabled"),
+    "STEMEDB_ROOT_API_KEY": ("auth", "root_api_key"),
+}
+
+
+def _sections() -> dict[str, type[_Section]]:
+    return {f.name: f.type for f in msgspec.structs.fields(Config)}
+
+
+def _env_value(raw: str, name: str, section: str, key: str) -> Any:
+    field_type = next(
+        f.type for f in msgspec.structs.fields(_sections()[section]) if f.name == key
+    )
+    if field_type is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValidationError(name, "must be true or false", f"{name}={raw!r}: expected a boolean")
+    if field_type in (int, float):
+        try:
+            return field_type(raw)
+        except ValueError:
+            raise ValidationError(
+                name, f"must be {field_type.__name__}", f"{name}={raw!r}: expected a number"
+            ) from None
+    if field_type is str or getattr(field_type, "__origin__", None) is Literal:
+        return raw
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise ValidationError(name, "must be JSON", f"{name}: expected a JSON value") from None
+
+
+def env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``STEMEDB_<SECTION>_<KEY>`` and the shortcut variables as a nested dict."""
+    sections = _sections()
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"STEMEDB_CONFIG", "STEMEDB_PRIVATE_KEY"}:
+            continue
+        target = SHORTCUTS.get(name)
+        if target is None:
+            rest = name[len(ENV_PREFIX) :].lower()
+            target = next(
+                (
+                    (section, rest[len(section) + 1 :])
+                    for section in sorted(sections, key=len, reverse=True)
+                    if rest.startswith(section + "_")
+                ),
+                None,
+            )
+            if target is None:
+                continue  # not a configuration variable (e.g. STEMEDB_URL for the SDK)
+            keys = {f.name for f in msgspec.structs.fields(sections[target[0]])}
+            if target[1] not in keys:
+                raise ValidationError(
+                    name, "unknown configuration key", f"unknown configuration variable {name}"
+                )
+        section, key = target
+        out.setdefault(section, {})[key] = _env_value(raw, name, section, key)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    # msgspec says e.g. "Object contains unknown field `bnd` - at `$.api`".
+    text = str(exc)
+    return text.replace("$.", "").replace(" - at ", " in ")
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The effective configuration; raises ValidationError naming a bad key."""
+    env = dict(os.environ if environ is None else environ)
+    if path is None and env.get("STEMEDB_CONFIG"):
+        path = Path(env["STEMEDB_CONFIG"])
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValidationError("config", "file not found", f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValidationError("config", "invalid TOML", f"{path}: {exc}") from None
+    merged = _merge(raw, env_overrides(env))
+    try:
+        return msgspec.convert(merged, Config)
+    except msgspec.ValidationError as exc:
+        raise ValidationError("config", "invalid key or value", f"configuration: {_explain(exc)}") from None
+
+
+def effective(config: Config, *, mask_secrets: bool = True) -> dict[str, Any]:
+    """The configuration as a plain dict, secrets masked (for ``config show``)."""
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    if mask_secrets:
+        for section in data.values():
+            for key in list(section):
+                if key in SECRET_KEYS and section[key]:
+                    section[key] = "********"
+    return data

@@ -1,0 +1,262 @@
+"""The engine: opens the WAL and the store, replays, and owns the single write path.
+
+Write: validate + compute the id + verify signatures (in a thread pool: libsodium
+releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) -> store
+(one transaction per batch) -> acknowledge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Final
+
+from stemedb.config import Config
+from stemedb.engine.codec import decode_entry
+from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.engine.writer import CommitListener, GroupCommitWriter
+from stemedb.errors import StemeError, StorageError
+from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord, Entry
+from stemedb.model.validation import verify_record
+from stemedb.store.sqlite import SqliteStore
+from stemedb.sys.clock import Clock, SystemClock
+from stemedb.sys.filesystem import FileSystem
+from stemedb.wal import Wal, WalObserver
+
+log = logging.getLogger("stemedb.engine")
+
+REPLAY_CHUNK_RECORDS: Final = 5000
+VERIFY_CHUNK_RECORDS: Final = 64
+
+
+class Engine:
+    """One node's storage engine. Thread-safe for writers and readers."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        wal_dir: Path | None = None,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+        segment_size_bytes: int = 64 * 1024 * 1024,
+        group_commit_max_batch: int = 1024,
+        group_commit_max_delay_us: int = 200,
+        fsync: bool = True,
+        cache_bytes: int = 64 * 1024 * 1024,
+        signature_max_skew_seconds: int = 300,
+        verify_threads: int = 2,
+        wal_observer: WalObserver | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.max_skew_seconds = signature_max_skew_seconds
+        self.started_at = self.clock.time()
+        started = time.monotonic()
+        self.wal = Wal.open(
+            wal_dir or data_dir / "wal",
+            fs=fs,
+            clock=self.clock,
+            segment_size_bytes=segment_size_bytes,
+            fsync=fsync,
+            observer=wal_observer,
+        )
+        try:
+            self.store = SqliteStore(data_dir, cache_bytes=cache_bytes)
+            self.replayed = self._replay()
+        except BaseException:
+            self.wal.close()
+            raise
+        self.open_seconds = time.monotonic() - started
+        self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
+        self.writer = GroupCommitWriter(
+            self.wal,
+            self.store,
+            self.clock,
+            max_batch=group_commit_max_batch,
+            max_delay_us=group_commit_max_delay_us,
+        )
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: object) -> Engine:
+        kwargs: dict[str, object] = {
+            "wal_dir": config.wal_dir,
+            "segment_size_bytes": config.wal.segment_size_bytes,
+            "group_commit_max_batch": config.wal.group_commit_max_batch,
+            "group_commit_max_delay_us": config.wal.group_commit_max_delay_us,
+            "fsync": config.wal.fsync,
+            "cache_bytes": config.storage.cache_size_mb * 1024 * 1024,
+            "signature_max_skew_seconds": config.auth.signature_max_skew_seconds,
+        }
+        kwargs.update(overrides)
+        return cls(config.data_dir, **kwargs)  # type: ignore[arg-type]
+
+    # -- recovery ------------------------------------------------------------------
+
+    def _replay(self) -> int:
+        """Apply WAL records the store has not applied yet; return how many."""
+        applied = self.store.applied_lsn()
+        if applied > self.wal.last_lsn:
+            raise StorageError(
+                f"the store has applied LSN {applied} but the WAL ends at {self.wal.last_lsn}:"
+                " the WAL directory is not the one this store was built from",
+                code="wal_behind_store",
+                retryable=False,
+            )
+        count = 0
+        chunk: list[Entry] = []
+        for rec in self.wal.iter_from(applied + 1):
+            chunk.append(decode_entry(rec.lsn, rec.type, rec.payload))
+            if len(chunk) >= REPLAY_CHUNK_RECORDS:
+                self.store.apply(chunk, drop_views=True)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self.store.apply(chunk, drop_views=True)
+            count += len(chunk)
+        if count:
+            log.info("replayed %d WAL records into the store (from LSN %d)", count, applied + 1)
+        return count
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Drop the store's derived rows and rebuild them from the WAL (writer paused)."""
+        self.writer.close()
+        self.store.reset()
+        count = self._replay()
+        if progress:
+            progress(count)
+        self.writer = GroupCommitWriter(
+            self.wal,
+            self.store,
+            self.clock,
+            max_batch=self.writer._max_batch,
+            max_delay_us=int(self.writer._max_delay_seconds * 1e6),
+        )
+        return count
+
+    # -- the write path ------------------------------------------------------------
+
+    def prepare(self, record: AnyRecord) -> Prepared:
+        """Validate, compute the content id and verify every signature (CPU-bound)."""
+        kind = KIND_OF_TYPE[type(record)]
+        record_id = verify_record(
+            record, now=self.clock.time(), max_skew_seconds=self.max_skew_seconds
+        )
+        return Prepared(kind, record_id, record)
+
+    def _prepare_chunk(self, records: Sequence[AnyRecord]) -> list[Prepared | StemeError]:
+        out: list[Prepared | StemeError] = []
+        for record in records:
+            try:
+                out.append(self.prepare(record))
+            except StemeError as exc:
+                out.append(exc)
+        return out
+
+    def prepare_many(self, records: Sequence[AnyRecord]) -> list[Prepared | StemeError]:
+        """Prepare records on the verify pool, in chunks; errors are returned per item."""
+        chunks = [
+            records[i : i + VERIFY_CHUNK_RECORDS]
+            for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
+        ]
+        out: list[Prepared | StemeError] = []
+        for result in self._pool.map(self._prepare_chunk, chunks):
+            out.extend(result)
+        return out
+
+    def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
+        return self.writer.submit(items)
+
+    def write(self, record: AnyRecord) -> WriteResult:
+        """Validate, verify, commit durably; raise the record's error."""
+        return self.submit([self.prepare(record)])[0].result()
+
+    def write_many(self, records: Sequence[AnyRecord]) -> list[WriteResult | StemeError]:
+        """Commit many records in as few group commits as possible; errors per item."""
+        prepared = self.prepare_many(records)
+        ready = [p for p in prepared if isinstance(p, Prepared)]
+        futures = iter(self.submit(ready)) if ready else iter(())
+        out: list[WriteResult | StemeError] = []
+        for p in prepared:
+            if isinstance(p, StemeError):
+                out.append(p)
+                continue
+            fut = next(futures)
+            exc = fut.exception()
+            out.append(exc if isinstance(exc, StemeError) else fut.result())
+        return out
+
+    async def write_async(self, record: AnyRecord) -> WriteResult:
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(self._pool, self.prepare, record)
+        return await asyncio.wrap_future(self.submit([prepared])[0])
+
+    async def write_many_async(
+        self, records: Sequence[AnyRecord]
+    ) -> list[WriteResult | StemeError]:
+        loop = asyncio.get_running_loop()
+        chunks = [
+            records[i : i + VERIFY_CHUNK_RECORDS]
+            for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
+        ]
+        prepared: list[Prepared | StemeError] = []
+        for part in await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._prepare_chunk, c) for c in chunks)
+        ):
+            prepared.extend(part)
+        ready = [p for p in prepared if isinstance(p, Prepared)]
+        futures = self.submit(ready) if ready else []
+        if futures:
+            await asyncio.wait([asyncio.wrap_future(f) for f in futures])
+        it = iter(futures)
+        out: list[WriteResult | StemeError] = []
+        for p in prepared:
+            if isinstance(p, StemeError):
+                out.append(p)
+                continue
+            fut = next(it)
+            exc = fut.exception()
+            out.append(exc if isinstance(exc, StemeError) else fut.result())
+        return out
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def applied_lsn(self) -> int:
+        return self.writer.applied_lsn
+
+    @property
+    def read_only(self) -> bool:
+        return self.wal.read_only
+
+    @property
+    def read_only_reason(self) -> str | None:
+        return self.wal.read_only_reason
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self.writer.add_listener(listener)
+
+    def wait_for_lsn(self, lsn: int, timeout: float) -> int:
+        return self.writer.wait_for(lsn, timeout)
+
+    def close(self) -> None:
+        """Finish in-flight group commits, then close the WAL and the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self.writer.close()
+        self._pool.shutdown(wait=True)
+        self.wal.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

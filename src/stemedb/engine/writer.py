@@ -1,0 +1,225 @@
+"""The group-commit writer (ARCHITECTURE §3).
+
+One thread drains the queue (up to ``max_batch`` records, waiting at most
+``max_delay_us`` for more once something is queued), checks each record against the
+store and the batch so far, appends the accepted ones to the WAL with ONE fdatasync,
+applies them to the store in ONE transaction that records ``applied_lsn``, and only
+then resolves every waiter. A success therefore means durable and visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Final
+
+from stemedb.errors import ReadOnlyError, StemeError, StorageError
+from stemedb.engine.checks import BatchChecker
+from stemedb.engine.codec import encode_payload
+from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.model.kinds import Entry
+from stemedb.store.cache import SubjectPredicate
+from stemedb.store.sqlite import SqliteStore
+from stemedb.sys.clock import Clock
+from stemedb.wal import Wal
+
+log = logging.getLogger("stemedb.engine")
+
+WRITER_THREAD_NAME: Final = "stemedb-writer"
+
+
+CommitListener = Callable[[int, set[SubjectPredicate]], None]
+_Item = tuple[Prepared, "Future[WriteResult]"]
+
+
+class BatchStats:
+    """Counters of the writer, read by metrics and benchmarks."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.records = 0
+        self.batch_sizes: dict[int, int] = {}
+
+    def add(self, size: int) -> None:
+        self.batches += 1
+        self.records += size
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        wal: Wal,
+        store: SqliteStore,
+        clock: Clock,
+        *,
+        max_batch: int,
+        max_delay_us: int,
+    ) -> None:
+        self._wal = wal
+        self._store = store
+        self._clock = clock
+        self._max_batch = max(1, max_batch)
+        self._max_delay_seconds = max(0, max_delay_us) / 1e6
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._listeners: list[CommitListener] = []
+        self._unapplied: list[Entry] = []
+        self._last_committed_at = 0.0
+        self.stats = BatchStats()
+        self.applied_lsn = store.applied_lsn()
+        self._applied = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name=WRITER_THREAD_NAME, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    # -- public --------------------------------------------------------------------
+
+    def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
+        futures: list[Future[WriteResult]] = [Future() for _ in items]
+        if not self._running:
+            for fut in futures:
+                fut.set_exception(StorageError("the engine is closed", code="closed"))
+            return futures
+        self._queue.put(list(zip(items, futures, strict=True)))
+        return futures
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def wait_for(self, lsn: int, timeout: float) -> int:
+        """Block until ``applied_lsn >= lsn`` or the timeout passes; return applied_lsn."""
+        with self._applied:
+            self._applied.wait_for(lambda: self.applied_lsn >= lsn, timeout=timeout)
+            return self.applied_lsn
+
+    def close(self) -> None:
+        """Finish every queued batch, then stop."""
+        if not self._running:
+            return
+        self._running = False
+        self._queue.put(None)
+        self._thread.join()
+
+    # -- the writer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._collect()
+            if batch:
+                try:
+                    self._process(batch)
+                except Exception as exc:  # never leave a waiter hanging
+                    log.exception("group commit failed")
+                    error = exc if isinstance(exc, StemeError) else StorageError(str(exc))
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(error)
+            if stop:
+                return
+
+    def _collect(self) -> tuple[list[_Item], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = list(first)
+        deadline = time.monotonic() + self._max_delay_seconds
+        while len(batch) < self._max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    more = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if more is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.extend(more)
+        return batch, False
+
+    def _process(self, batch: list[_Item]) -> None:
+        if self._wal.read_only:
+            error = ReadOnlyError(
+                f"the node is read-only: {self._wal.read_only_reason}; restart it",
+                retryable=False,
+            )
+            for _, fut in batch:
+                fut.set_exception(error)
+            return
+        if self._unapplied:  # a previous store transaction failed: catch up first
+            self._apply(self._unapplied)
+        checker = BatchChecker(self._store)
+        accepted: list[tuple[int, Prepared]] = []  # (index in batch, record)
+        outcomes: list[WriteResult | StemeError | int] = []  # int = index into accepted
+        for item, _ in batch:
+            outcome = checker.check(item.kind, item.record_id, item.record)
+            if outcome is None:
+                outcomes.append(len(accepted))
+                accepted.append((len(outcomes) - 1, item))
+            elif isinstance(outcome, StemeError):
+                outcomes.append(outcome)
+            else:
+                outcomes.append(outcome)  # an existing or in-batch duplicate
+        entries: list[Entry] = []
+        if accepted:
+            committed_at = max(self._clock.time(), self._last_committed_at)
+            self._last_committed_at = committed_at
+            frames = [
+                (int(p.kind), encode_payload(p.record_id, committed_at, p.record))
+                for _, p in accepted
+            ]
+            try:
+                first_lsn = self._wal.append(frames)
+            except StemeError as exc:
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                return
+            entries = [
+                Entry(first_lsn + i, p.kind, p.record_id, p.record, committed_at)
+                for i, (_, p) in enumerate(accepted)
+            ]
+            checker.assign_lsns(first_lsn)
+            self.stats.add(len(entries))
+            try:
+                touched = self._apply(entries)
+            except StemeError as exc:
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                return
+        else:
+            touched = set()
+        # Listeners (view invalidation, feed wake-ups) run before anyone is acknowledged.
+        if entries:
+            for listener in self._listeners:
+                try:
+                    listener(entries[-1].lsn, touched)
+                except Exception:
+                    log.exception("commit listener failed")
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, int):
+                entry = entries[outcome]
+                fut.set_result(WriteResult(entry.record_id, entry.lsn, "created"))
+            elif isinstance(outcome, StemeError):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(checker.resolve(outcome))
+
+    def _apply(self, entries: list[Entry]) -> set[SubjectPredicate]:
+        """Apply durable entries; on failure keep them to retry before the next batch."""
+        try:
+            touched = self._store.apply(entries)
+        except StemeError:
+            self._unapplied = entries
+            raise
+        self._unapplied = []
+        with self._applied:
+            self.applied_lsn = entries[-1].lsn
+            self._applied.notify_all()
+        return touched

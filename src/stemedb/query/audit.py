@@ -1,0 +1,124 @@
+"""The query audit log: who asked what, which claims contributed with which weights.
+
+Audit rows are derived data, not part of the WAL: they are buffered in memory and
+flushed to ``audit.sqlite`` by a background thread every ``flush_interval_seconds``
+(or when the buffer fills), so a read never waits for a write transaction. A crash
+loses at most the last interval of audit rows; ``flush()`` runs on clean shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Final
+
+import msgspec
+
+from stemedb.store.sqlite import SqliteStore
+
+log = logging.getLogger("stemedb.audit")
+
+FLUSH_INTERVAL_SECONDS: Final = 0.5
+MAX_BUFFERED_RECORDS: Final = 50_000
+
+
+class Contribution(msgspec.Struct, array_like=True):
+    assertion_id: str
+    weight: float
+
+
+class AuditRecord(msgspec.Struct, kw_only=True):
+    query_id: str
+    at: float
+    agent_id: str | None
+    endpoint: str
+    lens: str
+    subject: str | None
+    predicate: str | None
+    parameters: dict[str, object]
+    winner: str | None
+    contributions: list[Contribution]
+    duration_ms: float
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(AuditRecord)
+
+
+class AuditLog:
+    def __init__(self, store: SqliteStore, *, flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS):
+        self._store = store
+        self._buffer: list[AuditRecord] = []
+        self._recent: dict[str, AuditRecord] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._interval = flush_interval_seconds
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="stemedb-audit", daemon=True)
+        self._thread.start()
+
+    def record(self, rec: AuditRecord) -> None:
+        with self._lock:
+            if len(self._buffer) >= MAX_BUFFERED_RECORDS:
+                self.dropped += 1
+                return
+            self._buffer.append(rec)
+            self._recent[rec.query_id] = rec
+
+    def get(self, query_id: str) -> AuditRecord | None:
+        with self._lock:
+            rec = self._recent.get(query_id)
+        if rec is not None:
+            return rec
+        self.flush()
+        blob = self._store.audit_query(query_id)
+        return None if blob is None else _DECODER.decode(blob)
+
+    def list(
+        self, *, agent_id: str | None, since: float | None, until: float | None, limit: int
+    ) -> list[AuditRecord]:
+        self.flush()
+        blobs = self._store.audit_queries(agent=agent_id, since=since, until=until, limit=limit)
+        return [_DECODER.decode(b) for b in blobs]
+
+    def queries_using(self, assertion_id: str, limit: int = 50) -> list[str]:
+        self.flush()
+        return self._store.audit_queries_using(assertion_id, limit)
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            self._recent = {}
+        if not batch:
+            return
+        rows = [
+            (
+                r.query_id, r.at, r.agent_id, r.endpoint, r.lens, r.subject, r.predicate,
+                r.winner, r.duration_ms, _ENCODER.encode(r),
+            )  # fmt: skip
+            for r in batch
+        ]
+        links = [(c.assertion_id, r.query_id) for r in batch for c in r.contributions]
+        try:
+            self._store.write_audit(rows, links)
+        except Exception:
+            log.exception("audit flush failed; %d audit records lost", len(batch))
+            self.dropped += len(batch)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        self.flush()

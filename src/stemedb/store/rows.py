@@ -1,0 +1,94 @@
+"""Plain row types the store hands to the layers above."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class CandidateRow(msgspec.Struct, frozen=True):
+    """What the query layer needs of one assertion to filter it and run a lens."""
+
+    lsn: int
+    id: str
+    subject: str
+    predicate: str
+    value_key: str
+    confidence: float
+    timestamp: int
+    source_class: str
+    source_hash: str | None
+    epoch: str | None
+    lifecycle: str
+    valid_from: int | None
+    valid_to: int | None
+    tainted_by: str | None
+    superseded_lsn: int | None
+    signers: tuple[str, ...]
+    vote_weight: float
+
+
+class SignatureRow(msgspec.Struct, frozen=True):
+    agent_id: str
+    signature: str
+    signed_at: int
+    lsn: int
+
+
+class VoteRow(msgspec.Struct, frozen=True):
+    id: str
+    agent_id: str
+    weight: float
+    timestamp: int
+    lsn: int
+
+
+class SourceRow(msgspec.Struct, frozen=True):
+    source_hash: str
+    id: str
+    lsn: int
+    uri: str
+    title: str
+    source_class: str | None
+    published_at: int | None
+    timestamp: int
+    registered_by: tuple[str, ...]
+    retracted: bool
+    retracted_reason: str | None
+    retraction_lsn: int | None
+    content: str | None = None
+
+
+class EpochRow(msgspec.Struct, frozen=True):
+    id: str
+    lsn: int
+    name: str
+    description: str
+    kind: str
+    timestamp: int
+    supersedes: tuple[str, ...]
+    superseded_by: tuple[str, ...]
+    signers: tuple[str, ...]
+
+
+class SupersessionRow(msgspec.Struct, frozen=True):
+    id: str
+    lsn: int
+    old: str
+    new: str
+    reason: str
+    timestamp: int
+    signers: tuple[str, ...]
+
+
+class TrustRow(msgspec.Struct, frozen=True):
+    agent_id: str
+    score: float
+    updated_at: float
+    outcomes: int
+
+
+class ChangeRow(msgspec.Struct, frozen=True):
+    lsn: int
+    kind: int
+    ref: str
+    committed_at: float

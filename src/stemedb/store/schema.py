@@ -1,0 +1,165 @@
+"""The SQLite schema of the embedded store (ARCHITECTURE §5).
+
+Every table is derived from the WAL and can be rebuilt from it. Ids and agent keys are
+stored as 32-byte BLOBs; ``lsn`` is the WAL LSN of the record that created the row.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+
+-- One row per WAL record: the change feed and the as_of (transaction time) clock.
+CREATE TABLE IF NOT EXISTS changes (
+    lsn INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    ref BLOB NOT NULL,
+    committed_at REAL NOT NULL,
+    record BLOB  -- only for kinds without a table of their own (co-signature, retraction, trust)
+);
+CREATE INDEX IF NOT EXISTS changes_by_time ON changes (committed_at);
+
+CREATE TABLE IF NOT EXISTS assertions (
+    lsn INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    predicate TEXT NOT NULL,
+    value_key TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    source_hash BLOB,
+    source_class_raw TEXT,
+    source_class TEXT NOT NULL,
+    epoch BLOB,
+    parent BLOB,
+    lifecycle TEXT NOT NULL,
+    valid_from INTEGER,
+    valid_to INTEGER,
+    timestamp INTEGER NOT NULL,
+    tainted_by BLOB,
+    superseded_lsn INTEGER,
+    signers BLOB NOT NULL,
+    vote_weight REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assertions_by_subject ON assertions (subject, predicate, lsn);
+CREATE INDEX IF NOT EXISTS assertions_by_predicate ON assertions (predicate, lsn);
+CREATE INDEX IF NOT EXISTS assertions_by_source ON assertions (source_hash) WHERE source_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS assertions_by_epoch ON assertions (epoch) WHERE epoch IS NOT NULL;
+CREATE INDEX IF NOT EXISTS assertions_by_parent ON assertions (parent) WHERE parent IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS signatures (
+    assertion_lsn INTEGER NOT NULL,
+    agent BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    signed_at INTEGER NOT NULL,
+    lsn INTEGER NOT NULL,
+    PRIMARY KEY (assertion_lsn, agent)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS signatures_by_agent ON signatures (agent, assertion_lsn);
+
+CREATE TABLE IF NOT EXISTS votes (
+    lsn INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    assertion_lsn INTEGER NOT NULL,
+    agent BLOB NOT NULL,
+    weight REAL NOT NULL,
+    timestamp INTEGER NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS votes_by_assertion ON votes (assertion_lsn, agent, timestamp, lsn);
+CREATE TABLE IF NOT EXISTS votes_latest (
+    assertion_lsn INTEGER NOT NULL,
+    agent BLOB NOT NULL,
+    weight REAL NOT NULL,
+    timestamp INTEGER NOT NULL,
+    lsn INTEGER NOT NULL,
+    PRIMARY KEY (assertion_lsn, agent)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS epochs (
+    lsn INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_supersedes (
+    old BLOB NOT NULL,
+    new BLOB NOT NULL,
+    lsn INTEGER NOT NULL,
+    PRIMARY KEY (old, new)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS supersessions (
+    lsn INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    old BLOB NOT NULL,
+    new BLOB NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS supersessions_by_old ON supersessions (old);
+CREATE INDEX IF NOT EXISTS supersessions_by_new ON supersessions (new);
+
+CREATE TABLE IF NOT EXISTS sources (
+    source_hash BLOB PRIMARY KEY,
+    lsn INTEGER NOT NULL,
+    id BLOB NOT NULL,
+    uri TEXT NOT NULL,
+    title TEXT NOT NULL,
+    source_class TEXT,
+    published_at INTEGER,
+    timestamp INTEGER NOT NULL,
+    has_content INTEGER NOT NULL,
+    retraction_lsn INTEGER,
+    retracted_reason TEXT,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS trust (
+    agent BLOB PRIMARY KEY,
+    score REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    outcomes INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Default-lens results per (subject, predicate), refreshed after each batch.
+CREATE TABLE IF NOT EXISTS views (
+    subject TEXT NOT NULL,
+    predicate TEXT NOT NULL,
+    lsn INTEGER NOT NULL,
+    computed_at REAL NOT NULL,
+    result BLOB NOT NULL,
+    PRIMARY KEY (subject, predicate)
+) WITHOUT ROWID;
+"""
+
+AUDIT_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS audit_queries (
+    seq INTEGER PRIMARY KEY,
+    query_id TEXT NOT NULL UNIQUE,
+    at REAL NOT NULL,
+    agent TEXT,
+    endpoint TEXT NOT NULL,
+    lens TEXT NOT NULL,
+    subject TEXT,
+    predicate TEXT,
+    winner TEXT,
+    duration_ms REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_agent ON audit_queries (agent, at);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit_queries (at);
+CREATE TABLE IF NOT EXISTS audit_claims (
+    assertion_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (assertion_id, seq)
+) WITHOUT ROWID;
+"""
