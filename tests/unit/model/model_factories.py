@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion
 
@@ -12,8 +14,8 @@ OTHER_ID = "cd" * 32
 
 
 def fixed_key(index: int = 0) -> AgentKey:
-    """A deterministic key: seed bytes index*32 .. index*32+31 (mod 256)."""
-    return AgentKey.from_seed(bytes((index * 32 + i) % 256 for i in range(32)))
+    """A deterministic key per index: seed = sha256("stemedb-test-key-{index}")."""
+    return AgentKey.from_seed(hashlib.sha256(f"stemedb-test-key-{index}".encode()).digest())
 
 
 def make_assertion(key: AgentKey, **overrides: object) -> Assertion:
