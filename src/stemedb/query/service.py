@@ -16,6 +16,7 @@ from stemedb.model.records import Assertion, Signature
 from stemedb.query.audit import AuditLog, AuditRecord, Contribution
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
 from stemedb.query.params import QueryParams, validate_params
+from stemedb.query.provenance import Provenance
 from stemedb.query.results import (
     ClaimView,
     GroupResult,
@@ -63,6 +64,7 @@ class QueryService:
         self.default_lens = default_lens
         self.max_limit = max_limit
         self.audit = AuditLog(self.store)
+        self.provenance = Provenance(self.store, self.audit)
         self.views = ViewKeeper(self, enabled=refresh_views)
         engine.add_commit_listener(self.views.on_commit)
 

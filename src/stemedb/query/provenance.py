@@ -1,0 +1,169 @@
+"""Reads of single records: one assertion, its provenance (trace), the change feed,
+and per-agent information."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from stemedb.errors import NotFoundError, ValidationError
+from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
+from stemedb.model.signing import is_hex64
+from stemedb.query.audit import AuditLog
+from stemedb.query.results import FeedItem, FeedPage
+from stemedb.store.rows import (
+    EpochRow,
+    SignatureRow,
+    SourceRow,
+    SupersessionRow,
+    TrustRow,
+    VoteRow,
+)
+from stemedb.store.sqlite import SqliteStore
+
+MAX_FEED_LIMIT: Final = 1000
+MAX_PARENT_DEPTH: Final = 256
+_KIND_NAMES: Final = {kind: kind.name.lower() for kind in RecordKind}
+_DECODERS = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()}
+
+
+class VoteSummary(msgspec.Struct, kw_only=True):
+    count: int
+    voters: int
+    weight: float  # sum of the latest vote of each agent
+
+
+class AssertionDetail(msgspec.Struct, kw_only=True):
+    id: str
+    lsn: int
+    committed_at: float
+    assertion: dict[str, object]
+    signatures: list[SignatureRow]
+    votes: VoteSummary
+    source_class: str
+    source_warnings: list[dict[str, object]]
+    superseded_by: list[str]
+    supersedes: list[str]
+
+
+class TraceResult(msgspec.Struct, kw_only=True):
+    id: str
+    assertion: AssertionDetail
+    source: SourceRow | None
+    parents: list[AssertionDetail]  # parent chain, nearest first
+    children: list[str]
+    supersessions: list[SupersessionRow]
+    votes: list[VoteRow]
+    epoch: EpochRow | None
+    queries: list[str]  # audited queries that used the claim, newest first
+
+
+class AgentInfo(msgspec.Struct, kw_only=True):
+    agent_id: str
+    trust: float
+    trust_record: TrustRow | None
+    counts: dict[str, int]
+
+
+def _check_id(field: str, value: str) -> None:
+    if not is_hex64(value):
+        raise ValidationError(field, "must be 64 lowercase hex characters")
+
+
+class Provenance:
+    def __init__(self, store: SqliteStore, audit: AuditLog) -> None:
+        self._store = store
+        self._audit = audit
+
+    def assertion(self, assertion_id: str) -> AssertionDetail:
+        _check_id("id", assertion_id)
+        found = self._store.assertion(assertion_id)
+        if found is None:
+            raise NotFoundError(f"assertion {assertion_id} not found", code="assertion_not_found")
+        lsn, record, committed_at = found
+        row = self._store.candidates_by_ids([assertion_id])[0]
+        votes = self._store.votes(lsn)
+        warnings: list[dict[str, object]] = []
+        if row.tainted_by is not None:
+            source = self._store.source(row.tainted_by)
+            warnings.append({
+                "source_hash": row.tainted_by,
+                "kind": "retracted_source" if row.source_hash == row.tainted_by else "retracted_ancestor",
+                "reason": source.retracted_reason if source else None,
+            })  # fmt: skip
+        supersessions = self._store.supersessions_of(assertion_id)
+        body = msgspec.to_builtins(record)
+        body.pop("signatures", None)
+        return AssertionDetail(
+            id=assertion_id,
+            lsn=lsn,
+            committed_at=committed_at,
+            assertion=body,
+            signatures=self._store.signatures(lsn),
+            votes=VoteSummary(
+                count=len(votes), voters=len({v.agent_id for v in votes}), weight=row.vote_weight
+            ),
+            source_class=row.source_class,
+            source_warnings=warnings,
+            superseded_by=[s.new for s in supersessions if s.old == assertion_id],
+            supersedes=[s.old for s in supersessions if s.new == assertion_id],
+        )
+
+    def trace(self, assertion_id: str) -> TraceResult:
+        detail = self.assertion(assertion_id)
+        parents: list[AssertionDetail] = []
+        parent = detail.assertion.get("parent")
+        seen = {assertion_id}
+        while isinstance(parent, str) and parent not in seen and len(parents) < MAX_PARENT_DEPTH:
+            seen.add(parent)
+            try:
+                parents.append(self.assertion(parent))
+            except NotFoundError:
+                break
+            parent = parents[-1].assertion.get("parent")
+        source_hash = detail.assertion.get("source_hash")
+        epoch_id = detail.assertion.get("epoch")
+        return TraceResult(
+            id=assertion_id,
+            assertion=detail,
+            source=self._store.source(source_hash) if isinstance(source_hash, str) else None,
+            parents=parents,
+            children=self._store.children(assertion_id),
+            supersessions=self._store.supersessions_of(assertion_id),
+            votes=self._store.votes(detail.lsn),
+            epoch=self._store.epoch(epoch_id) if isinstance(epoch_id, str) else None,
+            queries=self._audit.queries_using(assertion_id),
+        )
+
+    def feed(self, after: int, limit: int) -> FeedPage:
+        """Committed records with LSN > ``after``, in LSN order."""
+        if after < 0:
+            raise ValidationError("after", "must be a non-negative LSN")
+        if not 1 <= limit <= MAX_FEED_LIMIT:
+            raise ValidationError("limit", f"must be between 1 and {MAX_FEED_LIMIT}")
+        items = []
+        for change in self._store.changes(after, limit):
+            kind = RecordKind(change.kind)
+            blob = self._store.record_blob(change.kind, change.ref, change.lsn)
+            record = None if blob is None else msgspec.to_builtins(_DECODERS[kind].decode(blob))
+            items.append(
+                FeedItem(
+                    lsn=change.lsn,
+                    kind=_KIND_NAMES[kind],
+                    id=change.ref,
+                    committed_at=change.committed_at,
+                    record=record,
+                )
+            )
+        next_after = items[-1].lsn if items else after
+        return FeedPage(items=items, next_after=next_after, last_lsn=self._store.applied_lsn())
+
+    def agent(self, agent_id: str, now: float) -> AgentInfo:
+        _check_id("agent_id", agent_id)
+        return AgentInfo(
+            agent_id=agent_id,
+            trust=self._store.trust(agent_id, now),
+            trust_record=self._store.trust_row(agent_id),
+            counts=self._store.agent_counts(agent_id),
+        )
