@@ -154,3 +154,22 @@ def test_vector_decoded_from_wire_bytes_verifies(vector: dict[str, Any]) -> None
     wire = json.dumps(vector["record"]).encode()
     record = msgspec.json.decode(wire, type=TYPES[vector["kind"]])
     assert verify_record(record, now=vector["signed_at"]) == vector["content_id"]
+
+
+DOC_PATH = Path(__file__).parents[3] / "docs" / "design" / "signing.md"
+
+
+def test_design_doc_shows_vectors_matching_the_golden_file() -> None:
+    doc = DOC_PATH.read_text(encoding="utf-8")
+    shown = [v for v in VECTORS if f": `{v['name']}` (" in doc]
+    assert len(shown) >= 5
+    for vector in shown:
+        for field in ("seed_hex", "public_key_hex", "content_id", "signature_hex"):
+            assert f"`{vector[field]}`" in doc, (vector["name"], field)
+        assert f"\n{vector['canonical_json']}\n" in doc, vector["name"]
+
+
+def test_design_doc_lists_every_domain_tag() -> None:
+    doc = DOC_PATH.read_text(encoding="utf-8")
+    for tag in (*TAGS.values(), ids.TRUST_OUTCOME_TAG):
+        assert f"`{tag.decode().rstrip(chr(10))}\\n`" in doc
