@@ -1,0 +1,3 @@
+"""StemeDB: a probabilistic knowledge database."""
+
+__version__ = "0.1.0"

@@ -1,1 +1,1 @@
-"""StemeDB cli layer."""
+"""The stemedb command line."""

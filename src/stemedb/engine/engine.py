@@ -25,6 +25,7 @@ from stemedb.model.validation import verify_record
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
+from stemedb.sys.lock import DirectoryLock
 from stemedb.wal import Wal, WalObserver
 
 log = logging.getLogger("stemedb.engine")
@@ -56,19 +57,25 @@ class Engine:
         self.max_skew_seconds = signature_max_skew_seconds
         self.started_at = self.clock.time()
         started = time.monotonic()
-        self.wal = Wal.open(
-            wal_dir or data_dir / "wal",
-            fs=fs,
-            clock=self.clock,
-            segment_size_bytes=segment_size_bytes,
-            fsync=fsync,
-            observer=wal_observer,
-        )
+        self._lock = DirectoryLock(data_dir)
+        try:
+            self.wal = Wal.open(
+                wal_dir or data_dir / "wal",
+                fs=fs,
+                clock=self.clock,
+                segment_size_bytes=segment_size_bytes,
+                fsync=fsync,
+                observer=wal_observer,
+            )
+        except BaseException:
+            self._lock.release()
+            raise
         try:
             self.store = SqliteStore(data_dir, cache_bytes=cache_bytes)
             self.replayed = self._replay()
         except BaseException:
             self.wal.close()
+            self._lock.release()
             raise
         self.open_seconds = time.monotonic() - started
         self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
@@ -252,6 +259,7 @@ class Engine:
         self._pool.shutdown(wait=True)
         self.wal.close()
         self.store.close()
+        self._lock.release()
 
     def __enter__(self) -> Engine:
         return self

@@ -1,1 +1,1 @@
-"""StemeDB ops layer."""
+"""Operations: state hashes, backup, restore, archival, DR drills."""

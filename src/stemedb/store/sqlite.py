@@ -9,6 +9,7 @@ lose its last transactions on power loss; the engine replays the WAL from
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -260,13 +261,12 @@ class SqliteStore:
         epochs: dict[str, int],
     ) -> None:
         record = entry.record
-        ref = bytes.fromhex(entry.record_id) if entry.record_id else b""
+        ref = bytes.fromhex(entry.record_id)
         lsn = entry.lsn
         if isinstance(record, Assertion):
             touched.add((record.subject, record.predicate))
             self._insert_assertion(conn, lsn, ref, record, retracted)
         elif isinstance(record, CoSignature):
-            ref = bytes.fromhex(record.assertion_id)
             self._insert_cosignature(conn, lsn, record, touched)
         elif isinstance(record, Vote):
             self._insert_vote(conn, lsn, ref, record, touched)
@@ -277,10 +277,8 @@ class SqliteStore:
         elif isinstance(record, Source):
             self._insert_source(conn, lsn, ref, record, touched)
         elif isinstance(record, Retraction):
-            ref = bytes.fromhex(record.source_hash)
             self._insert_retraction(conn, lsn, record, retracted, touched)
         elif isinstance(record, TrustOutcome):
-            ref = bytes.fromhex(record.agent_id)
             self._insert_trust_outcome(conn, record, entry.committed_at, trust_updates)
         own_table = entry.kind in _KINDS_WITH_TABLE
         conn.execute(
@@ -894,6 +892,16 @@ class SqliteStore:
                 "SELECT max(lsn) FROM changes WHERE committed_at <= ?", (at,)
             ).fetchone()
         return int(row[0] or 0)
+
+    def state_hash(self) -> tuple[int, str]:
+        """(applied LSN, SHA-256 over every change ``lsn:kind:id`` in LSN order)."""
+        digest = hashlib.sha256()
+        last = 0
+        with self._reading("verify") as conn:
+            for lsn, kind, ref in conn.execute("SELECT lsn, kind, ref FROM changes ORDER BY lsn"):
+                digest.update(f"{lsn}:{kind}:{ref.hex()}\n".encode())
+                last = lsn
+        return last, digest.hexdigest()
 
     def committed_at(self, lsn: int) -> float | None:
         with self._reading("query") as conn:

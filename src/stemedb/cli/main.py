@@ -1,0 +1,208 @@
+"""The ``stemedb`` command line (API.md "Command line")."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stemedb import __version__
+from stemedb.config import Config, effective, load_config
+from stemedb.errors import StemeError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="StemeDB: claims, not facts.")
+store_app = typer.Typer(no_args_is_help=True, help="The SQLite store.")
+wal_app = typer.Typer(no_args_is_help=True, help="The write-ahead log.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+app.add_typer(store_app, name="store")
+app.add_typer(wal_app, name="wal")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML file (else $STEMEDB_CONFIG, /etc/stemedb/api.toml)")
+]
+
+
+def _config(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except StemeError as exc:
+        err.print(f"[red]Error: {exc.type_name}: {exc.message}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def _fail(exc: StemeError) -> typer.Exit:
+    err.print(f"[red]Error: {exc.type_name}: {exc.message}[/red]")
+    return typer.Exit(1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Start the HTTP server (default 127.0.0.1:18180, data under ./data)."""
+    cfg = _config(config)
+    from stemedb.api.server import serve as run_server
+
+    try:
+        run_server(cfg)
+    except StemeError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    url: Annotated[str | None, typer.Option(help="Load into a running server instead")] = None,
+) -> None:
+    """Load a small signed data set that disagrees with itself, and show the lenses."""
+    from stemedb.cli.demo import PREDICATE, SUBJECT, demo_records
+
+    records = list(demo_records())
+    if url is not None:
+        from stemedb.cli.remote import load_remote
+
+        load_remote(url, records)
+        console.print(f"loaded {len(records)} records into {url}")
+        console.print(f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'")
+        return
+    from stemedb.engine import Engine
+    from stemedb.lens import LENS_NAMES
+    from stemedb.query.params import QueryParams
+    from stemedb.query.service import QueryService
+
+    cfg = _config(config)
+    try:
+        with Engine.from_config(cfg) as engine:
+            results = engine.write_many(records)
+            errors = [r for r in results if isinstance(r, StemeError)]
+            for error in errors:
+                err.print(f"[yellow]{error.type_name}: {error.message}[/yellow]")
+            service = QueryService(engine, refresh_views=False)
+            try:
+                table = Table(title=f"{SUBJECT} / {PREDICATE}: one question, seven lenses")
+                for column in ("lens", "winner", "resolution_confidence", "conflict_score", "status"):
+                    table.add_column(column)
+                for lens in LENS_NAMES:
+                    r = service.query(QueryParams(subject=SUBJECT, predicate=PREDICATE, lens=lens))
+                    assert r.resolution is not None
+                    w = r.resolution.winner
+                    table.add_row(
+                        lens,
+                        "-" if w is None else f"{w.object.value} ({w.source_class})",
+                        f"{r.resolution.resolution_confidence:.3f}",
+                        f"{r.resolution.conflict_score:.3f}",
+                        r.resolution.status or "",
+                    )
+                console.print(table)
+                warnings = service.query(QueryParams(subject=SUBJECT, predicate=PREDICATE))
+                for warning in warnings.source_warnings:
+                    console.print(
+                        f"excluded {warning.assertion_id[:12]}…: {warning.kind} ({warning.reason})"
+                    )
+                console.print(f"{len(records) - len(errors)} records in {cfg.data_dir}")
+            finally:
+                service.close()
+    except StemeError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the seed here (mode 0600)")] = None,
+) -> None:
+    """Generate an Ed25519 agent key; prints the agent id (public key)."""
+    from stemedb.model.signing import AgentKey
+
+    key = AgentKey.generate()
+    if out is not None:
+        key.save(out)
+        console.print(json.dumps({"agent_id": key.agent_id, "key_file": str(out)}))
+    else:
+        console.print(json.dumps({"agent_id": key.agent_id, "private_key": key.seed_hex}))
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (secrets masked)."""
+    cfg = _config(config)
+    sys.stdout.write(json.dumps(effective(cfg), indent=2) + "\n")
+
+
+@store_app.command("rebuild")
+def store_rebuild(config: ConfigOption = None) -> None:
+    """Drop the store's derived rows and rebuild them from the WAL."""
+    from stemedb.engine import Engine
+
+    cfg = _config(config)
+    try:
+        with Engine.from_config(cfg) as engine:
+            with console.status("rebuilding the store from the WAL…"):
+                count = engine.rebuild()
+            console.print(f"rebuilt: {count} WAL records applied, applied_lsn={engine.applied_lsn}")
+    except StemeError as exc:
+        raise _fail(exc) from None
+
+
+@wal_app.command("verify")
+def wal_verify(config: ConfigOption = None) -> None:
+    """Check every WAL record (CRC, LSN continuity) without changing anything."""
+    from stemedb.wal import verify
+
+    cfg = _config(config)
+    report = verify(cfg.wal_dir)
+    _print_report(report.to_dict())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@wal_app.command("repair")
+def wal_repair(
+    config: ConfigOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Really cut the WAL at the first damage")] = False,
+) -> None:
+    """Cut the WAL at its first damaged record (the cut bytes are kept as *.broken)."""
+    from stemedb.wal import repair
+
+    if not yes:
+        err.print("wal repair discards every record after the first damage; pass --yes")
+        raise typer.Exit(2)
+    cfg = _config(config)
+    report = repair(cfg.wal_dir)
+    _print_report(report.to_dict())
+
+
+@app.command("verify")
+def verify_store(config: ConfigOption = None) -> None:
+    """Check the store against the WAL: every WAL record applied, state hashes equal."""
+    from stemedb.ops.state import compare_store_with_wal
+
+    cfg = _config(config)
+    try:
+        report = compare_store_with_wal(cfg)
+    except StemeError as exc:
+        raise _fail(exc) from None
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def main() -> Any:
+    return app()
