@@ -51,6 +51,9 @@ class BatchChecker:
         """None to accept; an Existing for a duplicate; an error to refuse."""
         dedupe_key = self._dedupe_key(kind, record_id, record)
         if dedupe_key in self._pending:
+            conflict = self._pending_source_conflict(record_id, record)
+            if conflict is not None:
+                return conflict
             return Existing(record_id, batch_index=self._pending[dedupe_key])
         stored = self._stored_lsn(kind, record_id, record)
         if stored is not None:
@@ -82,6 +85,20 @@ class BatchChecker:
         if isinstance(record, Source | Retraction):
             return kind, record.source_hash
         return kind, record_id
+
+    def _pending_source_conflict(self, record_id: str, record: Any) -> StemeError | None:
+        """Another registration of a source hash earlier in this batch is a conflict,
+        exactly as it is once stored (not a duplicate: its content differs)."""
+        if not isinstance(record, Source):
+            return None
+        pending_id = self._pending_sources[record.source_hash][0]
+        if pending_id == record_id:
+            return None
+        return ConflictError(
+            f"source {record.source_hash} is already registered by another record",
+            code="source_exists",
+            details={"field": "source_hash", "existing_id": pending_id},
+        )
 
     def _stored_lsn(self, kind: RecordKind, record_id: str, record: Any) -> int | None:
         store = self._store
