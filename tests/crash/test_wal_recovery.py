@@ -280,3 +280,37 @@ def test_repair_of_a_bad_first_header_leaves_an_empty_log_at_the_same_lsn(
     reopened = Wal.open(tmp_path)
     assert reopened.last_lsn == 0
     reopened.close()
+
+
+def test_last_segment_of_a_newer_format_version_is_refused_not_cut(tmp_path: Path) -> None:
+    import struct
+
+    import crc32c
+
+    wal = make_wal(tmp_path, [2])
+    path = wal.segments()[0].path
+    wal.close()
+    body = b"STEMEWAL" + struct.pack("<HHQ", 2, 0, 1)
+    data = path.read_bytes()
+    path.write_bytes(body + struct.pack("<I", crc32c.crc32c(body)) + data[24:])
+    with pytest.raises(WalCorruptionError, match="version 2"):
+        Wal.open(tmp_path)
+    assert path.read_bytes()[24:] == data[24:]
+    assert not list(tmp_path.glob("*.broken"))
+
+
+def test_reports_convert_to_json_ready_dicts(tmp_path: Path) -> None:
+    make_wal(tmp_path, [2]).close()
+    report = verify(tmp_path).to_dict()
+    assert report == {
+        "directory": str(tmp_path),
+        "segments": 1,
+        "records": 2,
+        "first_lsn": 1,
+        "last_lsn": 2,
+        "torn_tail": None,
+        "corruption": None,
+        "ok": True,
+    }
+    assert repair(tmp_path).to_dict()["broken_files"] == []
+    assert Wal.open(tmp_path).recovery.to_dict()["broken_file"] is None

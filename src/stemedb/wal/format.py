@@ -44,7 +44,12 @@ SEGMENT_NAME_PATTERN = re.compile(r"^([0-9a-f]{16})\.wal$")
 
 
 class HeaderError(ValueError):
-    """A segment header is short, has a bad magic/version/flags or a bad CRC."""
+    """A segment header is short, has a bad CRC, or a good CRC and an unknown
+    magic/version/flags. Only the first two can come from a torn write."""
+
+    def __init__(self, message: str, *, could_be_torn: bool) -> None:
+        super().__init__(message)
+        self.could_be_torn = could_be_torn
 
 
 def segment_name(first_lsn: int) -> str:
@@ -65,17 +70,17 @@ def encode_segment_header(first_lsn: int) -> bytes:
 def decode_segment_header(data: bytes | memoryview) -> int:
     """The first LSN of a segment header; ``HeaderError`` says what is wrong."""
     if len(data) < SEGMENT_HEADER_SIZE_BYTES:
-        raise HeaderError(f"segment header is {len(data)} bytes, needs 24")
+        raise HeaderError(f"segment header is {len(data)} bytes, needs 24", could_be_torn=True)
     magic, version, flags, first_lsn = SEGMENT_HEADER.unpack_from(data, 0)
     (stored_crc,) = SEGMENT_HEADER_CRC.unpack_from(data, SEGMENT_HEADER.size)
     if crc32c.crc32c(data[: SEGMENT_HEADER.size]) != stored_crc:
-        raise HeaderError("segment header CRC mismatch")
+        raise HeaderError("segment header CRC mismatch", could_be_torn=True)
     if magic != MAGIC:
-        raise HeaderError(f"bad segment magic {bytes(magic)!r}")
+        raise HeaderError(f"bad segment magic {bytes(magic)!r}", could_be_torn=False)
     if version != FORMAT_VERSION:
-        raise HeaderError(f"unsupported WAL format version {version}")
+        raise HeaderError(f"unsupported WAL format version {version}", could_be_torn=False)
     if flags != 0:
-        raise HeaderError(f"unsupported segment flags {flags:#x}")
+        raise HeaderError(f"unsupported segment flags {flags:#x}", could_be_torn=False)
     return int(first_lsn)
 
 

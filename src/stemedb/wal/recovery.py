@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import msgspec
 
 from stemedb.errors import WalCorruptionError
 from stemedb.sys import Clock, FileSystem, RealFileSystem
@@ -20,7 +22,14 @@ from stemedb.wal.segment import Damage, SegmentScan, corruption_error, scan_segm
 logger = logging.getLogger("stemedb.wal")
 
 
-class RecoveryReport(NamedTuple):
+class _Report(msgspec.Struct, frozen=True):
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready builtins (paths as strings), e.g. for ``stemedb wal verify``."""
+        result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self, enc_hook=str))
+        return result
+
+
+class RecoveryReport(_Report, frozen=True):
     records_scanned: int
     last_lsn: int
     truncated_bytes: int
@@ -28,7 +37,7 @@ class RecoveryReport(NamedTuple):
     duration_seconds: float
 
 
-class VerifyReport(NamedTuple):
+class VerifyReport(_Report, frozen=True):
     """What ``verify`` found. ``ok`` means the WAL opens (a torn tail is cut on open)."""
 
     directory: Path
@@ -43,8 +52,11 @@ class VerifyReport(NamedTuple):
     def ok(self) -> bool:
         return self.corruption is None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "ok": self.ok}
 
-class RepairReport(NamedTuple):
+
+class RepairReport(_Report, frozen=True):
     directory: Path
     cut: Damage | None
     records_kept: int

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import crc32c
+import msgspec
 
 from stemedb.errors import WalCorruptionError
 from stemedb.sys import FileSystem
@@ -30,7 +31,7 @@ class WalRecord(NamedTuple):
     payload: bytes
 
 
-class Damage(NamedTuple):
+class Damage(msgspec.Struct, frozen=True):
     """The first bad byte range of a segment: where it starts and why it is bad."""
 
     segment: Path
@@ -68,8 +69,8 @@ def scan_segment(fs: FileSystem, path: Path, first_lsn: int) -> SegmentScan:
         header_lsn = decode_segment_header(view)
     except HeaderError as exc:
         damage = Damage(path, 0, str(exc))
-        valid_after = valid_frame_after(data, 1, first_lsn)
-        return SegmentScan(path, first_lsn, 0, 0, size, damage, True, valid_after)
+        valid_after = exc.could_be_torn and valid_frame_after(data, 1, first_lsn)
+        return SegmentScan(path, first_lsn, 0, 0, size, damage, exc.could_be_torn, valid_after)
     if header_lsn != first_lsn:
         mismatch = Damage(path, 0, f"header says first LSN {header_lsn}, name says {first_lsn}")
         return SegmentScan(path, first_lsn, 0, 0, size, mismatch, False, False)
