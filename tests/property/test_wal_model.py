@@ -63,9 +63,9 @@ class WalModel(RuleBasedStateMachine):
         assert len(present) == self.wal.last_lsn
         for record in present:
             assert (record.lsn, record.type, record.payload) in self.submitted
-        for lsn, record in self.acknowledged.items():
+        for lsn, acknowledged in self.acknowledged.items():
             assert lsn <= len(present), f"acknowledged LSN {lsn} lost"
-            assert (present[lsn - 1].type, present[lsn - 1].payload) == record
+            assert (present[lsn - 1].type, present[lsn - 1].payload) == acknowledged
 
     @rule(batch=batches)
     def append(self, batch: list[tuple[int, bytes]]) -> None:
