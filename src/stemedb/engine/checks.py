@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from stemedb.engine.submission import WriteResult
 from stemedb.errors import (
     AuthorizationError,
     ConflictError,
@@ -17,7 +18,6 @@ from stemedb.errors import (
     SemanticError,
     StemeError,
 )
-from stemedb.engine.submission import WriteResult
 from stemedb.model.kinds import RecordKind
 from stemedb.model.records import (
     Assertion,
@@ -45,12 +45,15 @@ class BatchChecker:
         self._pending: dict[tuple[RecordKind, str], int] = {}  # key -> accepted index
         self._pending_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._pending_retractions: set[str] = set()
+        self._accepted = 0  # records accepted so far = index of the next one
         self._first_lsn = 0
 
     def check(self, kind: RecordKind, record_id: str, record: Any) -> StemeError | Existing | None:
         """None to accept; an Existing for a duplicate; an error to refuse."""
         dedupe_key = self._dedupe_key(kind, record_id, record)
-        if dedupe_key in self._pending:
+        # Trust outcomes are events, never deduplicated (not against the store either):
+        # two equal outcomes in one batch both count, as they do in two batches.
+        if dedupe_key in self._pending and kind is not RecordKind.TRUST_OUTCOME:
             conflict = self._pending_source_conflict(record_id, record)
             if conflict is not None:
                 return conflict
@@ -61,7 +64,8 @@ class BatchChecker:
         error = self._references(kind, record)
         if error is not None:
             return error
-        self._pending[dedupe_key] = len(self._pending)
+        self._pending[dedupe_key] = self._accepted
+        self._accepted += 1
         if isinstance(record, Source):
             signers = tuple(s.agent_id for s in record.signatures)
             self._pending_sources[record.source_hash] = (record_id, signers)
