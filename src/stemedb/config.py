@@ -172,9 +172,7 @@ def _sections() -> dict[str, type[_Section]]:
 
 
 def _env_value(raw: str, name: str, section: str, key: str) -> Any:
-    field_type = next(
-        f.type for f in msgspec.structs.fields(_sections()[section]) if f.name == key
-    )
+    field_type = next(f.type for f in msgspec.structs.fields(_sections()[section]) if f.name == key)
     if field_type is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
@@ -252,14 +250,18 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ValidationError("config", "file not found", f"config file {path} not found") from None
+            raise ValidationError(
+                "config", "file not found", f"config file {path} not found"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ValidationError("config", "invalid TOML", f"{path}: {exc}") from None
     merged = _merge(raw, env_overrides(env))
     try:
         return msgspec.convert(merged, Config)
     except msgspec.ValidationError as exc:
-        raise ValidationError("config", "invalid key or value", f"configuration: {_explain(exc)}") from None
+        raise ValidationError(
+            "config", "invalid key or value", f"configuration: {_explain(exc)}"
+        ) from None
 
 
 def effective(config: Config, *, mask_secrets: bool = True) -> dict[str, Any]:

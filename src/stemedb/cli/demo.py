@@ -12,8 +12,9 @@ import hashlib
 from collections.abc import Iterator
 from typing import Final
 
+from stemedb.model.ids import assertion_id, record_id
 from stemedb.model.kinds import AnyRecord
-from stemedb.model.records import Assertion
+from stemedb.model.records import Assertion, SourceClass
 from stemedb.model.signing import (
     AgentKey,
     cosign,
@@ -23,7 +24,6 @@ from stemedb.model.signing import (
     sign_source,
     sign_vote,
 )
-from stemedb.model.ids import assertion_id, record_id
 
 SUBJECT: Final = "drugs/semaglutide"
 PREDICATE: Final = "gastroparesis_risk"
@@ -54,7 +54,7 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
     t = DEMO_TIME if now is None else now
     keys = {name: AgentKey.from_hex(seed) for name, seed in AGENTS.items()}
 
-    sources = {
+    sources: dict[str, tuple[str, str, SourceClass, str]] = {
         "label": ("fda://label/semaglutide/2024", "Prescribing information (2024 update)",
                   "regulatory", "Gastroparesis reported rarely; see section 6."),
         "trial": ("doi:10.1056/demo-sustain", "SUSTAIN-style randomised trial",
@@ -73,8 +73,12 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
             published_at=t - 200 * DAY, timestamp=t - 10,
         )  # fmt: skip
 
-    old_epoch = sign_epoch(keys["regulator"], name="labelling-2017",
-                           description="Original label, no GI warning", timestamp=t - 10)
+    old_epoch = sign_epoch(
+        keys["regulator"],
+        name="labelling-2017",
+        description="Original label, no GI warning",
+        timestamp=t - 10,
+    )
     yield old_epoch
     new_epoch = sign_epoch(keys["regulator"], name="labelling-2024",
                            description="Label update adds gastroparesis", kind="replace",
@@ -86,30 +90,49 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
             confidence=confidence, timestamp=extra.pop("timestamp", t - 5), **extra,  # type: ignore[arg-type]
         )  # fmt: skip
 
-    old_label = claim("regulator", "not_reported", 0.9, source_class="regulatory",
-                      epoch=record_id(old_epoch), timestamp=t - 2000 * DAY)
+    old_label = claim(
+        "regulator",
+        "not_reported",
+        0.9,
+        source_class="regulatory",
+        epoch=record_id(old_epoch),
+        timestamp=t - 2000 * DAY,
+    )
     yield old_label
     yield new_epoch
-    label = claim("regulator", "rare", 0.95, source_hash=hashes["label"],
-                  epoch=record_id(new_epoch))
+    label = claim(
+        "regulator", "rare", 0.95, source_hash=hashes["label"], epoch=record_id(new_epoch)
+    )
     trial = claim("trial", "rare", 0.85, source_hash=hashes["trial"], timestamp=t - 400 * DAY)
-    cohort = claim("epidemiologist", "elevated", 0.7, source_hash=hashes["cohort"],
-                   timestamp=t - 90 * DAY)
-    preprint = claim("epidemiologist", "common", 0.6, source_hash=hashes["preprint"],
-                     timestamp=t - 60 * DAY)
+    cohort = claim(
+        "epidemiologist", "elevated", 0.7, source_hash=hashes["cohort"], timestamp=t - 90 * DAY
+    )
+    preprint = claim(
+        "epidemiologist", "common", 0.6, source_hash=hashes["preprint"], timestamp=t - 60 * DAY
+    )
     yield from (label, trial, cohort, preprint)
     # A registry analyst builds on the preprint: its parent chain leads to a source
     # that will be retracted.
-    derived = claim("registry", "common", 0.55, source_class="observational",
-                    parent=assertion_id(preprint), timestamp=t - 30 * DAY)
+    derived = claim(
+        "registry",
+        "common",
+        0.55,
+        source_class="observational",
+        parent=assertion_id(preprint),
+        timestamp=t - 30 * DAY,
+    )
     yield derived
     yield claim("clinician", "elevated", 0.6, source_class="expert", timestamp=t - 20 * DAY)
     for i, who in enumerate(("forum", "patient_a", "patient_b", "patient_c")):
         cls = "community" if who == "forum" else "anecdotal"
-        yield claim(who, "common", 0.5 + 0.1 * (i % 3), source_class=cls,
-                    timestamp=t - (i + 1) * 3 * DAY)
+        yield claim(
+            who, "common", 0.5 + 0.1 * (i % 3), source_class=cls, timestamp=t - (i + 1) * 3 * DAY
+        )
     yield cosign(keys["clinician"], assertion_id(trial))
     yield sign_vote(keys["clinician"], assertion_id=assertion_id(label), weight=0.9)
     yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0)
-    yield sign_retraction(keys["epidemiologist"], source_hash=hashes["preprint"],
-                          reason="Data-processing error; authors withdrew the preprint")
+    yield sign_retraction(
+        keys["epidemiologist"],
+        source_hash=hashes["preprint"],
+        reason="Data-processing error; authors withdrew the preprint",
+    )

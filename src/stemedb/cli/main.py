@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -28,7 +27,8 @@ console = Console()
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML file (else $STEMEDB_CONFIG, /etc/stemedb/api.toml)")
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file (else $STEMEDB_CONFIG, /etc/stemedb/api.toml)"),
 ]
 
 
@@ -81,7 +81,9 @@ def demo(
 
         load_remote(url, records)
         console.print(f"loaded {len(records)} records into {url}")
-        console.print(f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'")
+        console.print(
+            f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'"
+        )
         return
     from stemedb.engine import Engine
     from stemedb.lens import LENS_NAMES
@@ -98,7 +100,13 @@ def demo(
             service = QueryService(engine, refresh_views=False)
             try:
                 table = Table(title=f"{SUBJECT} / {PREDICATE}: one question, seven lenses")
-                for column in ("lens", "winner", "resolution_confidence", "conflict_score", "status"):
+                for column in (
+                    "lens",
+                    "winner",
+                    "resolution_confidence",
+                    "conflict_score",
+                    "status",
+                ):
                     table.add_column(column)
                 for lens in LENS_NAMES:
                     r = service.query(QueryParams(subject=SUBJECT, predicate=PREDICATE, lens=lens))
@@ -126,7 +134,9 @@ def demo(
 
 @app.command()
 def keygen(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the seed here (mode 0600)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the seed here (mode 0600)")
+    ] = None,
 ) -> None:
     """Generate an Ed25519 agent key; prints the agent id (public key)."""
     from stemedb.model.signing import AgentKey
@@ -176,7 +186,9 @@ def wal_verify(config: ConfigOption = None) -> None:
 @wal_app.command("repair")
 def wal_repair(
     config: ConfigOption = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Really cut the WAL at the first damage")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really cut the WAL at the first damage")
+    ] = False,
 ) -> None:
     """Cut the WAL at its first damaged record (the cut bytes are kept as *.broken)."""
     from stemedb.wal import repair

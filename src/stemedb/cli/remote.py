@@ -23,7 +23,9 @@ def _route(record: AnyRecord) -> tuple[str, bytes]:
     if isinstance(record, Assertion):
         return "/v1/assert", msgspec.json.encode(record)
     if isinstance(record, CoSignature):
-        return f"/v1/assertions/{record.assertion_id}/signatures", msgspec.json.encode(record.signature)
+        return f"/v1/assertions/{record.assertion_id}/signatures", msgspec.json.encode(
+            record.signature
+        )
     if isinstance(record, Vote):
         return "/v1/vote", msgspec.json.encode(record)
     if isinstance(record, Epoch):
@@ -33,7 +35,11 @@ def _route(record: AnyRecord) -> tuple[str, bytes]:
     if isinstance(record, Source):
         return "/v1/sources", msgspec.json.encode(record)
     if isinstance(record, Retraction):
-        body = {"reason": record.reason, "timestamp": record.timestamp, "signatures": record.signatures}
+        body = {
+            "reason": record.reason,
+            "timestamp": record.timestamp,
+            "signatures": record.signatures,
+        }
         return f"/v1/sources/{record.source_hash}/retract", msgspec.json.encode(body)
     raise TypeError(f"cannot send {type(record).__name__} over HTTP")
 

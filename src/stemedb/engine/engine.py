@@ -266,5 +266,3 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Final
 
-from stemedb.errors import ReadOnlyError, StemeError, StorageError
-from stemedb.engine.checks import BatchChecker
+from stemedb.engine.checks import BatchChecker, Existing
 from stemedb.engine.codec import encode_payload
 from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.errors import ReadOnlyError, StemeError, StorageError
 from stemedb.model.kinds import Entry
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.sqlite import SqliteStore
@@ -157,16 +157,14 @@ class GroupCommitWriter:
             self._apply(self._unapplied)
         checker = BatchChecker(self._store)
         accepted: list[tuple[int, Prepared]] = []  # (index in batch, record)
-        outcomes: list[WriteResult | StemeError | int] = []  # int = index into accepted
+        outcomes: list[Existing | StemeError | int] = []  # int = index into accepted
         for item, _ in batch:
             outcome = checker.check(item.kind, item.record_id, item.record)
             if outcome is None:
                 outcomes.append(len(accepted))
                 accepted.append((len(outcomes) - 1, item))
-            elif isinstance(outcome, StemeError):
-                outcomes.append(outcome)
             else:
-                outcomes.append(outcome)  # an existing or in-batch duplicate
+                outcomes.append(outcome)  # an error, or an existing / in-batch duplicate
         entries: list[Entry] = []
         if accepted:
             committed_at = max(self._clock.time(), self._last_committed_at)
@@ -202,14 +200,14 @@ class GroupCommitWriter:
                     listener(entries[-1].lsn, touched)
                 except Exception:
                     log.exception("commit listener failed")
-        for (_, fut), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, int):
-                entry = entries[outcome]
+        for (_, fut), result in zip(batch, outcomes, strict=True):
+            if isinstance(result, int):
+                entry = entries[result]
                 fut.set_result(WriteResult(entry.record_id, entry.lsn, "created"))
-            elif isinstance(outcome, StemeError):
-                fut.set_exception(outcome)
+            elif isinstance(result, StemeError):
+                fut.set_exception(result)
             else:
-                fut.set_result(checker.resolve(outcome))
+                fut.set_result(checker.resolve(result))
 
     def _apply(self, entries: list[Entry]) -> set[SubjectPredicate]:
         """Apply durable entries; on failure keep them to retry before the next batch."""

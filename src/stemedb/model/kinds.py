@@ -43,7 +43,9 @@ KIND_OF_TYPE: dict[type, RecordKind] = {
 }
 TYPE_OF_KIND: dict[RecordKind, type] = {kind: cls for cls, kind in KIND_OF_TYPE.items()}
 
-AnyRecord = Assertion | CoSignature | Vote | Epoch | Supersession | Source | Retraction | TrustOutcome
+AnyRecord = (
+    Assertion | CoSignature | Vote | Epoch | Supersession | Source | Retraction | TrustOutcome
+)
 
 
 class Entry(msgspec.Struct, frozen=True):

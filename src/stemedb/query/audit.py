@@ -8,6 +8,7 @@ loses at most the last interval of audit rows; ``flush()`` runs on clean shutdow
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from typing import Final
@@ -46,7 +47,9 @@ _DECODER = msgspec.msgpack.Decoder(AuditRecord)
 
 
 class AuditLog:
-    def __init__(self, store: SqliteStore, *, flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS):
+    def __init__(
+        self, store: SqliteStore, *, flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS
+    ):
         self._store = store
         self._buffer: list[AuditRecord] = []
         self._recent: dict[str, AuditRecord] = {}
@@ -78,7 +81,7 @@ class AuditLog:
 
     def list(
         self, *, agent_id: str | None, since: float | None, until: float | None, limit: int
-    ) -> list[AuditRecord]:
+    ) -> builtins.list[AuditRecord]:
         self.flush()
         blobs = self._store.audit_queries(agent=agent_id, since=since, until=until, limit=limit)
         return [_DECODER.decode(b) for b in blobs]
@@ -99,8 +102,16 @@ class AuditLog:
             return
         rows = [
             (
-                r.query_id, r.at, r.agent_id, r.endpoint, r.lens, r.subject, r.predicate,
-                r.winner, r.duration_ms, _ENCODER.encode(r),
+                r.query_id,
+                r.at,
+                r.agent_id,
+                r.endpoint,
+                r.lens,
+                r.subject,
+                r.predicate,
+                r.winner,
+                r.duration_ms,
+                _ENCODER.encode(r),
             )  # fmt: skip
             for r in batch
         ]

@@ -66,7 +66,9 @@ def _check_time(field: str, value: float | None) -> None:
         raise ValidationError(field, "must be a finite, non-negative unix time")
 
 
-def _check_text(field: str, value: str | None, max_bytes: int, *, allow_empty: bool = False) -> None:
+def _check_text(
+    field: str, value: str | None, max_bytes: int, *, allow_empty: bool = False
+) -> None:
     if value is None:
         return
     size = len(value.encode("utf-8", "surrogatepass"))
@@ -102,4 +104,6 @@ def validate_params(p: QueryParams, *, max_limit: int = MAX_LIMIT) -> None:
     if p.agent_id is not None and not is_hex64(p.agent_id):
         raise ValidationError("agent_id", "must be 64 lowercase hex characters")
     if not 1 <= p.limit <= max_limit:
-        raise ValidationError("limit", f"must be between 1 and {max_limit}", code="limit_out_of_range")
+        raise ValidationError(
+            "limit", f"must be between 1 and {max_limit}", code="limit_out_of_range"
+        )

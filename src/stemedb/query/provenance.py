@@ -3,7 +3,7 @@ and per-agent information."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -25,7 +25,7 @@ from stemedb.store.sqlite import SqliteStore
 MAX_FEED_LIMIT: Final = 1000
 MAX_PARENT_DEPTH: Final = 256
 _KIND_NAMES: Final = {kind: kind.name.lower() for kind in RecordKind}
-_DECODERS = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()}
+_DECODERS: dict[RecordKind, msgspec.msgpack.Decoder[Any]] = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()}
 
 
 class VoteSummary(msgspec.Struct, kw_only=True):

@@ -75,7 +75,13 @@ class QueryService:
     # -- resolution ----------------------------------------------------------------
 
     def resolve_key(
-        self, subject: str, predicate: str, params: QueryParams, lens: str, lsn_bound: int, now: float
+        self,
+        subject: str,
+        predicate: str,
+        params: QueryParams,
+        lens: str,
+        lsn_bound: int,
+        now: float,
     ) -> Resolved:
         rows = self.store.candidates(subject, predicate)
         selection = select(
@@ -414,5 +420,7 @@ class QueryService:
     def audit_record(self, query_id: str) -> AuditRecord:
         rec = self.audit.get(query_id)
         if rec is None:
-            raise NotFoundError(f"query {query_id} not found in the audit log", code="query_not_found")
+            raise NotFoundError(
+                f"query {query_id} not found in the audit log", code="query_not_found"
+            )
         return rec

@@ -60,7 +60,13 @@ _SUPERSESSION_DECODER = msgspec.msgpack.Decoder(Supersession)
 _SOURCE_DECODER = msgspec.msgpack.Decoder(Source)
 
 _KINDS_WITH_TABLE: Final = frozenset(
-    {RecordKind.ASSERTION, RecordKind.VOTE, RecordKind.EPOCH, RecordKind.SUPERSESSION, RecordKind.SOURCE}
+    {
+        RecordKind.ASSERTION,
+        RecordKind.VOTE,
+        RecordKind.EPOCH,
+        RecordKind.SUPERSESSION,
+        RecordKind.SOURCE,
+    }
 )
 _CANDIDATE_COLUMNS: Final = (
     "a.lsn, a.id, a.subject, a.predicate, a.value_key, a.confidence, a.timestamp,"
@@ -283,7 +289,13 @@ class SqliteStore:
         own_table = entry.kind in _KINDS_WITH_TABLE
         conn.execute(
             "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
-            (lsn, int(entry.kind), ref, entry.committed_at, None if own_table else _ENCODER.encode(record)),
+            (
+                lsn,
+                int(entry.kind),
+                ref,
+                entry.committed_at,
+                None if own_table else _ENCODER.encode(record),
+            ),
         )
 
     def _insert_assertion(
@@ -307,7 +319,9 @@ class SqliteStore:
                     tainted = source
         parent = bytes.fromhex(a.parent) if a.parent else None
         if tainted is None and parent is not None:
-            row = conn.execute("SELECT tainted_by FROM assertions WHERE id = ?", (parent,)).fetchone()
+            row = conn.execute(
+                "SELECT tainted_by FROM assertions WHERE id = ?", (parent,)
+            ).fetchone()
             if row is not None:
                 tainted = row[0]
         signers = b"".join(bytes.fromhex(s.agent_id) for s in a.signatures)
@@ -656,7 +670,9 @@ class SqliteStore:
             vote_weight=row[16],
         )
 
-    def signers_at(self, assertion_lsns: Sequence[int], lsn_bound: int) -> dict[int, tuple[str, ...]]:
+    def signers_at(
+        self, assertion_lsns: Sequence[int], lsn_bound: int
+    ) -> dict[int, tuple[str, ...]]:
         """Signers of each assertion counting only signatures committed by ``lsn_bound``."""
         out: dict[int, list[str]] = {}
         with self._reading("query") as conn:
@@ -858,7 +874,9 @@ class SqliteStore:
                 "SELECT count(*) FROM signatures WHERE agent = ? AND lsn = assertion_lsn",
                 (agent,),
             ).fetchone()[0]
-            votes = conn.execute("SELECT count(*) FROM votes WHERE agent = ?", (agent,)).fetchone()[0]
+            votes = conn.execute("SELECT count(*) FROM votes WHERE agent = ?", (agent,)).fetchone()[
+                0
+            ]
         return {"assertions": authored, "cosignatures": signed - authored, "votes": votes}
 
     def changes(self, after: int, limit: int) -> list[ChangeRow]:
@@ -951,7 +969,9 @@ class SqliteStore:
 
     # -- audit -----------------------------------------------------------------------
 
-    def write_audit(self, rows: Sequence[tuple[Any, ...]], claims: Sequence[tuple[str, str]]) -> None:
+    def write_audit(
+        self, rows: Sequence[tuple[Any, ...]], claims: Sequence[tuple[str, str]]
+    ) -> None:
         """Append audit rows (query_id, at, agent, endpoint, lens, subject, predicate,
         winner, duration_ms, record) and their (assertion_id, query_id) links."""
         try:
@@ -991,9 +1011,11 @@ class SqliteStore:
             raise _translate(exc, "audit") from exc
 
     def audit_query(self, query_id: str) -> bytes | None:
-        row = self._audit_reader().execute(
-            "SELECT record FROM audit_queries WHERE query_id = ?", (query_id,)
-        ).fetchone()
+        row = (
+            self._audit_reader()
+            .execute("SELECT record FROM audit_queries WHERE query_id = ?", (query_id,))
+            .fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def audit_queries_using(self, assertion_id: str, limit: int) -> list[str]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 TRUST_INITIAL: Final = 0.5
@@ -17,7 +18,7 @@ def relaxed_trust(score: float, updated_at: float, now: float) -> float:
     idle = now - updated_at
     if idle <= 0:
         return score
-    return TRUST_INITIAL + (score - TRUST_INITIAL) * 2.0 ** (-idle / TRUST_HALF_LIFE_SECONDS)
+    return TRUST_INITIAL + (score - TRUST_INITIAL) * math.exp2(-idle / TRUST_HALF_LIFE_SECONDS)
 
 
 def apply_outcome(score: float, updated_at: float, accurate: bool, at: float) -> float:
