@@ -97,7 +97,7 @@ def demo(
             errors = [r for r in results if isinstance(r, StemeError)]
             for error in errors:
                 err.print(f"[yellow]{error.type_name}: {error.message}[/yellow]")
-            service = QueryService(engine, refresh_views=False)
+            service = QueryService.from_config(engine, cfg)
             try:
                 table = Table(title=f"{SUBJECT} / {PREDICATE}: one question, seven lenses")
                 for column in (

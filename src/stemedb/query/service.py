@@ -10,8 +10,9 @@ from typing import Final
 import msgspec
 
 from stemedb.engine import Engine
-from stemedb.errors import NotFoundError
-from stemedb.lens import LensConfig, Resolution, resolve
+from stemedb.config import Config, LensSettings
+from stemedb.errors import NotFoundError, ValidationError
+from stemedb.lens import LENS_NAMES, LensConfig, Resolution, resolve
 from stemedb.model.records import Assertion, Signature
 from stemedb.query.audit import AuditLog, AuditRecord, Contribution
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
@@ -44,6 +45,19 @@ class Resolved(msgspec.Struct):
     now: float
 
 
+def lens_config_from(settings: LensSettings) -> LensConfig:
+    """The lens constants of the ``[lens]`` section (regulatory claims never decay)."""
+    if settings.default not in LENS_NAMES:
+        raise ValidationError("lens.default", f"unknown lens {settings.default!r}")
+    half_lives: dict[str, float | None] = {"regulatory": None}
+    half_lives.update(settings.half_life_days)
+    return LensConfig(
+        half_life_days=half_lives,
+        tier_weights=tuple(settings.tier_weights),
+        skeptic_agreed_share=settings.skeptic_agreed_share,
+    )
+
+
 def new_query_id() -> str:
     return uuid.uuid4().hex
 
@@ -67,6 +81,16 @@ class QueryService:
         self.provenance = Provenance(self.store, self.audit)
         self.views = ViewKeeper(self, enabled=refresh_views)
         engine.add_commit_listener(self.views.on_commit)
+
+    @classmethod
+    def from_config(cls, engine: Engine, config: Config) -> QueryService:
+        return cls(
+            engine,
+            lens_config=lens_config_from(config.lens),
+            default_lens=config.lens.default,
+            max_limit=config.api.max_query_limit,
+            refresh_views=config.storage.view_refresh,
+        )
 
     def close(self) -> None:
         self.views.close()
