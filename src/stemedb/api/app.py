@@ -1,0 +1,172 @@
+"""The ASGI app (``create_app``) and the server entry point (``serve``).
+
+Lifespan: open the engine (WAL recovery + store replay) and the query service off the
+event loop, bridge the engine's commit listener to the feed hub, then accept requests.
+Shutdown: uvicorn stops accepting connections and waits for in-flight requests; the
+feed hub releases long-polls and SSE streams; the engine finishes queued group commits
+and closes the WAL and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Final
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from stemedb.api import feed, health, openapi, queries, records, registry, writes
+from stemedb.api.errors import EXCEPTION_HANDLERS
+from stemedb.api.logs import configure_logging
+from stemedb.api.middleware import RequestMiddleware
+from stemedb.api.state import ApiState
+from stemedb.config import Config
+from stemedb.engine import Engine
+from stemedb.errors import ValidationError
+from stemedb.lens import LensConfig
+from stemedb.query.service import QueryService
+
+log = logging.getLogger("stemedb.api")
+
+STARTUP_FAILURE_EXIT_CODE: Final = 3
+GRACEFUL_SHUTDOWN_SECONDS: Final = 10
+
+
+def lens_config(config: Config) -> LensConfig:
+    half_lives: dict[str, float | None] = {"regulatory": None}
+    half_lives.update(config.lens.half_life_days)
+    return LensConfig(
+        half_life_days=half_lives,
+        tier_weights=tuple(config.lens.tier_weights),
+        skeptic_agreed_share=config.lens.skeptic_agreed_share,
+    )
+
+
+def _open(state: ApiState) -> tuple[Engine, QueryService]:
+    config = state.config
+    engine = Engine.from_config(config, wal_observer=state.metrics.wal)
+    try:
+        service = QueryService(
+            engine,
+            lens_config=lens_config(config),
+            default_lens=config.lens.default,
+            max_limit=config.api.max_query_limit,
+            refresh_views=config.storage.view_refresh,
+        )
+    except BaseException:
+        engine.close()
+        raise
+    return engine, service
+
+
+def _close(engine: Engine, service: QueryService) -> None:
+    service.close()
+    engine.close()
+
+
+def create_app(config: Config) -> Starlette:
+    state = ApiState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        engine, service = await loop.run_in_executor(None, _open, state)
+        state.metrics.wal.recovery_duration.set(engine.open_seconds)
+        state.metrics.assertions_total.set(
+            await loop.run_in_executor(None, engine.store.assertion_count)
+        )
+        state.metrics.watch_caches(
+            lambda: {"query": (engine.store.cache.hits, engine.store.cache.misses)}
+        )
+        state.feed.attach(loop, lambda: engine.applied_lsn)
+        engine.add_commit_listener(state.feed.on_commit)
+        state.open(engine, service)
+        state.accepting = True
+        log.info(
+            "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
+            state.version, engine.applied_lsn, engine.replayed,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            state.accepting = False
+            state.feed.close()
+            state.close_readers()
+            await loop.run_in_executor(None, _close, engine, service)
+            log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)
+
+    routes: list[BaseRoute] = [
+        *health.routes(state),
+        *writes.routes(state),
+        *registry.routes(state),
+        *records.routes(state),
+        *queries.routes(state),
+        *feed.routes(state),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestMiddleware, metrics=state.metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.router.routes.extend(openapi.routes(lambda: app.router.routes, state.version))
+    app.router.redirect_slashes = False
+    app.state.api = state
+    return app
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port)."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(
+            "api.bind", "must be host:port", f"api.bind {bind!r} is not host:port"
+        )
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+class _Server(uvicorn.Server):
+    """Releases long-polls and SSE streams as soon as shutdown starts."""
+
+    def __init__(self, config: uvicorn.Config, state: ApiState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._state.feed.close_threadsafe()
+
+
+def serve(config: Config) -> None:
+    """Run the API server on ``config.api.bind`` until SIGINT/SIGTERM."""
+    configure_logging(config.logging)
+    host, port = parse_bind(config.api.bind)
+    app = create_app(config)
+    uconfig = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ssl_certfile=config.tls.cert_file or None,
+        ssl_keyfile=config.tls.key_file or None,
+    )
+    server = _Server(uconfig, app.state.api)
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE_EXIT_CODE)
+
+
+__all__ = ["create_app", "parse_bind", "serve"]

@@ -1,0 +1,73 @@
+"""Liveness, readiness and the Prometheus endpoint (never rate limited)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stemedb.api.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
+from stemedb.api.metrics import CONTENT_TYPE
+from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.state import ApiState
+from stemedb.api.wire import HealthResponse, ReadyResponse
+
+
+def readiness(state: ApiState) -> tuple[list[str], int]:
+    """Why the node is not ready (empty when it is), and its applied LSN."""
+    reasons: list[str] = []
+    engine = state.opened_engine
+    if engine is None or not state.accepting:
+        return ["the node is starting or shutting down"], 0
+    if engine.read_only:
+        reasons.append(f"wal: read-only ({engine.read_only_reason}); restart the node")
+    applied = engine.applied_lsn
+    try:
+        engine.store.changes(applied, 1)
+    except Exception as exc:  # any failure means "not ready", with the reason
+        reasons.append(f"store: {exc}")
+    return reasons, applied
+
+
+def routes(state: ApiState) -> list[ApiRoute]:
+    async def get_health(request: Request) -> Response:
+        return json_response(
+            HealthResponse(
+                status="ok", version=state.version, uptime_seconds=round(state.uptime_seconds(), 3)
+            )
+        )
+
+    async def get_ready(request: Request) -> Response:
+        if state.opened_engine is None or not state.accepting:
+            reasons, applied = readiness(state)
+        else:
+            reasons, applied = await state.offload(readiness, state)
+        if reasons:
+            return json_response(
+                ReadyResponse(status="not_ready", reasons=reasons, applied_lsn=applied),
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+            )
+        return json_response(ReadyResponse(status="ready", reasons=[], applied_lsn=applied))
+
+    async def get_metrics(request: Request) -> Response:
+        engine = state.opened_engine
+        if engine is not None:
+            wal = state.metrics.wal
+            wal.segments.set(len(engine.wal.segments()))
+            wal.disk_usage.set(engine.wal.disk_usage_bytes())
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    health_doc = EndpointDoc(summary="Liveness.", tag="operations", responses={200: HealthResponse})
+    return [
+        api_route("/health", get_health, ["GET"], health_doc, timeout_seconds=None),
+        api_route("/v1/health", get_health, ["GET"], health_doc, timeout_seconds=None),
+        api_route("/ready", get_ready, ["GET"], EndpointDoc(
+            summary="Readiness: 200 only when the WAL is writable and the store is open;"
+            " else 503 with reasons.",
+            tag="operations", responses={200: ReadyResponse, 503: ReadyResponse},
+        ), timeout_seconds=None),
+        api_route("/metrics", get_metrics, ["GET"], EndpointDoc(
+            summary="Prometheus metrics (text exposition format).", tag="operations",
+            media_type=CONTENT_TYPE,
+        ), timeout_seconds=None),
+    ]  # fmt: skip

@@ -1,0 +1,174 @@
+"""``/openapi.json`` (OpenAPI 3.1, generated) and ``/docs`` (a self-contained page).
+
+The document is built from the routes' ``EndpointDoc`` and the msgspec types they
+name, through ``msgspec.json.schema_components``: change a struct and the spec follows.
+``/docs`` renders the same document as plain HTML; it loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute
+
+from stemedb.api.errors import JSON_MEDIA_TYPE
+from stemedb.api.routing import ApiRoute, EndpointDoc, api_route
+from stemedb.api.wire import ErrorEnvelope
+
+_OPERATION_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
+REF_TEMPLATE: Final = "#/components/schemas/{name}"
+OPENAPI_VERSION: Final = "3.1.0"
+
+
+def _schema_hook(t: Any) -> dict[str, Any]:
+    if t is object:
+        return {"description": "any JSON value"}
+    raise NotImplementedError(t)
+
+
+def _types_of(doc: EndpointDoc) -> list[Any]:
+    found = [doc.body] if doc.body is not None else []
+    found.extend(t for t in doc.responses.values() if t is not None)
+    found.extend(p.type for p in doc.params)
+    return found
+
+
+def _response(status: int, schema: dict[str, Any] | None, media_type: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if schema is not None:
+        out["content"] = {media_type: {"schema": schema}}
+    out["headers"] = {"X-Request-Id": {"schema": {"type": "string"}}}
+    return out
+
+
+def build_openapi(routes: Sequence[BaseRoute], version: str) -> dict[str, Any]:
+    documented = [r for r in routes if isinstance(r, ApiRoute)]
+    types: list[Any] = [ErrorEnvelope]
+    for route in documented:
+        for t in _types_of(route.doc):
+            if t not in types:
+                types.append(t)
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template=REF_TEMPLATE, schema_hook=_schema_hook
+    )
+    schema_of = dict(zip(range(len(types)), schemas, strict=True))
+
+    def schema(t: Any) -> dict[str, Any]:
+        return schema_of[types.index(t)]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in documented:
+        doc = route.doc
+        item = paths.setdefault(route.path, {})
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in route.param_convertors
+        ]
+        parameters.extend(
+            {
+                "name": p.name,
+                "in": "query",
+                "required": p.required,
+                "description": p.description,
+                "schema": schema(p.type),
+            }
+            for p in doc.params
+        )
+        responses: dict[str, Any] = {}
+        for status, t in doc.responses.items():
+            media = JSON_MEDIA_TYPE if status >= 300 else doc.media_type
+            responses[str(status)] = _response(status, schema(t) if t else None, media)
+        if not doc.responses:
+            responses["200"] = _response(200, {"type": "string"}, doc.media_type)
+        responses.setdefault("default", {
+            "description": "Error envelope",
+            "content": {JSON_MEDIA_TYPE: {"schema": schema(ErrorEnvelope)}},
+        })  # fmt: skip
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            op: dict[str, Any] = {
+                "summary": doc.summary,
+                "tags": [doc.tag],
+                "operationId": method.lower() + _OPERATION_CHARS.sub("_", route.path).rstrip("_"),
+                "parameters": parameters,
+                "responses": responses,
+            }
+            if doc.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": schema(doc.body)}},
+                }
+            item[method.lower()] = op
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "StemeDB",
+            "version": version,
+            "description": "A probabilistic knowledge database: signed, content-addressed"
+            " claims resolved at read time through lenses.",
+        },
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    rows: list[str] = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            params = ", ".join(
+                f"{html.escape(p['name'])}{'' if p['in'] == 'query' else ' (path)'}"
+                for p in op["parameters"]
+            )
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}"
+                f"</code></td><td>{html.escape(op['summary'])}</td><td>{params}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>StemeDB API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .6em;"
+        "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}</style></head><body>"
+        f"<h1>StemeDB API {html.escape(spec['info']['version'])}</h1>"
+        "<p>The machine-readable contract is <a href='/openapi.json'>/openapi.json</a>"
+        ' (OpenAPI 3.1). Every error answer is the envelope <code>{"error": {code, type,'
+        ' message, details, retryable}, "request_id"}</code>.</p>'
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+
+
+def routes(get_routes: Any, version: str) -> list[ApiRoute]:
+    """``get_routes`` returns the app's routes (the spec is built on first request)."""
+    cache: dict[str, bytes | str] = {}
+
+    def spec() -> dict[str, Any]:
+        return build_openapi(get_routes(), version)
+
+    async def get_openapi(request: Request) -> Response:
+        if "json" not in cache:
+            cache["json"] = msgspec.json.encode(spec())
+        return Response(cache["json"], media_type=JSON_MEDIA_TYPE)
+
+    async def get_docs(request: Request) -> Response:
+        if "html" not in cache:
+            cache["html"] = docs_page(spec())
+        return HTMLResponse(cache["html"])
+
+    return [
+        api_route("/openapi.json", get_openapi, ["GET"], EndpointDoc(
+            summary="This OpenAPI 3.1 document.", tag="operations",
+        ), timeout_seconds=None),
+        api_route("/docs", get_docs, ["GET"], EndpointDoc(
+            summary="Human-readable API reference (no external assets).", tag="operations",
+            media_type="text/html",
+        ), timeout_seconds=None),
+    ]  # fmt: skip

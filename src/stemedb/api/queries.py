@@ -1,0 +1,140 @@
+"""Query routes: ``GET /v1/query``, ``POST /v1/query`` (many in one), ``GET /v1/skeptic``."""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stemedb.api.bodies import read_json
+from stemedb.api.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
+from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.state import ApiState
+from stemedb.api.wire import ErrorEnvelope, QueryBatchRequest, QueryBatchResponse
+from stemedb.errors import StemeError, ValidationError
+from stemedb.query.params import QueryParams
+from stemedb.query.results import QueryResult, SkepticResult
+
+QUERY_BATCH_DECODER: Final = msgspec.json.Decoder(QueryBatchRequest)
+SKEPTIC_FILTERS: Final = (
+    "as_of", "valid_at", "since", "lifecycle", "epoch", "source_class", "agent_id",
+    "include_retracted", "include_superseded",
+)  # fmt: skip
+
+
+def _in_item(error: StemeError, index: int) -> StemeError:
+    """A query's error re-labelled with its position in ``POST /v1/query``."""
+    if isinstance(error, ValidationError):
+        prefixed = ValidationError(
+            f"queries[{index}].{error.field}",
+            error.rule,
+            f"queries[{index}]: {error.message}",
+            code=error.code,
+            status=error.status,
+        )
+        return prefixed
+    return error
+
+
+def routes(state: ApiState) -> list[ApiRoute]:
+    max_body = state.config.api.max_body_bytes
+    max_batch = state.config.api.max_batch
+    timeout = state.config.api.request_timeout_seconds
+
+    async def get_query(request: Request) -> Response:
+        asker = state.asker(request)
+        params = query_params(QueryString(request))
+        service = state.service
+        started = time.perf_counter()
+        result = await state.offload(service.query, params, asker=asker, endpoint="query")
+        state.metrics.observe_query("query", result.lens, time.perf_counter() - started)
+        return json_response(result)
+
+    async def post_query(request: Request) -> Response:
+        asker = state.asker(request)
+        body = await read_json(request, QUERY_BATCH_DECODER, max_body)
+        if not body.queries:
+            raise ValidationError("queries", "empty", "no queries given", code="empty_batch")
+        if len(body.queries) > max_batch:
+            raise ValidationError(
+                "queries",
+                "too_many",
+                f"{len(body.queries)} queries; api.max_batch is {max_batch}",
+                code="batch_too_large",
+            )
+        params = [spec_params(spec) for spec in body.queries]
+        service = state.service
+
+        def run_all(items: list[QueryParams]) -> list[QueryResult]:
+            out = []
+            for index, item in enumerate(items):
+                try:
+                    out.append(service.query(item, asker=asker, endpoint="query_batch"))
+                except StemeError as exc:
+                    raise _in_item(exc, index) from None
+            return out
+
+        started = time.perf_counter()
+        results = await state.offload(run_all, params)
+        elapsed = (time.perf_counter() - started) / max(1, len(results))
+        for result in results:
+            state.metrics.observe_query("query_batch", result.lens, elapsed)
+        return json_response(QueryBatchResponse(results))
+
+    async def get_skeptic(request: Request) -> Response:
+        asker = state.asker(request)
+        qs = QueryString(request)
+        full = query_params_for_skeptic(qs)
+        if full.predicate is None:
+            raise ValidationError("predicate", "required", "predicate is required")
+        if full.subject is None:
+            raise ValidationError("subject", "required", "subject is required")
+        filters = {name: getattr(full, name) for name in SKEPTIC_FILTERS}
+        service = state.service
+        started = time.perf_counter()
+        result = await state.offload(
+            service.skeptic, full.subject, full.predicate, asker=asker, **filters
+        )
+        state.metrics.observe_query("skeptic", "skeptic", time.perf_counter() - started)
+        return json_response(result)
+
+    errors = {400: ErrorEnvelope, 503: ErrorEnvelope}
+    query_doc = tuple(Param(name, kind, text) for name, kind, text in QUERY_PARAM_DOCS)
+    skeptic_doc = tuple(
+        p for p in query_doc if p.name in (*SKEPTIC_FILTERS, "subject", "predicate")
+    )
+    return [
+        api_route("/v1/query", get_query, ["GET"], EndpointDoc(
+            summary="Resolve (subject, predicate) - or a subject prefix - through a lens.",
+            tag="reads", params=query_doc, responses={200: QueryResult, **errors},
+        ), timeout_seconds=timeout),
+        api_route("/v1/query", post_query, ["POST"], EndpointDoc(
+            summary="Many queries in one request (each with the GET /v1/query parameters).",
+            tag="reads", body=QueryBatchRequest, responses={200: QueryBatchResponse, **errors},
+        ), timeout_seconds=timeout),
+        api_route("/v1/skeptic", get_skeptic, ["GET"], EndpointDoc(
+            summary="Every distinct value with its support share; status and conflict_score.",
+            tag="reads", params=skeptic_doc, responses={200: SkepticResult, **errors},
+        ), timeout_seconds=timeout),
+    ]  # fmt: skip
+
+
+def query_params_for_skeptic(qs: QueryString) -> QueryParams:
+    params = QueryParams(
+        subject=qs.text("subject"),
+        predicate=qs.text("predicate"),
+        as_of=qs.number("as_of"),
+        valid_at=qs.number("valid_at"),
+        since=qs.number("since"),
+        lifecycle=qs.words("lifecycle"),
+        epoch=qs.text("epoch"),
+        source_class=qs.words("source_class"),
+        agent_id=qs.text("agent_id"),
+        include_retracted=qs.flag("include_retracted"),
+        include_superseded=qs.flag("include_superseded"),
+    )
+    qs.finish()
+    return params

@@ -1,0 +1,130 @@
+"""Epoch and source registry routes: register, list, get, retract."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stemedb.api.bodies import read_json
+from stemedb.api.params import QueryString
+from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.state import ApiState
+from stemedb.api.wire import EpochList, ErrorEnvelope, RetractBody, SourceList
+from stemedb.api.writes import WRITE_ERRORS, commit
+from stemedb.engine import WriteResult
+from stemedb.errors import NotFoundError, ValidationError
+from stemedb.model.records import Epoch, Retraction, Source
+from stemedb.model.signing import is_hex64
+from stemedb.store.rows import EpochRow, SourceRow
+
+EPOCH_DECODER: Final = msgspec.json.Decoder(Epoch)
+SOURCE_DECODER: Final = msgspec.json.Decoder(Source)
+RETRACT_DECODER: Final = msgspec.json.Decoder(RetractBody)
+DEFAULT_PAGE: Final = 100
+MAX_PAGE: Final = 1000
+NOT_FOUND: Final = {400: ErrorEnvelope, 404: ErrorEnvelope}
+
+
+def _hex_path(request: Request, name: str, field: str) -> str:
+    value = str(request.path_params[name])
+    if not is_hex64(value):
+        raise ValidationError(field, "hex_format", f"{field} must be 64 lowercase hex characters")
+    return value
+
+
+def routes(state: ApiState) -> list[ApiRoute]:
+    max_body = state.config.api.max_body_bytes
+    timeout = state.config.api.request_timeout_seconds
+
+    async def post_epoch(request: Request) -> Response:
+        epoch = await read_json(request, EPOCH_DECODER, max_body)
+        return await commit(state, request, epoch)
+
+    async def get_epochs(request: Request) -> Response:
+        QueryString(request).finish()
+        epochs = await state.offload(state.service.store.epochs)
+        return json_response(EpochList(epochs))
+
+    async def get_epoch(request: Request) -> Response:
+        epoch_id = _hex_path(request, "id", "id")
+        row = await state.offload(state.service.store.epoch, epoch_id)
+        if row is None:
+            raise NotFoundError(f"epoch {epoch_id} not found", code="epoch_not_found")
+        return json_response(row)
+
+    async def post_source(request: Request) -> Response:
+        source = await read_json(request, SOURCE_DECODER, max_body)
+        return await commit(state, request, source)
+
+    async def get_sources(request: Request) -> Response:
+        qs = QueryString(request)
+        cursor = qs.text("cursor")
+        limit = qs.integer("limit", DEFAULT_PAGE)
+        qs.finish()
+        if cursor is not None and not is_hex64(cursor):
+            raise ValidationError(
+                "cursor", "is not a cursor returned by this listing", code="bad_cursor"
+            )
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(
+                "limit", f"must be between 1 and {MAX_PAGE}", code="limit_out_of_range"
+            )
+        rows = await state.offload(state.service.store.sources, after=cursor, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = rows[-1].source_hash if more and rows else None
+        return json_response(SourceList(sources=rows, next_cursor=next_cursor))
+
+    async def get_source(request: Request) -> Response:
+        source_hash = _hex_path(request, "hash", "source_hash")
+        row = await state.offload(state.service.store.source, source_hash, with_content=True)
+        if row is None:
+            raise NotFoundError(f"source {source_hash} not found", code="source_not_found")
+        return json_response(row)
+
+    async def post_retract(request: Request) -> Response:
+        body = await read_json(request, RETRACT_DECODER, max_body)
+        record = Retraction(
+            source_hash=str(request.path_params["hash"]),
+            reason=body.reason,
+            timestamp=body.timestamp,
+            signatures=body.signatures,
+        )
+        return await commit(state, request, record)
+
+    ok = {201: WriteResult, 200: WriteResult, **WRITE_ERRORS}
+    page_params = (
+        Param("cursor", str, "next_cursor of the previous page"),
+        Param("limit", int, f"page size, 1..{MAX_PAGE} (default {DEFAULT_PAGE})"),
+    )
+    return [
+        api_route("/v1/epoch", post_epoch, ["POST"], EndpointDoc(
+            summary="Register a signed epoch (a named paradigm).", tag="registry", body=Epoch,
+            responses=ok,
+        ), timeout_seconds=timeout),
+        api_route("/v1/epochs", get_epochs, ["GET"], EndpointDoc(
+            summary="Every epoch, in LSN order.", tag="registry", responses={200: EpochList},
+        ), timeout_seconds=timeout),
+        api_route("/v1/epochs/{id}", get_epoch, ["GET"], EndpointDoc(
+            summary="One epoch.", tag="registry", responses={200: EpochRow, **NOT_FOUND},
+        ), timeout_seconds=timeout),
+        api_route("/v1/sources", post_source, ["POST"], EndpointDoc(
+            summary="Register a signed source (content optional, must hash to source_hash).",
+            tag="registry", body=Source, responses=ok,
+        ), timeout_seconds=timeout),
+        api_route("/v1/sources", get_sources, ["GET"], EndpointDoc(
+            summary="Registered sources without content, by source_hash, cursor-paged.",
+            tag="registry", params=page_params, responses={200: SourceList, 400: ErrorEnvelope},
+        ), timeout_seconds=timeout),
+        api_route("/v1/sources/{hash}", get_source, ["GET"], EndpointDoc(
+            summary="One source with its content.", tag="registry",
+            responses={200: SourceRow, **NOT_FOUND},
+        ), timeout_seconds=timeout),
+        api_route("/v1/sources/{hash}/retract", post_retract, ["POST"], EndpointDoc(
+            summary="Retract a source: every assertion citing it is flagged and excluded.",
+            tag="registry", body=RetractBody, responses=ok,
+        ), timeout_seconds=timeout),
+    ]  # fmt: skip

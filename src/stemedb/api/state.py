@@ -1,0 +1,94 @@
+"""What one running app holds: configuration, engine, query service, metrics, feed hub.
+
+Created empty by ``create_app``; the lifespan opens the engine and the service and
+clears ``accepting`` again on shutdown. Route handlers close over one ``ApiState``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from stemedb import __version__
+from stemedb.api.errors import AGENT_KEY
+from stemedb.api.feed_hub import FeedHub
+from stemedb.api.metrics import Metrics
+from stemedb.config import Config
+from stemedb.engine import Engine
+from stemedb.errors import UnavailableError, ValidationError
+from stemedb.model.signing import is_hex64
+from stemedb.query.service import QueryService
+
+T = TypeVar("T")
+
+READ_THREADS = 4
+
+
+class ApiState:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.version = __version__
+        self.metrics = Metrics(self.version)
+        self.feed = FeedHub()
+        self.started_monotonic = time.monotonic()
+        self.accepting = False
+        self._engine: Engine | None = None
+        self._service: QueryService | None = None
+        self._readers: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def open(self, engine: Engine, service: QueryService) -> None:
+        self._engine = engine
+        self._service = service
+        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="stemedb-read")
+
+    def close_readers(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or not self.accepting:
+            raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        return self._engine
+
+    @property
+    def service(self) -> QueryService:
+        if self._service is None or not self.accepting:
+            raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        return self._service
+
+    @property
+    def opened_engine(self) -> Engine | None:
+        return self._engine
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    # -- helpers for handlers ----------------------------------------------------
+
+    async def offload(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run a blocking read (SQLite) on the read pool, off the event loop."""
+        loop = asyncio.get_running_loop()
+        call = partial(fn, *args, **kwargs) if kwargs else partial(fn, *args)
+        return await loop.run_in_executor(self._readers, call)
+
+    @staticmethod
+    def asker(request: Request) -> str | None:
+        """The reading agent from ``X-Agent-Id`` (64 lowercase hex), recorded for metrics."""
+        agent = request.headers.get("x-agent-id")
+        if agent is None:
+            return None
+        if not is_hex64(agent):
+            raise ValidationError(
+                "X-Agent-Id", "hex_format", "X-Agent-Id must be 64 lowercase hex characters"
+            )
+        request.scope[AGENT_KEY] = agent
+        return agent
