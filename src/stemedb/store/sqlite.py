@@ -114,6 +114,21 @@ def _translate(exc: apsw.Error, operation: str) -> StorageError:
     return StorageError(f"store {operation} failed: {exc}", code="store_error")
 
 
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (code-point
+    order, which is SQLite's BINARY order of UTF-8), or None when there is none.
+
+    ``prefix + U+10FFFF`` is not it: ``prefix + U+10FFFF + "z"`` sorts above it."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars.pop()) + 1
+        if point <= 0x10FFFF:
+            if 0xD800 <= point <= 0xDFFF:  # surrogates are not UTF-8 text
+                point = 0xE000
+            return "".join(chars) + chr(point)
+    return None
+
+
 class SqliteStore:
     """Indexes and derived state of one node, in ``<data_dir>/store.sqlite``."""
 
@@ -125,6 +140,9 @@ class SqliteStore:
         self.path = data_dir / STORE_FILE
         self.audit_path = data_dir / AUDIT_FILE
         self._local = threading.local()
+        # The writer connection is shared by the group-commit writer, the view refresher
+        # and applied_lsn() callers; apsw refuses concurrent use from two threads.
+        self._write_lock = threading.RLock()
         self._closed = False
         try:
             self._writer = self._connect(self.path)
@@ -198,7 +216,8 @@ class SqliteStore:
     # -- meta ----------------------------------------------------------------------
 
     def _meta(self, key: str) -> Any:
-        row = self._writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._write_lock:
+            row = self._writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def applied_lsn(self) -> int:
@@ -238,7 +257,7 @@ class SqliteStore:
         epochs: dict[str, int] = {}
         conn = self._writer
         try:
-            with conn:
+            with self._write_lock, conn:
                 for entry in entries:
                     self._apply_one(conn, entry, touched, trust_updates, retracted, epochs)
                 if drop_views:
@@ -542,7 +561,7 @@ class SqliteStore:
             "changes", "assertions", "signatures", "votes", "votes_latest", "epochs",
             "epoch_supersedes", "supersessions", "sources", "trust", "views",
         ]  # fmt: skip
-        with self._writer:
+        with self._write_lock, self._writer:
             for table in tables:
                 self._writer.execute(f"DELETE FROM {table}")
             self._writer.execute("UPDATE meta SET value = 0 WHERE key = 'applied_lsn'")
@@ -645,8 +664,11 @@ class SqliteStore:
             return "a.subject = ?", [subject]
         if not subject:
             return "1", []
-        # A byte-range scan on the index: [prefix, prefix + U+10FFFF).
-        return "a.subject >= ? AND a.subject < ?", [subject, subject + "\U0010ffff"]
+        # A byte-range scan on the index: [prefix, least string above every extension).
+        upper = prefix_upper_bound(subject)
+        if upper is None:
+            return "a.subject >= ?", [subject]
+        return "a.subject >= ? AND a.subject < ?", [subject, upper]
 
     @staticmethod
     def _candidate(row: Sequence[Any]) -> CandidateRow:
@@ -952,7 +974,7 @@ class SqliteStore:
     def put_views(self, views: Sequence[tuple[str, str, int, float, bytes]]) -> None:
         """Store default-lens results: (subject, predicate, lsn, computed_at, result)."""
         try:
-            with self._writer:
+            with self._write_lock, self._writer:
                 self._writer.executemany(
                     "INSERT OR REPLACE INTO views VALUES (?, ?, ?, ?, ?)", views
                 )

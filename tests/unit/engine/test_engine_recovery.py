@@ -46,9 +46,11 @@ EngineFactory = Callable[..., Engine]
 
 def populate(engine: Engine, claim: Claim, keys: list[AgentKey], clock: FakeClock) -> None:
     """A small data set touching every record kind, written in several batches."""
-    src = sign_source(keys[0], uri="doi:10/trial", content="trial", source_class="clinical")
+    src = sign_source(
+        keys[0], uri="doi:10/trial", content="trial", source_class="clinical", timestamp=T0 - 500
+    )
     bad = sign_source(keys[1], uri="doi:10/fraud", content="fraud", timestamp=T0 - 500)
-    engine.write_many([src, bad])
+    assert all(isinstance(r, WriteResult) for r in engine.write_many([src, bad]))
     clock.advance(10)
     a = claim("rare", source_hash=src.source_hash, timestamp=T0 - 90)
     b = claim("common", key=keys[1], source_hash=bad.source_hash, timestamp=T0 - 80)
@@ -57,10 +59,12 @@ def populate(engine: Engine, claim: Claim, keys: list[AgentKey], clock: FakeCloc
     e = claim(1.0, predicate="dose_mg", key=keys[3], timestamp=T0 - 50)
     f = claim("none", subject="drugs/tirzepatide", key=keys[4], timestamp=T0 - 40)
     ids = [r.id for r in engine.write_many([a, b, c, d, e, f]) if isinstance(r, WriteResult)]
+    assert len(ids) == 6
     clock.advance(10)
     child = claim("uncommon", key=keys[1], parent=ids[1], timestamp=T0 - 30)
     old_epoch = sign_epoch(keys[0], name="v1", timestamp=T0 - 30)
-    engine.write_many([child, old_epoch, cosign(keys[3], ids[0], signed_at=T0 - 20)])
+    more = engine.write_many([child, old_epoch, cosign(keys[3], ids[0], signed_at=T0 - 20)])
+    assert all(isinstance(r, WriteResult) for r in more)
     clock.advance(10)
     records: list[Any] = [
         sign_vote(keys[2], assertion_id=ids[4], weight=0.9, timestamp=T0 - 20),
