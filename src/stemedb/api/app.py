@@ -133,7 +133,8 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 class _Server(uvicorn.Server):
-    """Releases long-polls and SSE streams as soon as shutdown starts."""
+    """Releases long-polls and SSE streams as soon as shutdown starts, and exits 0
+    after a graceful shutdown (uvicorn would re-raise SIGTERM, exiting -15)."""
 
     def __init__(self, config: uvicorn.Config, state: ApiState) -> None:
         super().__init__(config)
@@ -141,6 +142,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        self._captured_signals.clear()
         self._state.feed.close_threadsafe()
 
 
