@@ -47,6 +47,16 @@ class BatchChecker:
         self._pending_retractions: set[str] = set()
         self._accepted = 0  # records accepted so far = index of the next one
         self._first_lsn = 0
+        self._stored_assertions: dict[str, int] = {}  # prefetched: id -> stored LSN
+        self._prefetched: set[str] = set()
+
+    def prefetch_assertions(self, ids: list[str]) -> None:
+        """Look the batch's assertion ids up in one query instead of one per record.
+        The store does not change while a batch is checked (the writer is the only
+        writer), so an id not found here is not stored."""
+        if ids:
+            self._stored_assertions = self._store.assertion_lsns(ids)
+            self._prefetched = set(ids)
 
     def check(self, kind: RecordKind, record_id: str, record: Any) -> StemeError | Existing | None:
         """None to accept; an Existing for a duplicate; an error to refuse."""
@@ -121,6 +131,8 @@ class BatchChecker:
             return row.retraction_lsn if row is not None else None
         if kind is RecordKind.TRUST_OUTCOME:
             return None
+        if kind is RecordKind.ASSERTION and record_id in self._prefetched:
+            return self._stored_assertions.get(record_id)
         return store.record_lsn(kind, record_id)
 
     def _assertion_known(self, assertion_id: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Final
 from stemedb.config import Config
 from stemedb.engine.codec import decode_entry
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.writer import CommitListener, GroupCommitWriter
+from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord, Entry
 from stemedb.model.validation import verify_record
@@ -186,16 +186,8 @@ class Engine:
         """Commit many records in as few group commits as possible; errors per item."""
         prepared = self.prepare_many(records)
         ready = [p for p in prepared if isinstance(p, Prepared)]
-        futures = iter(self.submit(ready)) if ready else iter(())
-        out: list[WriteResult | StemeError] = []
-        for p in prepared:
-            if isinstance(p, StemeError):
-                out.append(p)
-                continue
-            fut = next(futures)
-            exc = fut.exception()
-            out.append(exc if isinstance(exc, StemeError) else fut.result())
-        return out
+        outcomes = self.writer.submit_group(ready).result() if ready else []
+        return _merge(prepared, outcomes)
 
     async def write_async(self, record: AnyRecord) -> WriteResult:
         loop = asyncio.get_running_loop()
@@ -216,19 +208,8 @@ class Engine:
         ):
             prepared.extend(part)
         ready = [p for p in prepared if isinstance(p, Prepared)]
-        futures = self.submit(ready) if ready else []
-        if futures:
-            await asyncio.wait([asyncio.wrap_future(f) for f in futures])
-        it = iter(futures)
-        out: list[WriteResult | StemeError] = []
-        for p in prepared:
-            if isinstance(p, StemeError):
-                out.append(p)
-                continue
-            fut = next(it)
-            exc = fut.exception()
-            out.append(exc if isinstance(exc, StemeError) else fut.result())
-        return out
+        outcomes = await asyncio.wrap_future(self.writer.submit_group(ready)) if ready else []
+        return _merge(prepared, outcomes)
 
     # -- state ---------------------------------------------------------------------
 
@@ -266,3 +247,21 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _merge(
+    prepared: Sequence[Prepared | StemeError], outcomes: Sequence[GroupOutcome]
+) -> list[WriteResult | StemeError]:
+    """Per-record results in input order: preparation errors, then the writer's outcomes
+    for the prepared records (a non-StemeError from the writer is raised)."""
+    it = iter(outcomes)
+    out: list[WriteResult | StemeError] = []
+    for p in prepared:
+        if isinstance(p, StemeError):
+            out.append(p)
+            continue
+        outcome = next(it)
+        if isinstance(outcome, BaseException) and not isinstance(outcome, StemeError):
+            raise outcome
+        out.append(outcome)
+    return out

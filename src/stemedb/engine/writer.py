@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Final
+from typing import Final, Protocol
 
 from stemedb.engine.checks import BatchChecker, Existing
 from stemedb.engine.codec import encode_payload
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.errors import ReadOnlyError, StemeError, StorageError
-from stemedb.model.kinds import Entry
+from stemedb.model.kinds import Entry, RecordKind
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock
@@ -33,7 +33,68 @@ WRITER_THREAD_NAME: Final = "stemedb-writer"
 
 
 CommitListener = Callable[[int, set[SubjectPredicate]], None]
-_Item = tuple[Prepared, "Future[WriteResult]"]
+GroupOutcome = WriteResult | BaseException
+
+
+class _Outcome(Protocol):
+    """Where the writer puts one record's outcome: a ``Future`` or a ``_GroupSlot``."""
+
+    def set_result(self, result: WriteResult) -> None: ...
+
+    def set_exception(self, exception: BaseException) -> None: ...
+
+    def done(self) -> bool: ...
+
+
+_Item = tuple[Prepared, _Outcome]
+
+
+class _Group:
+    """Records submitted together and resolved with ONE future (a list of outcomes in
+    submission order): a ``Future`` per record costs several microseconds of GIL time."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, count: int) -> None:
+        self.future: Future[list[GroupOutcome]] = Future()
+        self.results: list[GroupOutcome] = [_UNSET] * count
+        self.remaining = count
+        if count == 0:
+            self.future.set_result([])
+
+    def settle(self, index: int, outcome: GroupOutcome) -> None:
+        self.results[index] = outcome
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.future.set_result(self.results)
+
+
+class _GroupSlot:
+    """One record's place in a ``_Group``; touched only by the writer thread."""
+
+    __slots__ = ("_done", "_group", "_index")
+
+    def __init__(self, group: _Group, index: int) -> None:
+        self._group = group
+        self._index = index
+        self._done = False
+
+    def set_result(self, result: WriteResult) -> None:
+        self._settle(result)
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._settle(exception)
+
+    def done(self) -> bool:
+        return self._done
+
+    def _settle(self, outcome: GroupOutcome) -> None:
+        if not self._done:
+            self._done = True
+            self._group.settle(self._index, outcome)
+
+
+_UNSET: Final = StorageError("no outcome recorded", code="internal")
 
 
 class BatchStats:
@@ -86,6 +147,19 @@ class GroupCommitWriter:
             return futures
         self._queue.put(list(zip(items, futures, strict=True)))
         return futures
+
+    def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]:
+        """Like ``submit`` but one future for all: it resolves, once every record is
+        done, to a list of ``WriteResult`` or the record's exception, in order."""
+        group = _Group(len(items))
+        slots = [_GroupSlot(group, i) for i in range(len(items))]
+        if not self._running:
+            for slot in slots:
+                slot.set_exception(StorageError("the engine is closed", code="closed"))
+            return group.future
+        if items:
+            self._queue.put(list(zip(items, slots, strict=True)))
+        return group.future
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -156,6 +230,9 @@ class GroupCommitWriter:
         if self._unapplied:  # a previous store transaction failed: catch up first
             self._apply(self._unapplied)
         checker = BatchChecker(self._store)
+        checker.prefetch_assertions(
+            [item.record_id for item, _ in batch if item.kind is RecordKind.ASSERTION]
+        )
         accepted: list[tuple[int, Prepared]] = []  # (index in batch, record)
         outcomes: list[Existing | StemeError | int] = []  # int = index into accepted
         for item, _ in batch:

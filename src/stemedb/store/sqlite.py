@@ -53,7 +53,10 @@ AUDIT_FILE: Final = "audit.sqlite"
 BUSY_TIMEOUT_MS: Final = 5000
 AGENT_BYTES: Final = 32
 
+LOOKUP_CHUNK_IDS: Final = 4096
+
 _ENCODER = msgspec.msgpack.Encoder()
+_JSON_ENCODER = msgspec.json.Encoder()
 _ASSERTION_DECODER = msgspec.msgpack.Decoder(Assertion)
 _EPOCH_DECODER = msgspec.msgpack.Decoder(Epoch)
 _SUPERSESSION_DECODER = msgspec.msgpack.Decoder(Supersession)
@@ -112,6 +115,55 @@ def _translate(exc: apsw.Error, operation: str) -> StorageError:
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
         return StorageError(f"store {operation} failed: database busy", code="store_busy")
     return StorageError(f"store {operation} failed: {exc}", code="store_error")
+
+
+_INSERT_ASSERTION: Final = (
+    "INSERT INTO assertions (lsn, id, subject, predicate, value_key, confidence,"
+    " source_hash, source_class_raw, source_class, epoch, parent, lifecycle, valid_from,"
+    " valid_to, timestamp, tainted_by, superseded_lsn, signers, vote_weight, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0.0, ?)"
+)
+_INSERT_SIGNATURE: Final = "INSERT INTO signatures VALUES (?, ?, ?, ?, ?)"
+_INSERT_CHANGE: Final = "INSERT INTO changes VALUES (?, ?, ?, ?, ?)"
+
+
+class _PlainAssertionRows:
+    """Rows of assertions without a source or parent (nothing to look up), collected
+    for ``executemany``: the same rows ``_insert_assertion`` writes, fewer Python calls."""
+
+    __slots__ = ("assertions", "changes", "signatures")
+
+    def __init__(self) -> None:
+        self.assertions: list[tuple[Any, ...]] = []
+        self.signatures: list[tuple[Any, ...]] = []
+        self.changes: list[tuple[Any, ...]] = []
+
+    def add(self, entry: Entry, a: Assertion) -> None:
+        lsn = entry.lsn
+        ref = bytes.fromhex(entry.record_id)
+        agents = [bytes.fromhex(s.agent_id) for s in a.signatures]
+        self.assertions.append(
+            (
+                lsn, ref, a.subject, a.predicate, value_key(a.object), a.confidence,
+                None, a.source_class, a.source_class or DEFAULT_SOURCE_CLASS,
+                bytes.fromhex(a.epoch) if a.epoch else None, None, a.lifecycle,
+                a.valid_from, a.valid_to, a.timestamp, None, b"".join(agents),
+                _ENCODER.encode(a),
+            )
+        )  # fmt: skip
+        self.signatures.extend(
+            (lsn, agent, bytes.fromhex(s.signature), s.signed_at, lsn)
+            for agent, s in zip(agents, a.signatures, strict=True)
+        )
+        self.changes.append((lsn, int(entry.kind), ref, entry.committed_at, None))
+
+    def flush(self, conn: apsw.Connection) -> None:
+        if not self.assertions:
+            return
+        conn.executemany(_INSERT_ASSERTION, self.assertions)
+        conn.executemany(_INSERT_SIGNATURE, self.signatures)
+        conn.executemany(_INSERT_CHANGE, self.changes)
+        self.assertions, self.signatures, self.changes = [], [], []
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
@@ -256,10 +308,20 @@ class SqliteStore:
         retracted: dict[str, int] = {}
         epochs: dict[str, int] = {}
         conn = self._writer
+        plain = _PlainAssertionRows()
         try:
             with self._write_lock, conn:
                 for entry in entries:
+                    record = entry.record
+                    if type(record) is Assertion and not record.source_hash and not record.parent:
+                        # The common case needs no lookups: collect its rows and insert
+                        # them with executemany (one prepared statement per table).
+                        touched.add((record.subject, record.predicate))
+                        plain.add(entry, record)
+                        continue
+                    plain.flush(conn)  # later records may look earlier ones up
                     self._apply_one(conn, entry, touched, trust_updates, retracted, epochs)
+                plain.flush(conn)
                 if drop_views:
                     conn.executemany(
                         "DELETE FROM views WHERE subject = ? AND predicate = ?", touched
@@ -307,7 +369,7 @@ class SqliteStore:
             self._insert_trust_outcome(conn, record, entry.committed_at, trust_updates)
         own_table = entry.kind in _KINDS_WITH_TABLE
         conn.execute(
-            "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
+            _INSERT_CHANGE,
             (
                 lsn,
                 int(entry.kind),
@@ -345,10 +407,7 @@ class SqliteStore:
                 tainted = row[0]
         signers = b"".join(bytes.fromhex(s.agent_id) for s in a.signatures)
         conn.execute(
-            "INSERT INTO assertions (lsn, id, subject, predicate, value_key, confidence,"
-            " source_hash, source_class_raw, source_class, epoch, parent, lifecycle, valid_from,"
-            " valid_to, timestamp, tainted_by, superseded_lsn, signers, vote_weight, record)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0.0, ?)",
+            _INSERT_ASSERTION,
             (
                 lsn,
                 ref,
@@ -371,7 +430,7 @@ class SqliteStore:
             ),
         )
         conn.executemany(
-            "INSERT INTO signatures VALUES (?, ?, ?, ?, ?)",
+            _INSERT_SIGNATURE,
             [
                 (lsn, bytes.fromhex(s.agent_id), bytes.fromhex(s.signature), s.signed_at, lsn)
                 for s in a.signatures
@@ -571,15 +630,23 @@ class SqliteStore:
     # -- lookups used by the writer for semantic checks --------------------------------
 
     def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]:
-        """The LSN of each of ``ids`` that is stored."""
+        """The LSN of each of ``ids`` that is stored (one query per chunk of ids)."""
         found: dict[str, int] = {}
         conn = self.reader()
-        for record_id in ids:
-            row = conn.execute(
-                "SELECT lsn FROM assertions WHERE id = ?", (bytes.fromhex(record_id),)
-            ).fetchone()
-            if row is not None:
-                found[record_id] = row[0]
+        for start in range(0, len(ids), LOOKUP_CHUNK_IDS):
+            chunk = ids[start : start + LOOKUP_CHUNK_IDS]
+            if len(chunk) == 1:
+                rows: Any = conn.execute(
+                    "SELECT id, lsn FROM assertions WHERE id = ?", (bytes.fromhex(chunk[0]),)
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT id, lsn FROM assertions"
+                    " WHERE id IN (SELECT unhex(value) FROM json_each(?))",
+                    (_JSON_ENCODER.encode(chunk).decode(),),
+                )
+            for blob, lsn in rows:
+                found[blob.hex()] = lsn
         return found
 
     def record_lsn(self, kind: RecordKind, record_id: str) -> int | None:
