@@ -35,7 +35,7 @@ Claim = Callable[..., Assertion]
 
 
 def plain_data(result: QueryResult) -> dict[str, Any]:
-    data = msgspec.to_builtins(result)
+    data: dict[str, Any] = msgspec.to_builtins(result)
     data.pop("query_id")
     return data
 

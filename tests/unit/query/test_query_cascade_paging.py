@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
 from stemedb.engine import Engine, WriteResult
@@ -36,11 +37,13 @@ def test_retracting_a_source_excludes_citing_claims_and_their_descendants_with_w
     engine.write(src)
     cites = engine.write(claim("rare", source_hash=src.source_hash, timestamp=T0 - 100)).id
     child = engine.write(claim("uncommon", key=keys[1], parent=cites, timestamp=T0 - 90)).id
-    other_key = dict(subject="drugs/other", predicate="risk")
-    grandchild = engine.write(claim("x", key=keys[2], parent=child, **other_key)).id
+    other = QueryParams(subject="drugs/other", predicate="risk")
+    grandchild = engine.write(
+        claim("x", key=keys[2], parent=child, subject="drugs/other", predicate="risk")
+    ).id
     clean = engine.write(claim("common", key=keys[3], timestamp=T0 - 80)).id
     clean_child = engine.write(claim("common", key=keys[4], parent=clean, timestamp=T0 - 70)).id
-    before_other = service.query(QueryParams(**other_key))  # cached before the retraction
+    before_other = service.query(other)  # cached before the retraction
     assert ids_of(before_other) == {grandchild}
 
     engine.write(
@@ -54,9 +57,9 @@ def test_retracting_a_source_excludes_citing_claims_and_their_descendants_with_w
         cites: ("retracted_source", src.source_hash, "fraud"),
         child: ("retracted_ancestor", src.source_hash, "fraud"),
     }
-    other = service.query(QueryParams(**other_key))
-    assert other.claims == []
-    assert [(w.assertion_id, w.kind) for w in other.source_warnings] == [
+    after_other = service.query(other)
+    assert after_other.claims == []
+    assert [(w.assertion_id, w.kind) for w in after_other.source_warnings] == [
         (grandchild, "retracted_ancestor")
     ]
     detail = service.provenance.assertion(grandchild)
@@ -109,13 +112,9 @@ def page_through(
     while pages[-1].next_cursor:
         between()
         cursor = pages[-1].next_cursor
-        pages.append(service.query(QueryParams(**{**_fields(params), "cursor": cursor})))
+        pages.append(service.query(msgspec.structs.replace(params, cursor=cursor)))
         assert len(pages) < 50
     return pages
-
-
-def _fields(params: QueryParams) -> dict[str, object]:
-    return {f: getattr(params, f) for f in params.__struct_fields__}
 
 
 def test_cursor_pages_return_every_claim_once_in_stable_order_despite_writes(
@@ -129,7 +128,7 @@ def test_cursor_pages_return_every_claim_once_in_stable_order_despite_writes(
     )
     all_ids = {r.id for r in written if isinstance(r, WriteResult)}
     params = QueryParams(subject=SUBJECT, predicate=PREDICATE, lens="confidence", limit=10)
-    expected = [c.id for c in service.query(msgspec_replace(params, limit=100)).claims]
+    expected = [c.id for c in service.query(msgspec.structs.replace(params, limit=100)).claims]
     extra = iter(range(100))
 
     def write_more() -> None:
@@ -143,11 +142,8 @@ def test_cursor_pages_return_every_claim_once_in_stable_order_despite_writes(
     assert set(seen) == all_ids and len(seen) == len(set(seen))
     assert {p.as_of_lsn for p in pages} == {25}
     assert len(service.query(params).claims) == 10  # a fresh query sees the new writes
-    assert service.query(msgspec_replace(params, limit=100)).resolution.candidates_count == 27  # type: ignore[union-attr]
-
-
-def msgspec_replace(params: QueryParams, **changes: object) -> QueryParams:
-    return QueryParams(**{**_fields(params), **changes})
+    fresh = service.query(msgspec.structs.replace(params, limit=100)).resolution
+    assert fresh is not None and fresh.candidates_count == 27
 
 
 def test_prefix_cursor_pages_return_every_key_once_despite_new_subjects(
@@ -157,7 +153,11 @@ def test_prefix_cursor_pages_return_every_key_once_despite_new_subjects(
     engine.write_many([claim("v", subject=s) for s in subjects])
     params = QueryParams(subject_prefix="drugs/", predicate=PREDICATE, limit=50)
     new = iter(f"drugs/d{i:03d}" for i in range(1, 240, 40))
-    pages = page_through(service, params, lambda: engine.write(claim("n", subject=next(new))))
+
+    def write_subject() -> None:
+        engine.write(claim("n", subject=next(new)))
+
+    pages = page_through(service, params, write_subject)
     seen = [g.subject for p in pages for g in p.results or []]
     assert seen == subjects
     assert [len(p.results or []) for p in pages] == [50, 50, 20]
