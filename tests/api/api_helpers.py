@@ -10,7 +10,7 @@ import msgspec
 
 MAX_BATCH = 5
 MAX_BODY_BYTES = 200_000
-FEED_MAX_WAIT_SECONDS = 5
+FEED_MAX_WAIT_SECONDS = 2
 
 
 def now() -> int:
