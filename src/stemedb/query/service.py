@@ -195,7 +195,7 @@ class QueryService:
         wanted = [by_id[i] for i in page_ids]
         if res.winner is not None and res.winner not in page_ids:
             wanted.append(by_id[res.winner])
-        views = {v.id: v for v in self.claim_views(wanted, weights)}
+        views = {v.id: v for v in self.claim_views(wanted, weights, resolved.lsn_bound)}
         more = offset + limit < len(res.ranked)
         next_cursor = None
         if more:
@@ -239,7 +239,7 @@ class QueryService:
             if winner is not None:
                 row = next(r for r in resolved.selection.rows if r.id == winner)
                 weights = {r.id: r.weight for r in resolved.resolution.ranked}
-                winner_view = self.claim_views([row], weights)[0]
+                winner_view = self.claim_views([row], weights, lsn_bound)[0]
             resolution = self._resolution_view(resolved.resolution, winner_view)
             groups.append(GroupResult(subject=s, predicate=p, resolution=resolution))
             warnings.extend(self.warnings(resolved.selection.tainted))
@@ -318,10 +318,15 @@ class QueryService:
     # -- building blocks -------------------------------------------------------------
 
     def claim_views(
-        self, rows: Sequence[CandidateRow], weights: dict[str, float]
+        self, rows: Sequence[CandidateRow], weights: dict[str, float], lsn_bound: int
     ) -> list[ClaimView]:
+        """Claims as read at ``lsn_bound``: an ``as_of`` read shows no co-signature, vote,
+        retraction or supersession committed after it."""
         records = self.store.assertions_by_lsn([r.lsn for r in rows])
         retracted = self.store.retracted_sources()
+        votes: dict[int, float] = {}
+        if lsn_bound < self.engine.applied_lsn:
+            votes = self.store.vote_weights_at([r.lsn for r in rows], lsn_bound)
         out = []
         for row in rows:
             record = records[row.lsn]
@@ -330,7 +335,18 @@ class QueryService:
                 signatures = [
                     Signature(s.agent_id, s.signature, s.signed_at)
                     for s in self.store.signatures(row.lsn)
+                    if s.lsn <= lsn_bound
                 ]
+            row = msgspec.structs.replace(
+                row,
+                vote_weight=votes.get(row.lsn, row.vote_weight),
+                tainted_by=row.tainted_by
+                if retracted.get(row.tainted_by or "", lsn_bound + 1) <= lsn_bound
+                else None,
+                superseded_lsn=row.superseded_lsn
+                if (row.superseded_lsn or lsn_bound + 1) <= lsn_bound
+                else None,
+            )
             out.append(self._view(row, record, signatures, weights.get(row.id, 0.0), retracted))
         return out
 

@@ -331,3 +331,29 @@ def test_include_retracted_brings_back_flagged_claims(
     assert ids_of(shown) == {cited, clean}
     assert {c.id: c.retracted_source for c in shown.claims} == {cited: True, clean: False}
     assert [w.kind for w in shown.source_warnings] == ["retracted_source"]
+
+
+def test_as_of_claim_views_show_no_later_cosignature_vote_supersession_or_retraction(
+    engine: Engine, service: QueryService, claim: Claim, clock: FakeClock, keys: list[AgentKey]
+) -> None:
+    # Regression: the weights were computed as of the bound, but the returned claims
+    # showed co-signatures, vote weight, supersession and retraction flags of today.
+    src = sign_source(keys[0], uri="doi:10/x", content="paper", timestamp=T0 - 100)
+    engine.write(src)
+    a = engine.write(claim("rare", source_hash=src.source_hash)).id
+    b = engine.write(claim("common", key=keys[1], timestamp=T0 - 50)).id
+    clock.advance(60)
+    engine.write(cosign(keys[2], a, signed_at=T0))
+    engine.write(sign_vote(keys[3], assertion_id=a, weight=1.0, timestamp=T0))
+    engine.write(sign_supersession(keys[1], old=b, new=a, reason="merged", timestamp=T0))
+    engine.write(sign_retraction(keys[0], source_hash=src.source_hash, reason="x", timestamp=T0))
+    past = query(service, as_of=T0 + 30)
+    views = {c.id: c for c in past.claims}
+    assert set(views) == {a, b}
+    assert [s.agent_id for s in views[a].signatures] == [keys[0].agent_id]
+    assert views[a].vote_weight == 0.0
+    assert views[a].retracted_source is False and views[b].superseded is False
+    now = query(service, include_retracted=True, include_superseded=True)
+    current = {c.id: c for c in now.claims}
+    assert len(current[a].signatures) == 2 and current[a].vote_weight == 1.0
+    assert current[a].retracted_source is True and current[b].superseded is True
