@@ -29,7 +29,6 @@ from stemedb.api.state import ApiState
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import ValidationError
-from stemedb.lens import LensConfig
 from stemedb.query.service import QueryService
 
 log = logging.getLogger("stemedb.api")
@@ -38,27 +37,11 @@ STARTUP_FAILURE_EXIT_CODE: Final = 3
 GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 
 
-def lens_config(config: Config) -> LensConfig:
-    half_lives: dict[str, float | None] = {"regulatory": None}
-    half_lives.update(config.lens.half_life_days)
-    return LensConfig(
-        half_life_days=half_lives,
-        tier_weights=tuple(config.lens.tier_weights),
-        skeptic_agreed_share=config.lens.skeptic_agreed_share,
-    )
-
-
 def _open(state: ApiState) -> tuple[Engine, QueryService]:
     config = state.config
     engine = Engine.from_config(config, wal_observer=state.metrics.wal)
     try:
-        service = QueryService(
-            engine,
-            lens_config=lens_config(config),
-            default_lens=config.lens.default,
-            max_limit=config.api.max_query_limit,
-            refresh_views=config.storage.view_refresh,
-        )
+        service = QueryService.from_config(engine, config)
     except BaseException:
         engine.close()
         raise

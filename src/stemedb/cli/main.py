@@ -59,7 +59,7 @@ def version() -> None:
 def serve(config: ConfigOption = None) -> None:
     """Start the HTTP server (default 127.0.0.1:18180, data under ./data)."""
     cfg = _config(config)
-    from stemedb.api.server import serve as run_server
+    from stemedb.api.app import serve as run_server
 
     try:
         run_server(cfg)
