@@ -3,6 +3,8 @@
 set -euo pipefail
 PACKAGES=(
     ca-certificates
+    wrk
+    hey
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
