@@ -34,7 +34,7 @@ def compare_store_with_wal(config: Config) -> dict[str, Any]:
         store = SqliteStore(config.data_dir)
         try:
             store_lsn, store_hash = store.state_hash()
-            wal_lsn, wal_hash = wal_state_hash(wal, store_lsn)
+            _, wal_hash = wal_state_hash(wal, store_lsn)
             return {
                 "ok": store_lsn == wal.last_lsn and store_hash == wal_hash,
                 "wal_last_lsn": wal.last_lsn,

@@ -112,7 +112,7 @@ class AuditLog:
                 r.winner,
                 r.duration_ms,
                 _ENCODER.encode(r),
-            )  # fmt: skip
+            )
             for r in batch
         ]
         links = [(c.assertion_id, r.query_id) for r in batch for c in r.contributions]

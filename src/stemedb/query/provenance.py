@@ -25,7 +25,9 @@ from stemedb.store.sqlite import SqliteStore
 MAX_FEED_LIMIT: Final = 1000
 MAX_PARENT_DEPTH: Final = 256
 _KIND_NAMES: Final = {kind: kind.name.lower() for kind in RecordKind}
-_DECODERS: dict[RecordKind, msgspec.msgpack.Decoder[Any]] = {kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()}
+_DECODERS: dict[RecordKind, msgspec.msgpack.Decoder[Any]] = {
+    kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()
+}
 
 
 class VoteSummary(msgspec.Struct, kw_only=True):
@@ -87,11 +89,14 @@ class Provenance:
         warnings: list[dict[str, object]] = []
         if row.tainted_by is not None:
             source = self._store.source(row.tainted_by)
-            warnings.append({
-                "source_hash": row.tainted_by,
-                "kind": "retracted_source" if row.source_hash == row.tainted_by else "retracted_ancestor",
-                "reason": source.retracted_reason if source else None,
-            })  # fmt: skip
+            direct = row.source_hash == row.tainted_by
+            warnings.append(
+                {
+                    "source_hash": row.tainted_by,
+                    "kind": "retracted_source" if direct else "retracted_ancestor",
+                    "reason": source.retracted_reason if source else None,
+                }
+            )
         supersessions = self._store.supersessions_of(assertion_id)
         body = msgspec.to_builtins(record)
         body.pop("signatures", None)

@@ -9,8 +9,8 @@ from typing import Final
 
 import msgspec
 
-from stemedb.engine import Engine
 from stemedb.config import Config, LensSettings
+from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.lens import LENS_NAMES, LensConfig, Resolution, resolve
 from stemedb.model.records import Assertion, Signature
