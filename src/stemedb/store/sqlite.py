@@ -803,12 +803,19 @@ class SqliteStore:
         return row[0], _ASSERTION_DECODER.decode(row[1]), row[2]
 
     def assertions_by_lsn(self, lsns: Sequence[int]) -> dict[int, Assertion]:
+        """The stored assertions at ``lsns`` (one query per chunk, not one per LSN)."""
         out: dict[int, Assertion] = {}
+        decode = _ASSERTION_DECODER.decode
         with self._reading("get") as conn:
-            for lsn in lsns:
-                row = conn.execute("SELECT record FROM assertions WHERE lsn = ?", (lsn,)).fetchone()
-                if row is not None:
-                    out[lsn] = _ASSERTION_DECODER.decode(row[0])
+            for start in range(0, len(lsns), LOOKUP_CHUNK_IDS):
+                chunk = lsns[start : start + LOOKUP_CHUNK_IDS]
+                rows = conn.execute(
+                    "SELECT lsn, record FROM assertions"
+                    " WHERE lsn IN (SELECT value FROM json_each(?))",
+                    (_JSON_ENCODER.encode(chunk).decode(),),
+                )
+                for lsn, blob in rows:
+                    out[lsn] = decode(blob)
         return out
 
     def signatures(self, assertion_lsn: int) -> list[SignatureRow]:
