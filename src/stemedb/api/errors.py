@@ -17,6 +17,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from stemedb.errors import (
     InternalError,
@@ -108,11 +109,25 @@ async def handle_steme_error(request: Request, exc: Exception) -> Response:
     return error_response(exc, request_id_of(request))
 
 
+def allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path: one path may be split over several
+    routes (``GET`` and ``POST /v1/query``), and Starlette's 405 names only the first."""
+    router = request.scope.get("router")
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in getattr(router, "routes", ()):
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods)) if methods else None
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = from_http_exception(exc, request)
     request.scope[ERROR_KEY] = error
-    headers = {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+    headers = None
+    if exc.headers and "Allow" in exc.headers:
+        headers = {"Allow": allowed_methods(request) or exc.headers["Allow"]}
     return error_response(error, request_id_of(request), headers)
 
 

@@ -25,6 +25,22 @@ from stemedb.api.wire import ErrorEnvelope
 _OPERATION_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
 REF_TEMPLATE: Final = "#/components/schemas/{name}"
 OPENAPI_VERSION: Final = "3.1.0"
+HEX64_SCHEMA: Final = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+# Path parameters: content ids and public keys are 64 lowercase hex characters, query
+# ids (the audit log) 32.
+PATH_PARAM_SCHEMAS: Final = {
+    "id": HEX64_SCHEMA,
+    "hash": HEX64_SCHEMA,
+    "agent_id": HEX64_SCHEMA,
+    "query_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+# OpenAPI links (stateful testing, client generators): what a write's answer leads to.
+WRITE_RESULT_LINKS: Final = {
+    "/v1/assert": {
+        "GetAssertion": ("get_v1_assertions_id", {"id": "$response.body#/id"}),
+        "GetTrace": ("get_v1_trace_id", {"id": "$response.body#/id"}),
+    },
+}
 
 
 def _schema_hook(t: Any) -> dict[str, Any]:
@@ -40,11 +56,21 @@ def _types_of(doc: EndpointDoc) -> list[Any]:
     return found
 
 
-def _response(status: int, schema: dict[str, Any] | None, media_type: str) -> dict[str, Any]:
+def _response(
+    status: int,
+    schema: dict[str, Any] | None,
+    media_type: str,
+    links: dict[str, tuple[str, dict[str, str]]] | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"description": HTTPStatus(status).phrase}
     if schema is not None:
         out["content"] = {media_type: {"schema": schema}}
     out["headers"] = {"X-Request-Id": {"schema": {"type": "string"}}}
+    if links and status < 300:
+        out["links"] = {
+            name: {"operationId": op, "parameters": dict(params)}
+            for name, (op, params) in links.items()
+        }
     return out
 
 
@@ -68,7 +94,12 @@ def build_openapi(routes: Sequence[BaseRoute], version: str) -> dict[str, Any]:
         doc = route.doc
         item = paths.setdefault(route.path, {})
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": dict(PATH_PARAM_SCHEMAS.get(name, {"type": "string"})),
+            }
             for name in route.param_convertors
         ]
         parameters.extend(
@@ -84,7 +115,9 @@ def build_openapi(routes: Sequence[BaseRoute], version: str) -> dict[str, Any]:
         responses: dict[str, Any] = {}
         for status, t in doc.responses.items():
             media = JSON_MEDIA_TYPE if status >= 300 else doc.media_type
-            responses[str(status)] = _response(status, schema(t) if t else None, media)
+            responses[str(status)] = _response(
+                status, schema(t) if t else None, media, WRITE_RESULT_LINKS.get(route.path)
+            )
         if not doc.responses:
             responses["200"] = _response(200, {"type": "string"}, doc.media_type)
         responses.setdefault("default", {
@@ -166,6 +199,7 @@ def routes(get_routes: Any, version: str) -> list[ApiRoute]:
     return [
         api_route("/openapi.json", get_openapi, ["GET"], EndpointDoc(
             summary="This OpenAPI 3.1 document.", tag="operations",
+            responses={200: dict[str, Any]},
         ), timeout_seconds=None),
         api_route("/docs", get_docs, ["GET"], EndpointDoc(
             summary="Human-readable API reference (no external assets).", tag="operations",
