@@ -1,0 +1,313 @@
+"""``AsyncClient``: the asyncio StemeDB client (httpx.AsyncClient underneath); the same
+methods as ``Client``, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+import httpx
+import msgspec
+
+from stemedb.client import calls
+from stemedb.client.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    AssertionFields,
+    ClientBase,
+    answer_error,
+    decode_answer,
+    may_retry_transport,
+    retry_delay,
+    transport_error,
+)
+from stemedb.client.calls import Call, QueryFilters, SignedRecord
+from stemedb.client.config import DEFAULT_URL
+from stemedb.client.errors import SerializationError
+from stemedb.client.retry import RetryPolicy, RetryState
+from stemedb.client.sse import SseParser, feed_item
+from stemedb.client.types import (
+    AgentInfo,
+    AssertionDetail,
+    AuditRecord,
+    BatchResult,
+    EpochRow,
+    FeedItem,
+    FeedPage,
+    Health,
+    QueryResult,
+    QuerySpec,
+    Readiness,
+    SkepticResult,
+    SourceList,
+    SourceRow,
+    TraceResult,
+    WriteResult,
+)
+from stemedb.model.records import Assertion, EpochKind, ObjectValue, SourceClass
+from stemedb.model.signing import AgentKey
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """An asyncio client; see ``Client``.
+
+    >>> async with AsyncClient("http://127.0.0.1:18180", key=AgentKey.generate()) as db:
+    ...     await db.assert_("drugs/x", "risk", "rare", 0.8)
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        key: AgentKey | None = None,
+        api_key: str | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, key=key, api_key=api_key, timeout_seconds=timeout_seconds,
+                         retry=retry, headers=headers)  # fmt: skip
+        self._http = httpx.AsyncClient(base_url=self.url, transport=transport,
+                                  timeout=self.timeout_seconds)  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        state = RetryState(self.retry)
+        request_id = self._new_request_id()
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, params=call.params, content=call.body,
+                    headers=self._request_headers(call, request_id),
+                    timeout=self._timeout(call, state),
+                )  # fmt: skip
+            except httpx.HTTPError as exc:
+                error = transport_error(exc, call, request_id)
+                delay = state.next_delay(None) if may_retry_transport(exc) else None
+                if delay is None:
+                    raise error from exc
+                await asyncio.sleep(delay)
+                continue
+            if response.status_code in call.accept:
+                return decode_answer(call, response)
+            api_error = answer_error(response)
+            delay = retry_delay(state, api_error, response.status_code)
+            if delay is None:
+                raise api_error
+            await asyncio.sleep(delay)
+
+    # --- writes -------------------------------------------------------------------
+
+    async def assert_(
+        self,
+        subject: str,
+        predicate: str,
+        object: ObjectValue | str | float | bool,
+        confidence: float,
+        **fields: Unpack[AssertionFields],
+    ) -> WriteResult:
+        """Sign an assertion with this client's key and store it."""
+        record = self.sign_assertion(subject, predicate, object, confidence, **fields)
+        return await self._send(calls.write(record))
+
+    async def assert_record(self, record: Assertion) -> WriteResult:
+        """Store an assertion that is already signed."""
+        return await self._send(calls.write(record))
+
+    async def assert_batch(self, records: Iterable[Assertion]) -> BatchResult:
+        """Store many signed assertions in one group commit; per-item results."""
+        return await self._send(calls.assert_batch(records))
+
+    async def write(self, record: SignedRecord) -> WriteResult:
+        """Send any signed record (assertion, co-signature, vote, epoch, …) to its route."""
+        return await self._send(calls.write(record))
+
+    async def cosign(self, assertion_id: str) -> WriteResult:
+        return await self._send(calls.write(self._cosignature(assertion_id)))
+
+    async def vote(self, assertion_id: str, weight: float) -> WriteResult:
+        return await self._send(calls.write(self._vote(assertion_id, weight)))
+
+    async def epoch(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        supersedes: Sequence[str] = (),
+        kind: EpochKind = "replace",
+    ) -> WriteResult:
+        record = self._epoch(name, description, tuple(supersedes), kind)
+        return await self._send(calls.write(record))
+
+    async def supersede(self, old: str, new: str, reason: str) -> WriteResult:
+        return await self._send(calls.write(self._supersession(old, new, reason)))
+
+    async def register_source(
+        self,
+        uri: str,
+        content: str | None = None,
+        *,
+        source_hash: str | None = None,
+        title: str = "",
+        source_class: SourceClass | None = None,
+        published_at: int | None = None,
+    ) -> WriteResult:
+        """Register a source; ``source_hash`` defaults to sha256(content)."""
+        record = self._source(uri, content, source_hash, title, source_class, published_at)
+        return await self._send(calls.write(record))
+
+    async def retract_source(self, source_hash: str, reason: str) -> WriteResult:
+        return await self._send(calls.write(self._retraction(source_hash, reason)))
+
+    # --- reads --------------------------------------------------------------------
+
+    async def get_assertion(self, assertion_id: str) -> AssertionDetail:
+        return await self._send(calls.get_assertion(assertion_id))
+
+    async def query(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        *,
+        subject_prefix: str | None = None,
+        **filters: Unpack[QueryFilters],
+    ) -> QueryResult:
+        """One page of ``GET /v1/query``; pass ``cursor=page.next_cursor`` for the next."""
+        return await self._send(calls.query(subject, predicate, subject_prefix, filters))
+
+    async def query_all(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        *,
+        subject_prefix: str | None = None,
+        **filters: Unpack[QueryFilters],
+    ) -> AsyncIterator[QueryResult]:
+        """Every page of a query, following ``next_cursor``."""
+        while True:
+            page = await self.query(subject, predicate, subject_prefix=subject_prefix, **filters)
+            yield page
+            if page.next_cursor is None:
+                return
+            filters["cursor"] = page.next_cursor
+
+    async def query_batch(
+        self, queries: Iterable[QuerySpec | Mapping[str, Any]]
+    ) -> list[QueryResult]:
+        """Many queries in one request (``POST /v1/query``), answers in order."""
+        specs = [q if isinstance(q, QuerySpec) else msgspec.convert(q, QuerySpec) for q in queries]
+        return (await self._send(calls.query_batch(specs))).results
+
+    async def skeptic(
+        self, subject: str, predicate: str, **filters: Unpack[QueryFilters]
+    ) -> SkepticResult:
+        return await self._send(calls.skeptic(subject, predicate, filters))
+
+    async def trace(self, assertion_id: str) -> TraceResult:
+        return await self._send(calls.trace(assertion_id))
+
+    async def audit_queries(
+        self,
+        *,
+        agent_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Audited queries, newest first (``since``/``until`` are ``from``/``to``)."""
+        return (await self._send(calls.audit_queries(agent_id, since, until, limit))).queries
+
+    async def audit_query(self, query_id: str) -> AuditRecord:
+        return await self._send(calls.audit_query(query_id))
+
+    async def feed(
+        self, after: int = 0, limit: int | None = None, wait_seconds: float | None = None
+    ) -> FeedPage:
+        """Committed records after LSN ``after``; long-polls up to ``wait_seconds``."""
+        return await self._send(calls.feed(after, limit, wait_seconds))
+
+    async def stream_feed(self, after: int = 0) -> AsyncIterator[FeedItem]:
+        """Every committed record after ``after``, as it commits (SSE). Reconnects after
+        a transport failure, resuming after the last item (``Last-Event-ID``); ends when
+        the server closes the stream."""
+        state = RetryState(self.retry)
+        call = Call("GET", "/v1/feed/stream", FeedItem)
+        last = after
+        while True:
+            request_id = self._new_request_id()
+            headers = {**self._request_headers(call, request_id), "accept": "text/event-stream"}
+            if last:
+                headers["last-event-id"] = str(last)
+            timeout = httpx.Timeout(self.timeout_seconds, read=None)
+            try:
+                async with self._http.stream("GET", call.path, params={"after": str(after)},
+                                       headers=headers, timeout=timeout) as response:  # fmt: skip
+                    if response.status_code != 200:
+                        await response.aread()
+                        api_error = answer_error(response)
+                        delay = retry_delay(state, api_error, response.status_code)
+                        if delay is None:
+                            raise api_error
+                        await asyncio.sleep(delay)
+                        continue
+                    parser = SseParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        try:
+                            item = feed_item(event)
+                        except msgspec.MsgspecError as exc:
+                            raise SerializationError(
+                                f"a feed event does not decode: {exc}", code="bad_response",
+                                status=200, request_id=request_id,
+                            ) from exc  # fmt: skip
+                        last = item.lsn
+                        state = RetryState(self.retry)
+                        yield item
+                return
+            except httpx.HTTPError as exc:
+                error = transport_error(exc, call, request_id)
+                delay = state.next_delay(None)
+                if delay is None:
+                    raise error from exc
+                await asyncio.sleep(delay)
+
+    async def agent(self, agent_id: str) -> AgentInfo:
+        return await self._send(calls.agent(agent_id))
+
+    async def epochs(self) -> list[EpochRow]:
+        return (await self._send(calls.epochs())).epochs
+
+    async def get_epoch(self, epoch_id: str) -> EpochRow:
+        return await self._send(calls.get_epoch(epoch_id))
+
+    async def sources(self, *, cursor: str | None = None, limit: int | None = None) -> SourceList:
+        return await self._send(calls.sources(cursor, limit))
+
+    async def get_source(self, source_hash: str) -> SourceRow:
+        return await self._send(calls.get_source(source_hash))
+
+    async def health(self) -> Health:
+        return await self._send(calls.health())
+
+    async def ready(self) -> Readiness:
+        """Readiness; a 503 ``not_ready`` is returned, not raised."""
+        return await self._send(calls.ready())
