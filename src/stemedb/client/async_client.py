@@ -4,7 +4,7 @@ methods as ``Client``, awaited."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -199,7 +199,7 @@ class AsyncClient(ClientBase):
         *,
         subject_prefix: str | None = None,
         **filters: Unpack[QueryFilters],
-    ) -> AsyncIterator[QueryResult]:
+    ) -> AsyncGenerator[QueryResult, None]:
         """Every page of a query, following ``next_cursor``."""
         while True:
             page = await self.query(subject, predicate, subject_prefix=subject_prefix, **filters)
@@ -243,7 +243,7 @@ class AsyncClient(ClientBase):
         """Committed records after LSN ``after``; long-polls up to ``wait_seconds``."""
         return await self._send(calls.feed(after, limit, wait_seconds))
 
-    async def stream_feed(self, after: int = 0) -> AsyncIterator[FeedItem]:
+    async def stream_feed(self, after: int = 0) -> AsyncGenerator[FeedItem, None]:
         """Every committed record after ``after``, as it commits (SSE). Reconnects after
         a transport failure, resuming after the last item (``Last-Event-ID``); ends when
         the server closes the stream."""

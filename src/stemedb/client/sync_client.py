@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -199,7 +199,7 @@ class Client(ClientBase):
         *,
         subject_prefix: str | None = None,
         **filters: Unpack[QueryFilters],
-    ) -> Iterator[QueryResult]:
+    ) -> Generator[QueryResult, None, None]:
         """Every page of a query, following ``next_cursor``."""
         while True:
             page = self.query(subject, predicate, subject_prefix=subject_prefix, **filters)
@@ -241,7 +241,7 @@ class Client(ClientBase):
         """Committed records after LSN ``after``; long-polls up to ``wait_seconds``."""
         return self._send(calls.feed(after, limit, wait_seconds))
 
-    def stream_feed(self, after: int = 0) -> Iterator[FeedItem]:
+    def stream_feed(self, after: int = 0) -> Generator[FeedItem, None, None]:
         """Every committed record after ``after``, as it commits (SSE). Reconnects after
         a transport failure, resuming after the last item (``Last-Event-ID``); ends when
         the server closes the stream."""
