@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from stemedb import __version__
+from stemedb.cli.remote_commands import fail
+from stemedb.cli.remote_commands import register as register_remote_commands
 from stemedb.config import Config, effective, load_config
 from stemedb.errors import StemeError
 
@@ -45,8 +47,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 def _fail(exc: StemeError) -> typer.Exit:
-    err.print(f"[red]Error: {exc.type_name}: {exc.message}[/red]")
-    return typer.Exit(1)
+    return fail(exc)
 
 
 @app.command()
@@ -79,8 +80,11 @@ def demo(
     if url is not None:
         from stemedb.cli.remote import load_remote
 
-        load_remote(url, records)
-        console.print(f"loaded {len(records)} records into {url}")
+        try:
+            created = load_remote(url, records)  # type: ignore[arg-type]
+        except StemeError as exc:
+            raise _fail(exc) from None
+        console.print(f"loaded {len(records)} records into {url} ({created} new)")
         console.print(
             f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'"
         )
@@ -138,15 +142,26 @@ def keygen(
         Path | None, typer.Option("--out", "-o", help="Write the seed here (mode 0600)")
     ] = None,
 ) -> None:
-    """Generate an Ed25519 agent key; prints the agent id (public key)."""
+    """Generate an Ed25519 agent key; prints the agent id (public key).
+
+    The key file (``--out``) and ``private_key`` are the format the SDK reads:
+    ``STEMEDB_KEY_FILE`` / ``--key-file`` and ``STEMEDB_PRIVATE_KEY``."""
     from stemedb.model.signing import AgentKey
 
     key = AgentKey.generate()
     if out is not None:
-        key.save(out)
-        console.print(json.dumps({"agent_id": key.agent_id, "key_file": str(out)}))
+        try:
+            key.save(out)
+        except FileExistsError:
+            err.print(f"Error: ValidationError: {out} exists; a key file is never overwritten")
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            err.print(f"Error: StorageError: cannot write {out}: {exc.strerror}")
+            raise typer.Exit(1) from None
+        sys.stdout.write(json.dumps({"agent_id": key.agent_id, "key_file": str(out)}) + "\n")
     else:
-        console.print(json.dumps({"agent_id": key.agent_id, "private_key": key.seed_hex}))
+        answer = {"agent_id": key.agent_id, "private_key": key.seed_hex()}
+        sys.stdout.write(json.dumps(answer) + "\n")
 
 
 @config_app.command("show")
@@ -214,6 +229,9 @@ def verify_store(config: ConfigOption = None) -> None:
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+register_remote_commands(app)
 
 
 def main() -> Any:
