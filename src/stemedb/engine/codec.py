@@ -19,6 +19,10 @@ _DECODERS: dict[RecordKind, msgspec.msgpack.Decoder[Any]] = {
     kind: msgspec.msgpack.Decoder(tuple[str, float, cls])  # type: ignore[valid-type]
     for kind, cls in TYPE_OF_KIND.items()
 }
+# Keyed by the plain int type byte: a dict lookup instead of RecordKind(...) per record.
+_KIND_AND_DECODER: dict[int, tuple[RecordKind, msgspec.msgpack.Decoder[Any]]] = {
+    int(kind): (kind, decoder) for kind, decoder in _DECODERS.items()
+}
 
 
 def encode_payload(record_id: str, committed_at: float, record: AnyRecord) -> bytes:
@@ -28,9 +32,9 @@ def encode_payload(record_id: str, committed_at: float, record: AnyRecord) -> by
 def decode_entry(lsn: int, record_type: int, payload: bytes) -> Entry:
     """The store entry of one WAL record; a payload that does not decode is corruption."""
     try:
-        kind = RecordKind(record_type)
-        record_id, committed_at, record = _DECODERS[kind].decode(payload)
-    except (ValueError, msgspec.DecodeError) as exc:
+        kind, decoder = _KIND_AND_DECODER[record_type]
+        record_id, committed_at, record = decoder.decode(payload)
+    except (KeyError, ValueError, msgspec.DecodeError) as exc:
         raise WalCorruptionError(
             f"WAL record at LSN {lsn} (type {record_type}) does not decode: {exc}",
             details={"lsn": lsn, "type": record_type},

@@ -141,7 +141,17 @@ class _PlainAssertionRows:
     def add(self, entry: Entry, a: Assertion) -> None:
         lsn = entry.lsn
         ref = bytes.fromhex(entry.record_id)
-        agents = [bytes.fromhex(s.agent_id) for s in a.signatures]
+        if len(a.signatures) == 1:  # the common case, without generator overhead
+            sig = a.signatures[0]
+            agent = bytes.fromhex(sig.agent_id)
+            agents = [agent]
+            self.signatures.append((lsn, agent, bytes.fromhex(sig.signature), sig.signed_at, lsn))
+        else:
+            agents = [bytes.fromhex(s.agent_id) for s in a.signatures]
+            self.signatures.extend(
+                (lsn, agent, bytes.fromhex(s.signature), s.signed_at, lsn)
+                for agent, s in zip(agents, a.signatures, strict=True)
+            )
         self.assertions.append(
             (
                 lsn, ref, a.subject, a.predicate, value_key(a.object), a.confidence,
@@ -151,10 +161,6 @@ class _PlainAssertionRows:
                 _ENCODER.encode(a),
             )
         )  # fmt: skip
-        self.signatures.extend(
-            (lsn, agent, bytes.fromhex(s.signature), s.signed_at, lsn)
-            for agent, s in zip(agents, a.signatures, strict=True)
-        )
         self.changes.append((lsn, int(entry.kind), ref, entry.committed_at, None))
 
     def flush(self, conn: apsw.Connection) -> None:
