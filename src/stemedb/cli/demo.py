@@ -128,11 +128,15 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
         yield claim(
             who, "common", 0.5 + 0.1 * (i % 3), source_class=cls, timestamp=t - (i + 1) * 3 * DAY
         )
-    yield cosign(keys["clinician"], assertion_id(trial))
-    yield sign_vote(keys["clinician"], assertion_id=assertion_id(label), weight=0.9)
-    yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0)
+    # Every timestamp below is fixed too: a second load must create nothing new.
+    yield cosign(keys["clinician"], assertion_id(trial), signed_at=t - 4)
+    yield sign_vote(keys["clinician"], assertion_id=assertion_id(label), weight=0.9,
+                    timestamp=t - 3)  # fmt: skip
+    yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0,
+                    timestamp=t - 3)  # fmt: skip
     yield sign_retraction(
         keys["epidemiologist"],
         source_hash=hashes["preprint"],
         reason="Data-processing error; authors withdrew the preprint",
+        timestamp=t - 2,
     )

@@ -1,0 +1,56 @@
+"""Fixtures of the CLI tests: a real server, and ``stemedb`` run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
+
+from client_server import ServerProcess
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+CLI_TIMEOUT_SECONDS = 120
+
+
+def cli_command() -> list[str]:
+    """The installed ``stemedb`` console script, else its entry point via python."""
+    script = Path(sys.executable).with_name("stemedb")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from stemedb.cli.main import main; sys.exit(main())"]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("stemedb-cli")
+    proc = ServerProcess(base / "data", base / "server.log")
+    yield proc
+    assert proc.stop() == 0
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """``run_cli("query", "s", env={...})``: run ``stemedb`` in ``tmp_path`` with a clean
+    STEMEDB_* environment plus ``env``."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+        environ.update({"COLUMNS": "200", **(env or {})})
+        return subprocess.run(
+            [*cli_command(), *args], cwd=tmp_path, env=environ, capture_output=True, text=True,
+            timeout=CLI_TIMEOUT_SECONDS, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+@pytest.fixture
+def subject() -> str:
+    return f"cli/{uuid.uuid4().hex[:12]}"
