@@ -8,6 +8,7 @@ context passed as ``extra={"ctx": {...}}``. The message itself carries the key f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -46,9 +47,61 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(message)s"
 
 
+class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the lines logged during one event-loop iteration with one write + flush.
+
+    On the loop thread, a line is buffered and a flush is scheduled with ``call_soon``
+    (it runs after the callbacks already queued: the access lines of every request
+    answered in this iteration go out together). Under light load that is one line per
+    write, as before; under load it saves a syscall, and the GIL hand-over it costs, per
+    request. ERROR lines and lines from other threads are written at once, after what
+    is buffered, so the order is kept.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        loop = asyncio._get_running_loop()
+        if loop is None or record.levelno >= logging.ERROR:
+            self._write_out()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = False
+            self._write_out()
+
+    def _write_out(self) -> None:
+        if not self._lines:
+            return
+        data = "".join(self._lines)
+        self._lines.clear()
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except Exception:  # like StreamHandler: a broken stdout must not fail requests
+            pass
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_out()
+        super().flush()
+
+
 def configure_logging(config: LoggingConfig) -> None:
     """Route every logger (ours and uvicorn's) to stdout in the configured format."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = LoopBatchedHandler(sys.stdout)
     if config.format == "json":
         handler.setFormatter(JsonFormatter())
     else:

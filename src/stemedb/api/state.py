@@ -18,6 +18,7 @@ from starlette.requests import Request
 from stemedb import __version__
 from stemedb.api.errors import AGENT_KEY
 from stemedb.api.feed_hub import FeedHub
+from stemedb.api.ingest import WriteCoalescer
 from stemedb.api.metrics import Metrics
 from stemedb.config import Config
 from stemedb.engine import Engine
@@ -41,12 +42,14 @@ class ApiState:
         self._engine: Engine | None = None
         self._service: QueryService | None = None
         self._readers: ThreadPoolExecutor | None = None
+        self._coalescer: WriteCoalescer | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
     def open(self, engine: Engine, service: QueryService) -> None:
         self._engine = engine
         self._service = service
+        self._coalescer = WriteCoalescer(engine)
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="stemedb-read")
 
     def close_readers(self) -> None:
@@ -58,6 +61,13 @@ class ApiState:
         if self._engine is None or not self.accepting:
             raise UnavailableError("the node is starting or shutting down", code="not_ready")
         return self._engine
+
+    @property
+    def writes(self) -> WriteCoalescer:
+        """Single-record writes, coalesced per loop iteration (``api.ingest``)."""
+        if self._coalescer is None or not self.accepting:
+            raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        return self._coalescer
 
     @property
     def service(self) -> QueryService:

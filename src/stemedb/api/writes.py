@@ -62,7 +62,7 @@ def write_answer(result: WriteResult) -> Response:
 async def commit(state: ApiState, request: Request, record: AnyRecord) -> Response:
     """Write one record durably and answer 201/200."""
     tag_agent(request, record)
-    result = await state.engine.write_async(record)
+    result = await state.writes.write(record)
     if isinstance(record, Assertion) and result.status == "created":
         state.metrics.assertions_ingested.inc()
         state.metrics.assertions_total.inc()
