@@ -84,12 +84,13 @@ def create_app(config: Config) -> Starlette:
             await loop.run_in_executor(None, _close, engine, service)
             log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)
 
+    # Starlette tries routes in order: the hot ones (queries, writes) come first.
     routes: list[BaseRoute] = [
-        *health.routes(state),
-        *writes.routes(state),
-        *registry.routes(state),
-        *records.routes(state),
         *queries.routes(state),
+        *writes.routes(state),
+        *health.routes(state),
+        *records.routes(state),
+        *registry.routes(state),
         *feed.routes(state),
     ]
     app = Starlette(

@@ -106,6 +106,12 @@ def configure_logging(config: LoggingConfig) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    # Our formats use no caller, thread or process fields: skip computing them for every
+    # record (the logging docs' "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -22,12 +22,17 @@ FALSE_WORDS: Final = frozenset({"false", "0", "no", "off"})
 
 class QueryString:
     def __init__(self, request: Request) -> None:
-        self._params = request.query_params
+        # One pass over the query string into name -> values (Starlette's getlist scans
+        # every pair on each call; a query reads ~15 names).
+        params: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            params.setdefault(name, []).append(value)
+        self._params = params
         self._used: set[str] = set()
 
     def _one(self, name: str) -> str | None:
         self._used.add(name)
-        values = self._params.getlist(name)
+        values = self._params.get(name)
         if not values:
             return None
         if len(values) > 1:
@@ -91,7 +96,7 @@ class QueryString:
     def words(self, name: str) -> tuple[str, ...]:
         self._used.add(name)
         out: list[str] = []
-        for value in self._params.getlist(name):
+        for value in self._params.get(name, ()):
             out.extend(part.strip() for part in value.split(",") if part.strip())
         return tuple(out)
 
