@@ -86,7 +86,7 @@ class AuditLog:
         blobs = self._store.audit_queries(agent=agent_id, since=since, until=until, limit=limit)
         return [_DECODER.decode(b) for b in blobs]
 
-    def queries_using(self, assertion_id: str, limit: int = 50) -> list[str]:
+    def queries_using(self, assertion_id: str, limit: int = 50) -> builtins.list[str]:
         self.flush()
         return self._store.audit_queries_using(assertion_id, limit)
 

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS assertions (
 );
 CREATE INDEX IF NOT EXISTS assertions_by_subject ON assertions (subject, predicate, lsn);
 CREATE INDEX IF NOT EXISTS assertions_by_predicate ON assertions (predicate, lsn);
-CREATE INDEX IF NOT EXISTS assertions_by_source ON assertions (source_hash) WHERE source_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS assertions_by_source ON assertions (source_hash)
+    WHERE source_hash IS NOT NULL;
 CREATE INDEX IF NOT EXISTS assertions_by_epoch ON assertions (epoch) WHERE epoch IS NOT NULL;
 CREATE INDEX IF NOT EXISTS assertions_by_parent ON assertions (parent) WHERE parent IS NOT NULL;
 

@@ -1,0 +1,77 @@
+"""The audit log tables (``audit.sqlite``): query records and the claims they used."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+
+from stemedb.store.base import (
+    StoreBase,
+    _translate,
+)
+
+
+class StoreAudit(StoreBase):
+    # -- audit -----------------------------------------------------------------------
+
+    def write_audit(
+        self, rows: Sequence[tuple[Any, ...]], claims: Sequence[tuple[str, str]]
+    ) -> None:
+        """Append audit rows (query_id, at, agent, endpoint, lens, subject, predicate,
+        winner, duration_ms, record) and their (assertion_id, query_id) links."""
+        try:
+            with self._audit_writer:
+                self._audit_writer.executemany(
+                    "INSERT OR IGNORE INTO audit_queries (query_id, at, agent, endpoint, lens,"
+                    " subject, predicate, winner, duration_ms, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._audit_writer.executemany(
+                    "INSERT OR IGNORE INTO audit_claims SELECT ?, seq FROM audit_queries"
+                    " WHERE query_id = ?",
+                    claims,
+                )
+        except apsw.Error as exc:
+            raise _translate(exc, "audit") from exc
+
+    def audit_queries(
+        self, *, agent: str | None, since: float | None, until: float | None, limit: int
+    ) -> list[bytes]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if agent is not None:
+            clauses.append("agent = ?")
+            args.append(agent)
+        if since is not None:
+            clauses.append("at >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("at <= ?")
+            args.append(until)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT record FROM audit_queries {where} ORDER BY seq DESC LIMIT {int(limit)}"
+        try:
+            return [bytes(r[0]) for r in self._audit_reader().execute(sql, args)]
+        except apsw.Error as exc:
+            raise _translate(exc, "audit") from exc
+
+    def audit_query(self, query_id: str) -> bytes | None:
+        row = (
+            self._audit_reader()
+            .execute("SELECT record FROM audit_queries WHERE query_id = ?", (query_id,))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def audit_queries_using(self, assertion_id: str, limit: int) -> list[str]:
+        return [
+            r[0]
+            for r in self._audit_reader().execute(
+                "SELECT q.query_id FROM audit_claims c JOIN audit_queries q ON q.seq = c.seq"
+                " WHERE c.assertion_id = ? ORDER BY c.seq DESC LIMIT ?",
+                (assertion_id, limit),
+            )
+        ]
