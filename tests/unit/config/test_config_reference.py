@@ -56,7 +56,11 @@ def test_environment_overrides_file_and_shortcuts_apply(tmp_path: Path) -> None:
     path.write_text("[api]\nbind = '127.0.0.1:1'\n[wal]\nfsync = true\n")
     config = load_config(
         path,
-        environ={"STEMEDB_WAL_FSYNC": "false", "STEMEDB_BIND_ADDR": "127.0.0.1:2", "STEMEDB_DB_DIR": "/x"},
+        environ={
+            "STEMEDB_WAL_FSYNC": "false",
+            "STEMEDB_BIND_ADDR": "127.0.0.1:2",
+            "STEMEDB_DB_DIR": "/x",
+        },
     )
     assert config.wal.fsync is False
     assert config.api.bind == "127.0.0.1:2"
@@ -90,5 +94,5 @@ def test_unknown_default_lens_is_refused() -> None:
     from stemedb.query.service import lens_config_from
 
     config = load_config(None, environ={"STEMEDB_LENS_DEFAULT": "oracle"})
-    with pytest.raises(ValidationError, match="lens.default"):
+    with pytest.raises(ValidationError, match=r"lens\.default"):
         lens_config_from(config.lens)
