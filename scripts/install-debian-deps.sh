@@ -5,6 +5,8 @@ PACKAGES=(
     ca-certificates
     wrk
     hey
+    prometheus
+    openssl
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
