@@ -7,6 +7,7 @@ PACKAGES=(
     hey
     prometheus
     openssl
+    nginx
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
