@@ -33,6 +33,9 @@ class ApiConfig(_Section):
     slow_query_ms: float = 100.0
     max_query_limit: int = 1000
     feed_max_wait_seconds: float = 30.0
+    slow_query_log_entries: int = 1000
+    metrics_top_agents: int = 100
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageConfig(_Section):
@@ -41,6 +44,7 @@ class StorageConfig(_Section):
     postgres_dsn: str = ""
     cache_size_mb: int = 64
     view_refresh: bool = True
+    busy_timeout_ms: int = 5000
 
 
 class WalConfig(_Section):
@@ -80,6 +84,7 @@ class ResilienceConfig(_Section):
 class FallbackConfig(_Section):
     enable_cache_fallback: bool = True
     max_stale_seconds: float = 300.0
+    max_entries: int = 10000
 
 
 class SloConfig(_Section):
@@ -164,6 +169,7 @@ SHORTCUTS: Final = {
     "STEMEDB_DB_DIR": ("storage", "data_dir"),
     "STEMEDB_AUTH_ENABLED": ("auth", "enabled"),
     "STEMEDB_ROOT_API_KEY": ("auth", "root_api_key"),
+    "STEMEDB_ALLOWED_ORIGINS": ("api", "allowed_origins"),
 }
 
 
@@ -189,6 +195,8 @@ def _env_value(raw: str, name: str, section: str, key: str) -> Any:
             ) from None
     if field_type is str or getattr(field_type, "__origin__", None) is Literal:
         return raw
+    if field_type == list[str] and not raw.lstrip().startswith("["):
+        return [item.strip() for item in raw.split(",") if item.strip()]  # "a, b" lists
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:

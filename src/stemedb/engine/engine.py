@@ -49,6 +49,7 @@ class Engine:
         group_commit_max_delay_us: int = 200,
         fsync: bool = True,
         cache_bytes: int = 64 * 1024 * 1024,
+        busy_timeout_ms: int = 5000,
         signature_max_skew_seconds: int = 300,
         verify_threads: int = 2,
         wal_observer: WalObserver | None = None,
@@ -71,7 +72,9 @@ class Engine:
             self._lock.release()
             raise
         try:
-            self.store = SqliteStore(data_dir, cache_bytes=cache_bytes)
+            self.store = SqliteStore(
+                data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms
+            )
             self.replayed = self._replay()
         except BaseException:
             self.wal.close()
@@ -97,6 +100,7 @@ class Engine:
             "group_commit_max_delay_us": config.wal.group_commit_max_delay_us,
             "fsync": config.wal.fsync,
             "cache_bytes": config.storage.cache_size_mb * 1024 * 1024,
+            "busy_timeout_ms": config.storage.busy_timeout_ms,
             "signature_max_skew_seconds": config.auth.signature_max_skew_seconds,
         }
         kwargs.update(overrides)

@@ -95,7 +95,11 @@ def _translate(exc: apsw.Error, operation: str) -> StorageError:
     if isinstance(exc, apsw.FullError):
         return StorageError(f"store {operation} failed: disk full", code="disk_full")
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
-        return StorageError(f"store {operation} failed: database busy", code="store_busy")
+        return StorageError(
+            f"store {operation} failed: the database stayed busy/locked for"
+            " storage.busy_timeout_ms",
+            code="store_busy",
+        )
     return StorageError(f"store {operation} failed: {exc}", code="store_error")
 
 
@@ -119,8 +123,15 @@ class StoreBase:
 
     backend: Final = "sqlite"
 
-    def __init__(self, data_dir: Path, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        cache_bytes: int = 64 * 1024 * 1024,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
         check_sqlite_version()
+        self.busy_timeout_ms = busy_timeout_ms
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / STORE_FILE
         self.audit_path = data_dir / AUDIT_FILE
@@ -160,7 +171,7 @@ class StoreBase:
 
     def _connect(self, path: Path) -> apsw.Connection:
         conn = apsw.Connection(str(path))
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        conn.setbusytimeout(self.busy_timeout_ms)  # SQLite retries busy/locked inside it
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")

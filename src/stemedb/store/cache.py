@@ -39,6 +39,10 @@ class ResultCache:
     def size_bytes(self) -> int:
         return self._bytes
 
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
     def get(self, key: Hashable) -> object | None:
         with self._lock:
             item = self._items.get(key)
