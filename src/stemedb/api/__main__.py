@@ -17,10 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        serve(config)
     except StemeError as exc:
         print(f"stemedb: {exc.message}", file=sys.stderr)
         return 2
-    serve(config)
     return 0
 
 

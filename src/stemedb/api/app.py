@@ -21,11 +21,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from stemedb.api import feed, health, openapi, queries, records, registry, writes
+from stemedb.api import admin_ops, feed, health, openapi, queries, records, registry, writes
+from stemedb.api.cors import CorsMiddleware
 from stemedb.api.errors import EXCEPTION_HANDLERS
 from stemedb.api.logs import configure_logging
 from stemedb.api.middleware import RequestMiddleware
 from stemedb.api.state import ApiState
+from stemedb.api.tls import watch_certificate
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import ValidationError
@@ -55,6 +57,7 @@ def _close(engine: Engine, service: QueryService) -> None:
 
 def create_app(config: Config) -> Starlette:
     state = ApiState(config)
+    watch_certificate(config.tls, state.metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,7 +68,10 @@ def create_app(config: Config) -> Starlette:
             await loop.run_in_executor(None, engine.store.assertion_count)
         )
         state.metrics.watch_caches(
-            lambda: {"query": (engine.store.cache.hits, engine.store.cache.misses)}
+            lambda: {
+                "query": (engine.store.cache.hits, engine.store.cache.misses),
+                "fallback": (state.fallback.hits, state.fallback.misses),
+            }
         )
         state.feed.attach(loop, lambda: engine.applied_lsn)
         engine.add_commit_listener(state.feed.on_commit)
@@ -92,10 +98,14 @@ def create_app(config: Config) -> Starlette:
         *records.routes(state),
         *registry.routes(state),
         *feed.routes(state),
+        *admin_ops.routes(state),  # admin hook: admin_ops.routes(state, authorize=...)
     ]
+    middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
+    if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
+        middleware.append(Middleware(CorsMiddleware, allowed_origins=config.api.allowed_origins))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMiddleware, metrics=state.metrics)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -69,7 +69,7 @@ def retry_after_seconds(error: StemeError) -> int | None:
     if error.status == 429:
         return int(error.details.get("retry_after_seconds", RETRY_AFTER_SECONDS))
     if error.status == 503:
-        return RETRY_AFTER_UNAVAILABLE_SECONDS
+        return int(error.details.get("retry_after_seconds", RETRY_AFTER_UNAVAILABLE_SECONDS))
     return None
 
 

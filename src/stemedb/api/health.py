@@ -40,7 +40,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
         if state.opened_engine is None or not state.accepting:
             reasons, applied = readiness(state)
         else:
-            reasons, applied = await state.offload(readiness, state)
+            reasons, applied = await state.offload_unguarded(readiness, state)
         if reasons:
             return json_response(
                 ReadyResponse(status="not_ready", reasons=reasons, applied_lsn=applied),

@@ -1,8 +1,8 @@
 """Prometheus metrics of one app (API.md "Metrics"), on a per-app CollectorRegistry.
 
 Label children are cached in dicts so the per-request cost is a dict lookup plus an
-increment. The ``agent`` label admits the first ``MAX_AGENT_LABELS`` agents seen (the
-busy ones in practice) and folds the rest into ``"_other"``; no agent is ``""``.
+increment. The ``agent`` label names the top ``api.metrics_top_agents`` agents by
+volume (``api.top_agents``) and folds the rest into ``"_other"``; no agent is ``""``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from stemedb.api.top_agents import TopAgents
 from stemedb.errors import ERROR_TYPES
 
-MAX_AGENT_LABELS: Final = 50
-OTHER_AGENT: Final = "_other"
+DEFAULT_TOP_AGENTS: Final = 100
 LATENCY_BUCKETS_SECONDS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -51,7 +51,7 @@ class _CacheCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, *, top_agents: int = DEFAULT_TOP_AGENTS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
@@ -105,20 +105,22 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int, str], Counter] = {}
         self._duration_children: dict[tuple[str, str], Histogram] = {}
         self._query_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-        self._agents: set[str] = set()
+        self.top_agents = TopAgents(top_agents)
 
     def watch_caches(self, read: Callable[[], dict[str, tuple[int, int]]]) -> None:
         self.registry.register(_CacheCollector(read))
 
     def agent_label(self, agent: str | None) -> str:
-        if not agent:
-            return ""
-        if agent in self._agents:
-            return agent
-        if len(self._agents) < MAX_AGENT_LABELS:
-            self._agents.add(agent)
-            return agent
-        return OTHER_AGENT
+        label, dropped = self.top_agents.label(agent)
+        if dropped:
+            self._drop_agents(set(dropped))
+        return label
+
+    def _drop_agents(self, agents: set[str]) -> None:
+        """Remove the series of agents that fell out of the top N."""
+        for key in [k for k in self._request_children if k[3] in agents]:
+            del self._request_children[key]
+            self.http_requests.remove(key[0], key[1], str(key[2]), key[3])
 
     def observe_request(
         self, method: str, path: str, status: int, agent: str | None, seconds: float

@@ -14,7 +14,7 @@ from stemedb.api.params import QUERY_PARAM_DOCS, QueryString, query_params, spec
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.api.wire import ErrorEnvelope, QueryBatchRequest, QueryBatchResponse
-from stemedb.errors import StemeError, ValidationError
+from stemedb.errors import StemeError, StorageError, ValidationError
 from stemedb.query.params import QueryParams
 from stemedb.query.results import QueryResult, SkepticResult
 
@@ -39,6 +39,34 @@ def _in_item(error: StemeError, index: int) -> StemeError:
     return error
 
 
+def stale_answer(
+    state: ApiState, key: tuple[str, QueryParams], params: QueryParams, error: StorageError
+) -> QueryResult:
+    """The ``[fallback]`` answer to a read whose storage failed, or ``error`` again."""
+    fallback = state.fallback
+    if not fallback.enabled:
+        raise error
+    answer = fallback.recall(key, params.max_stale_seconds)
+    if answer is not None:
+        return answer
+    service = state.service
+    if params.is_plain and (params.lens or service.default_lens) == service.default_lens:
+        assert params.subject is not None and params.predicate is not None
+        try:
+            view = service.views.lookup(
+                params.subject, params.predicate, params.limit,
+                fallback.max_age(params.max_stale_seconds),
+            )  # fmt: skip
+        except StemeError:
+            view = None
+        answer = fallback.counted_view(view)
+        if answer is not None:
+            return answer
+    else:
+        fallback.counted_view(None)
+    raise error
+
+
 def routes(state: ApiState) -> list[ApiRoute]:
     max_body = state.config.api.max_body_bytes
     max_batch = state.config.api.max_batch
@@ -49,13 +77,25 @@ def routes(state: ApiState) -> list[ApiRoute]:
         params = query_params(QueryString(request))
         service = state.service
         started = time.perf_counter()
-        if params.is_single:
-            # One (subject, predicate) is mostly a view or cache hit: answering it on the
-            # loop beats a thread hop (measured ~1.7x); scans go to the read pool.
-            result = service.query(params, asker=asker, endpoint="query")
-        else:
-            result = await state.offload(service.query, params, asker=asker, endpoint="query")
-        state.metrics.observe_query("query", result.lens, time.perf_counter() - started)
+        try:
+            if params.is_single:
+                # One (subject, predicate) is mostly a view or cache hit: answering it on
+                # the loop beats a thread hop (measured ~1.7x); scans go to the read pool.
+                result = state.storage.read(
+                    "query", service.query, params, asker=asker, endpoint="query"
+                )
+            else:
+                result = await state.offload(service.query, params, asker=asker, endpoint="query")
+        except StorageError as exc:
+            result = stale_answer(state, ("query", params), params, exc)
+            return json_response(result)
+        state.fallback.remember(("query", params), result)
+        seconds = time.perf_counter() - started
+        state.metrics.observe_query("query", result.lens, seconds)
+        state.slow_queries.observe(
+            result.query_id, result.subject or result.subject_prefix, result.predicate,
+            result.lens, seconds, asker,
+        )  # fmt: skip
         return json_response(result)
 
     async def post_query(request: Request) -> Response:
@@ -73,20 +113,28 @@ def routes(state: ApiState) -> list[ApiRoute]:
         params = [spec_params(spec) for spec in body.queries]
         service = state.service
 
-        def run_all(items: list[QueryParams]) -> list[QueryResult]:
+        def query_batch(items: list[QueryParams]) -> list[QueryResult]:
             out = []
             for index, item in enumerate(items):
                 try:
                     out.append(service.query(item, asker=asker, endpoint="query_batch"))
+                except StorageError as exc:
+                    out.append(stale_answer(state, ("query", item), item, exc))
                 except StemeError as exc:
                     raise _in_item(exc, index) from None
+                else:
+                    state.fallback.remember(("query", item), out[-1])
             return out
 
         started = time.perf_counter()
-        results = await state.offload(run_all, params)
+        results = await state.offload(query_batch, params)
         elapsed = (time.perf_counter() - started) / max(1, len(results))
         for result in results:
             state.metrics.observe_query("query_batch", result.lens, elapsed)
+            state.slow_queries.observe(
+                result.query_id, result.subject or result.subject_prefix, result.predicate,
+                result.lens, elapsed, asker,
+            )  # fmt: skip
         return json_response(QueryBatchResponse(results))
 
     async def get_skeptic(request: Request) -> Response:
@@ -103,7 +151,11 @@ def routes(state: ApiState) -> list[ApiRoute]:
         result = await state.offload(
             service.skeptic, full.subject, full.predicate, asker=asker, **filters
         )
-        state.metrics.observe_query("skeptic", "skeptic", time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        state.metrics.observe_query("skeptic", "skeptic", seconds)
+        state.slow_queries.observe(
+            result.query_id, full.subject, full.predicate, "skeptic", seconds, asker
+        )
         return json_response(result)
 
     errors = {400: ErrorEnvelope, 503: ErrorEnvelope}

@@ -17,9 +17,12 @@ from starlette.requests import Request
 
 from stemedb import __version__
 from stemedb.api.errors import AGENT_KEY
+from stemedb.api.fallback import StaleAnswers
 from stemedb.api.feed_hub import FeedHub
 from stemedb.api.ingest import WriteCoalescer
 from stemedb.api.metrics import Metrics
+from stemedb.api.resilience import StorageGuard
+from stemedb.api.slow_queries import SlowQueryLog
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import UnavailableError, ValidationError
@@ -35,7 +38,14 @@ class ApiState:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.version = __version__
-        self.metrics = Metrics(self.version)
+        self.metrics = Metrics(self.version, top_agents=config.api.metrics_top_agents)
+        # Storage calls: metrics, timeout and breakers (api.resilience); the stale-answer
+        # fallback (api.fallback); the slow-query ring (api.slow_queries).
+        self.storage = StorageGuard(config.resilience, self.metrics.registry)
+        self.fallback = StaleAnswers(config.fallback)
+        self.slow_queries = SlowQueryLog(
+            config.api.slow_query_ms, config.api.slow_query_log_entries
+        )
         self.feed = FeedHub()
         self.started_monotonic = time.monotonic()
         self.accepting = False
@@ -85,7 +95,13 @@ class ApiState:
     # -- helpers for handlers ----------------------------------------------------
 
     async def offload(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """Run a blocking read (SQLite) on the read pool, off the event loop."""
+        """Run a blocking read (SQLite) on the read pool, off the event loop, through the
+        storage guard (metrics by ``fn.__name__``, ``resilience.timeout_ms``, breaker)."""
+        name = getattr(fn, "__name__", "read")
+        return await self.storage.read_offloaded(self._readers, name, fn, *args, **kwargs)
+
+    async def offload_unguarded(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Like ``offload`` without the guard (``/ready`` probes the store itself)."""
         loop = asyncio.get_running_loop()
         call = partial(fn, *args, **kwargs) if kwargs else partial(fn, *args)
         return await loop.run_in_executor(self._readers, call)

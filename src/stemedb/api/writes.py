@@ -62,7 +62,7 @@ def write_answer(result: WriteResult) -> Response:
 async def commit(state: ApiState, request: Request, record: AnyRecord) -> Response:
     """Write one record durably and answer 201/200."""
     tag_agent(request, record)
-    result = await state.writes.write(record)
+    result = await state.storage.write("write", lambda: state.writes.write(record))
     if isinstance(record, Assertion) and result.status == "created":
         state.metrics.assertions_ingested.inc()
         state.metrics.assertions_total.inc()
@@ -123,7 +123,12 @@ def routes(state: ApiState) -> list[ApiRoute]:
                 slots.append(translate_decode_error(exc, f"assertions[{index}]"))
         if records:
             tag_agent(request, records[0])
-        outcomes = await state.engine.write_many_async(records) if records else []
+        engine = state.engine
+        outcomes = (
+            await state.storage.write("write_batch", lambda: engine.write_many_async(records))
+            if records
+            else []
+        )
         items: list[BatchItem] = []
         created = exists = failed = 0
         for index, slot in enumerate(slots):

@@ -1,0 +1,213 @@
+"""Admin operations endpoints (API.md "Admin"): slow queries, storage stats, cluster status.
+
+- ``GET /v1/admin/slow-queries``: ``{"queries": [...]}`` newest first (``api.slow_queries``).
+- ``GET /v1/admin/storage/stats``: assertion count, disk bytes, cache bytes and hit
+  ratio, applied LSN, WAL segments, the storage circuit breakers.
+- ``GET /v1/admin/cluster/status``: ``{"health", "mode": "single", "node_id", "nodes",
+  "storage", "wal"}``; ``unhealthy`` when the node is not ready (the ``/ready``
+  reasons: read-only WAL, store not answering), ``degraded`` when it is ready but a
+  storage circuit breaker is not closed, else ``healthy``.
+
+These routes need the admin role when ``[auth] enabled``: every handler first awaits
+``authorize(request)`` (``ADMIN_AUTHORIZE`` hook, see ``routes``). They read the store
+without the storage guard so they still answer while storage fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stemedb.api.health import readiness
+from stemedb.api.params import QueryString
+from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.slow_queries import SlowQueryList
+from stemedb.api.state import ApiState
+from stemedb.api.wire import ErrorEnvelope
+from stemedb.engine import Engine
+from stemedb.errors import StemeError
+
+Authorize = Callable[[Request], Awaitable[None]]
+
+HEALTHY: Final = "healthy"
+DEGRADED: Final = "degraded"
+UNHEALTHY: Final = "unhealthy"
+
+
+async def allow_all(request: Request) -> None:
+    """The default ``authorize`` hook: no check (auth is wired by ``api.app``)."""
+
+
+class StorageStats(msgspec.Struct, kw_only=True):
+    backend: str
+    assertion_count: int | None
+    record_counts: dict[str, int]
+    disk_bytes: int
+    cache_bytes: int
+    cache_max_bytes: int
+    cache_hits: int
+    cache_misses: int
+    cache_hit_ratio: float | None
+    fallback_entries: int
+    fallback_served: int
+    applied_lsn: int
+    wal_last_lsn: int
+    wal_segments: int
+    wal_disk_usage_bytes: int
+    views_pending: int
+    breakers: list[dict[str, Any]]
+    errors: list[str]
+
+
+class ClusterStatus(msgspec.Struct, kw_only=True):
+    health: str
+    mode: str
+    node_id: str
+    nodes: list[dict[str, Any]]
+    storage: dict[str, Any]
+    wal: dict[str, Any]
+
+
+def node_id(state: ApiState) -> str:
+    return state.config.cluster.node_id or socket.gethostname()
+
+
+def _ratio(hits: int, misses: int) -> float | None:
+    total = hits + misses
+    return round(hits / total, 6) if total else None
+
+
+def storage_stats(state: ApiState, engine: Engine) -> StorageStats:
+    store = engine.store
+    errors: list[str] = []
+    counts: dict[str, int] = {}
+    try:
+        counts = store.counts()
+    except StemeError as exc:
+        errors.append(f"{exc.code}: {exc.message}")
+    cache = store.cache
+    views = state.service.views.pending()
+    return StorageStats(
+        backend=store.backend,
+        assertion_count=counts.get("assertions"),
+        record_counts=counts,
+        disk_bytes=store.disk_bytes(),
+        cache_bytes=cache.size_bytes,
+        cache_max_bytes=cache.max_bytes,
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+        cache_hit_ratio=_ratio(cache.hits, cache.misses),
+        fallback_entries=len(state.fallback),
+        fallback_served=state.fallback.served,
+        applied_lsn=engine.applied_lsn,
+        wal_last_lsn=engine.wal.last_lsn,
+        wal_segments=len(engine.wal.segments()),
+        wal_disk_usage_bytes=engine.wal.disk_usage_bytes(),
+        views_pending=views,
+        breakers=state.storage.breakers(),
+        errors=errors,
+    )
+
+
+def _disk_free_bytes(path: str) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def cluster_status(state: ApiState) -> ClusterStatus:
+    reasons, applied = readiness(state)
+    engine = state.opened_engine
+    breakers = state.storage.breakers()
+    if reasons:
+        health = UNHEALTHY
+    elif any(b["state"] != "closed" for b in breakers):
+        health = DEGRADED
+    else:
+        health = HEALTHY
+    me = node_id(state)
+    storage: dict[str, Any] = {
+        "backend": "sqlite", "open": engine is not None, "breakers": breakers,
+    }  # fmt: skip
+    wal: dict[str, Any] = {"fsync": state.config.wal.fsync}
+    fsync_errors = state.metrics.registry.get_sample_value("stemedb_wal_fsync_errors_total")
+    wal["fsync_errors"] = int(fsync_errors or 0)
+    if engine is not None:
+        storage.update(
+            path=str(engine.store.path),
+            disk_bytes=engine.store.disk_bytes(),
+            answering=not any(r.startswith("store:") for r in reasons),
+            disk_free_bytes=_disk_free_bytes(str(engine.store.path.parent)),
+        )
+        wal.update(
+            dir=str(engine.wal.directory),
+            writable=not engine.read_only,
+            read_only_reason=engine.read_only_reason,
+            last_lsn=engine.wal.last_lsn,
+            applied_lsn=applied,
+            segments=len(engine.wal.segments()),
+            disk_usage_bytes=engine.wal.disk_usage_bytes(),
+            disk_free_bytes=_disk_free_bytes(str(engine.wal.directory)),
+        )
+    node = {
+        "node_id": me,
+        "role": "single",
+        "address": state.config.api.bind,
+        "health": health,
+        "ready": not reasons,
+        "reasons": reasons,
+        "version": state.version,
+        "uptime_seconds": round(state.uptime_seconds(), 3),
+        "applied_lsn": applied,
+        "checked_at": time.time(),
+    }
+    return ClusterStatus(
+        health=health, mode="single", node_id=me, nodes=[node], storage=storage, wal=wal
+    )
+
+
+def routes(state: ApiState, *, authorize: Authorize = allow_all) -> list[ApiRoute]:
+    """The operations routes. ``authorize`` is THE admin hook: ``api.app`` passes the
+    auth layer's admin check (e.g. ``lambda r: require_role(r, "admin")``)."""
+    timeout = state.config.api.request_timeout_seconds
+
+    async def get_slow_queries(request: Request) -> Response:
+        await authorize(request)
+        QueryString(request).finish()
+        return json_response(SlowQueryList(state.slow_queries.newest_first()))
+
+    async def get_storage_stats(request: Request) -> Response:
+        await authorize(request)
+        QueryString(request).finish()
+        engine = state.engine
+        return json_response(await state.offload_unguarded(storage_stats, state, engine))
+
+    async def get_cluster_status(request: Request) -> Response:
+        await authorize(request)
+        QueryString(request).finish()
+        return json_response(await state.offload_unguarded(cluster_status, state))
+
+    errors = {401: ErrorEnvelope, 403: ErrorEnvelope}
+    return [
+        api_route("/v1/admin/slow-queries", get_slow_queries, ["GET"], EndpointDoc(
+            summary="Queries slower than api.slow_query_ms, newest first (admin).",
+            tag="admin", responses={200: SlowQueryList, **errors},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/storage/stats", get_storage_stats, ["GET"], EndpointDoc(
+            summary="Assertion count, disk bytes, cache bytes and hit ratio, applied LSN,"
+            " WAL segments (admin).",
+            tag="admin", responses={200: StorageStats, **errors, 503: ErrorEnvelope},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/cluster/status", get_cluster_status, ["GET"], EndpointDoc(
+            summary="Health of this node, its WAL and its store (single-node mode) (admin).",
+            tag="admin", responses={200: ClusterStatus, **errors},
+        ), timeout_seconds=timeout),
+    ]  # fmt: skip
