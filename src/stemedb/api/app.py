@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Final
@@ -39,9 +39,9 @@ STARTUP_FAILURE_EXIT_CODE: Final = 3
 GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 
 
-def _open(state: ApiState) -> tuple[Engine, QueryService]:
+def _open(state: ApiState, engine_options: Mapping[str, object]) -> tuple[Engine, QueryService]:
     config = state.config
-    engine = Engine.from_config(config, wal_observer=state.metrics.wal)
+    engine = Engine.from_config(config, wal_observer=state.metrics.wal, **engine_options)
     try:
         service = QueryService.from_config(engine, config)
     except BaseException:
@@ -55,14 +55,17 @@ def _close(engine: Engine, service: QueryService) -> None:
     engine.close()
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(config: Config, *, engine_options: Mapping[str, object] | None = None) -> Starlette:
+    """The app. ``engine_options`` is a test seam: extra ``Engine`` arguments, e.g.
+    ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk into a server."""
     state = ApiState(config)
+    options = dict(engine_options or {})
     watch_certificate(config.tls, state.metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        engine, service = await loop.run_in_executor(None, _open, state)
+        engine, service = await loop.run_in_executor(None, _open, state, options)
         state.metrics.wal.recovery_duration.set(engine.open_seconds)
         state.metrics.assertions_total.set(
             await loop.run_in_executor(None, engine.store.assertion_count)

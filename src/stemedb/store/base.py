@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -140,6 +140,10 @@ class StoreBase:
         # and applied_lsn() callers; apsw refuses concurrent use from two threads.
         self._write_lock = threading.RLock()
         self._closed = False
+        # Fault seam for tests (as ``sys.faults`` is for the WAL): called with the
+        # operation name before every read; an ``apsw.Error`` it raises is translated
+        # like one SQLite raised (``tests/api/test_resilience*.py``). None in production.
+        self.read_fault: Callable[[str], None] | None = None
         try:
             self._writer = self._connect(self.path)
             with self._writer:
@@ -199,6 +203,8 @@ class StoreBase:
     @contextmanager
     def _reading(self, operation: str) -> Iterator[apsw.Connection]:
         try:
+            if self.read_fault is not None:
+                self.read_fault(operation)
             yield self.reader()
         except apsw.Error as exc:
             raise _translate(exc, operation) from exc

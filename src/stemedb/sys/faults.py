@@ -13,11 +13,13 @@ Shipped in the package so every layer's tests use the same faults:
   writes the bytes that still fit first, as a real short write would. ``free_space()``
   lifts the limit.
 - ``fail_truncate(count)``: the next ``count`` truncates fail with ``EIO``.
+- ``delay_fsync(seconds)``: every file sync sleeps ``seconds`` first (a slow disk).
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from pathlib import Path
 
 from stemedb.sys.filesystem import FileSystem, WritableFile, translate_os_error
@@ -43,6 +45,7 @@ class FaultyFileSystem:
         self._tear_call: int | None = None
         self._tear_keep_bytes = 0
         self._disk_budget_bytes: int | None = None
+        self.fsync_delay_seconds = 0.0
 
     # -- fault switches ------------------------------------------------------------
 
@@ -50,6 +53,10 @@ class FaultyFileSystem:
         """Fail the next ``count`` file syncs (``None``: every one until ``heal_fsync``)."""
         self._fsync_failures = count
         self._fail_directory_fsync = directories
+
+    def delay_fsync(self, seconds: float) -> None:
+        """Make every file sync take at least ``seconds`` (0: no delay)."""
+        self.fsync_delay_seconds = max(0.0, seconds)
 
     def heal_fsync(self) -> None:
         self._fsync_failures = 0
@@ -201,6 +208,8 @@ class FaultyFile:
     def _sync(self, action: str, real_sync_name: str) -> None:
         self._owner.check_alive()
         self._owner.file_sync_calls += 1
+        if self._owner.fsync_delay_seconds:
+            time.sleep(self._owner.fsync_delay_seconds)
         if self._owner.take_fsync_failure():
             raise translate_os_error(OSError(errno.EIO, "injected I/O error"), action, self.path)
         getattr(self._inner, real_sync_name)()
