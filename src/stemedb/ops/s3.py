@@ -1,0 +1,441 @@
+"""The one S3 seam of StemeDB: backups (``ops.backup``) and WAL archival (``ops.archive``).
+
+A small API over boto3 that works with AWS and with S3-compatible servers (MinIO, Ceph,
+OpenStack Swift's s3api, moto):
+
+- ``parse_s3_url("s3://bucket/some/prefix")`` -> ``S3Location(bucket, prefix)``;
+  ``location.key("a", "b")`` -> ``"some/prefix/a/b"``, ``location.url(...)`` likewise.
+- ``S3Client.from_env()`` builds a client from the environment: endpoint
+  ``STEMEDB_S3_ENDPOINT_URL``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``
+  (unset = AWS); region ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, default ``us-east-1``;
+  credentials from boto3's usual chain (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+  ``AWS_SESSION_TOKEN``, profiles, instance roles). Path-style addressing, and request
+  checksums only where an operation requires them (non-AWS servers reject the newer
+  default CRC trailers).
+- ``put_bytes`` / ``put_file`` upload with ``Content-MD5`` (the server checks the body)
+  and the SHA-256 as user metadata ``sha256``. Write-once: a key that exists is never
+  overwritten. An existing object with the same SHA-256 counts as success
+  (``PutResult.created`` is False: retries are idempotent); a different one raises
+  ``StorageError(code="s3_object_exists")``. The put carries ``If-None-Match: *`` so
+  servers that support it close the race between the existence check and the write.
+- ``get_bytes``, ``download_file``, ``head`` (None when missing), ``list_objects`` (every key
+  under a prefix), ``list_prefixes`` (one level, like ``ls``), ``delete``.
+- botocore errors become ``NetworkError`` (cannot reach the endpoint; retryable) or
+  ``StorageError`` with a code: ``s3_object_not_found``, ``s3_no_such_bucket``,
+  ``s3_access_denied``, ``s3_no_credentials``, ``s3_object_exists``, ``s3_error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import boto3  # type: ignore[import-untyped]
+import botocore.config  # type: ignore[import-untyped]
+import botocore.exceptions  # type: ignore[import-untyped]
+from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+
+from stemedb.errors import NetworkError, StorageError, ValidationError
+
+S3_SCHEME: Final = "s3://"
+DEFAULT_REGION: Final = "us-east-1"
+ENDPOINT_ENV_VARS: Final = ("STEMEDB_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+REGION_ENV_VARS: Final = ("AWS_REGION", "AWS_DEFAULT_REGION")
+SHA256_METADATA_KEY: Final = "sha256"
+SINGLE_PUT_MAX_BYTES: Final = 1024 * 1024 * 1024  # above this: multipart upload
+HASH_CHUNK_BYTES: Final = 4 * 1024 * 1024
+CONNECT_TIMEOUT_SECONDS: Final = 10
+READ_TIMEOUT_SECONDS: Final = 120
+MAX_ATTEMPTS: Final = 5
+
+_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
+_DENIED_CODES: Final = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
+)
+_PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_UNSUPPORTED_CODES: Final = frozenset({"NotImplemented", "501"})
+
+
+# -- URLs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A bucket and a key prefix (no leading or trailing slash; may be empty)."""
+
+    bucket: str
+    prefix: str = ""
+
+    def key(self, *parts: str) -> str:
+        """The key of ``parts`` under this prefix, joined with ``/``."""
+        pieces = [self.prefix, *parts] if self.prefix else list(parts)
+        return "/".join(p.strip("/") for p in pieces if p.strip("/"))
+
+    def url(self, *parts: str) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.key(*parts)}".rstrip("/")
+
+    def child(self, *parts: str) -> S3Location:
+        return S3Location(self.bucket, self.key(*parts))
+
+
+def is_s3_url(text: str | os.PathLike[str]) -> bool:
+    return isinstance(text, str) and text.startswith(S3_SCHEME)
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """``s3://bucket/prefix`` -> ``S3Location``; ``ValidationError`` for anything else."""
+    if not is_s3_url(url):
+        raise ValidationError("url", "must start with s3://", f"{url!r} is not an s3:// URL")
+    bucket, _, prefix = url[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise ValidationError("url", "needs a bucket", f"{url!r} names no bucket")
+    return S3Location(bucket, prefix.strip("/"))
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size_bytes: int
+    etag: str
+    sha256: str | None  # from the object's metadata (None from a listing)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    key: str
+    size_bytes: int
+    sha256: str
+    created: bool  # False: the same bytes were already there (an idempotent retry)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_md5_b64(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def translate_s3_error(exc: Exception, action: str, target: str) -> NetworkError | StorageError:
+    """The StemeDB error for a botocore/boto3 error raised while doing ``action``."""
+    where = f"{action} {target}"
+    if isinstance(
+        exc,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectionClosedError,
+    ):
+        return NetworkError(f"S3 {where}: cannot reach the endpoint: {exc}")
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return StorageError(
+            f"S3 {where}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            code="s3_no_credentials",
+            retryable=False,
+        )
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = str(error.get("Message", "")) or code
+        details = {"action": action, "target": target, "s3_code": code, "http_status": status}
+        if code in _NOT_FOUND_CODES:
+            return StorageError(
+                f"S3 {where}: not found", code="s3_object_not_found", retryable=False,
+                details=details,
+            )  # fmt: skip
+        if code == "NoSuchBucket":
+            return StorageError(
+                f"S3 {where}: the bucket does not exist", code="s3_no_such_bucket",
+                retryable=False, details=details,
+            )  # fmt: skip
+        if code in _DENIED_CODES:
+            return StorageError(
+                f"S3 {where}: access denied ({code}: {message})", code="s3_access_denied",
+                retryable=False, details=details,
+            )  # fmt: skip
+        retryable = status >= 500 or code in {"SlowDown", "RequestTimeout", "Throttling"}
+        return StorageError(
+            f"S3 {where}: {code}: {message}", code="s3_error", retryable=retryable, details=details
+        )
+    return StorageError(f"S3 {where}: {exc}", code="s3_error")
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+_TRANSLATED: Final = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    boto3.exceptions.Boto3Error,
+)
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+def endpoint_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    return next((env[name] for name in ENDPOINT_ENV_VARS if env.get(name)), None)
+
+
+def region_from_env(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return next((env[name] for name in REGION_ENV_VARS if env.get(name)), DEFAULT_REGION)
+
+
+class S3Client:
+    """A bucket-agnostic S3 client with StemeDB's errors and write-once puts."""
+
+    def __init__(self, client: Any, *, endpoint_url: str | None = None) -> None:
+        self._client = client
+        self.endpoint_url = endpoint_url
+        self._if_none_match_supported = True
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> S3Client:
+        """A client for ``endpoint_url`` (else from the environment; None = AWS)."""
+        endpoint = endpoint_url or endpoint_from_env(environ)
+        config = botocore.config.Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+        )
+        session = boto3.session.Session()
+        client = session.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region or region_from_env(environ),
+            config=config,
+        )
+        return cls(client, endpoint_url=endpoint)
+
+    @property
+    def raw(self) -> Any:
+        """The boto3 client, for operations this module does not wrap."""
+        return self._client
+
+    def _call(self, action: str, target: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, method)(**kwargs)
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, action, target) from exc
+
+    # -- reading -------------------------------------------------------------------
+
+    def head(self, location: S3Location, key: str) -> ObjectInfo | None:
+        """The object's size, ETag and ``sha256`` metadata, or None if it does not exist."""
+        target = f"s3://{location.bucket}/{key}"
+        try:
+            answer = self._client.head_object(Bucket=location.bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise translate_s3_error(exc, "head", target) from exc
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "head", target) from exc
+        metadata = {k.lower(): v for k, v in (answer.get("Metadata") or {}).items()}
+        return ObjectInfo(
+            key,
+            int(answer.get("ContentLength", 0)),
+            str(answer.get("ETag", "")).strip('"'),
+            metadata.get(SHA256_METADATA_KEY),
+        )
+
+    def get_bytes(self, location: S3Location, key: str) -> bytes:
+        target = f"s3://{location.bucket}/{key}"
+        answer = self._call("get", target, "get_object", Bucket=location.bucket, Key=key)
+        try:
+            body: bytes = answer["Body"].read()
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "get", target) from exc
+        return body
+
+    def download_file(self, location: S3Location, key: str, path: Path) -> int:
+        """Download to ``path`` (multipart for big objects); return its size."""
+        target = f"s3://{location.bucket}/{key}"
+        self._call(
+            "download", target, "download_file", Bucket=location.bucket, Key=key, Filename=str(path)
+        )
+        return path.stat().st_size
+
+    def list_objects(self, location: S3Location, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (a full key prefix), in key order."""
+        target = f"s3://{location.bucket}/{prefix}"
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        str(item["Key"]),
+                        int(item.get("Size", 0)),
+                        str(item.get("ETag", "")).strip('"'),
+                        None,
+                    )
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "list", target) from exc
+
+    def list_prefixes(self, location: S3Location, prefix: str = "") -> list[str]:
+        """The "directories" directly under ``prefix`` (each ends with ``/``)."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        target = f"s3://{location.bucket}/{prefix}"
+        paginator = self._client.get_paginator("list_objects_v2")
+        found: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix, Delimiter="/"):
+                found.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes", []))
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "list", target) from exc
+        return found
+
+    # -- writing -------------------------------------------------------------------
+
+    def put_bytes(
+        self,
+        location: S3Location,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> PutResult:
+        """Write-once upload of ``data`` (see the module doc)."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+        return self._put_once(
+            location, key, sha256, len(data),
+            lambda extra: self._client.put_object(
+                Bucket=location.bucket, Key=key, Body=data, ContentMD5=md5,
+                ContentType=content_type, Metadata={SHA256_METADATA_KEY: sha256}, **extra,
+            ),
+        )  # fmt: skip
+
+    def put_file(
+        self, location: S3Location, key: str, path: Path, *, sha256: str | None = None
+    ) -> PutResult:
+        """Write-once upload of a file; multipart above ``SINGLE_PUT_MAX_BYTES``."""
+        digest = sha256 or file_sha256(path)
+        size = path.stat().st_size
+        if size > SINGLE_PUT_MAX_BYTES:
+
+            def upload(_extra: dict[str, str]) -> Any:
+                return self._client.upload_file(
+                    str(path), location.bucket, key,
+                    ExtraArgs={"Metadata": {SHA256_METADATA_KEY: digest}},
+                    Config=TransferConfig(multipart_threshold=SINGLE_PUT_MAX_BYTES),
+                )  # fmt: skip
+
+            return self._put_once(location, key, digest, size, upload, conditional=False)
+        md5 = _file_md5_b64(path)
+
+        def put(extra: dict[str, str]) -> Any:
+            with path.open("rb") as body:
+                return self._client.put_object(
+                    Bucket=location.bucket, Key=key, Body=body, ContentMD5=md5,
+                    Metadata={SHA256_METADATA_KEY: digest}, **extra,
+                )  # fmt: skip
+
+        return self._put_once(location, key, digest, size, put)
+
+    def _put_once(
+        self,
+        location: S3Location,
+        key: str,
+        sha256: str,
+        size: int,
+        put: Any,
+        *,
+        conditional: bool = True,
+    ) -> PutResult:
+        target = f"s3://{location.bucket}/{key}"
+        existing = self.head(location, key)
+        if existing is not None:
+            return self._same_or_conflict(existing, target, sha256, size)
+        extra = {"IfNoneMatch": "*"} if conditional and self._if_none_match_supported else {}
+        try:
+            put(extra)
+        except botocore.exceptions.ClientError as exc:
+            code = _error_code(exc)
+            if code in _PRECONDITION_CODES:  # someone wrote it between head and put
+                again = self.head(location, key)
+                if again is not None:
+                    return self._same_or_conflict(again, target, sha256, size)
+            if code in _UNSUPPORTED_CODES and extra:
+                self._if_none_match_supported = False  # fall back to head-then-put
+                return self._put_once(location, key, sha256, size, put, conditional=conditional)
+            raise translate_s3_error(exc, "put", target) from exc
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "put", target) from exc
+        return PutResult(key, size, sha256, True)
+
+    @staticmethod
+    def _same_or_conflict(existing: ObjectInfo, target: str, sha256: str, size: int) -> PutResult:
+        if existing.sha256 == sha256 and existing.size_bytes == size:
+            return PutResult(existing.key, size, sha256, False)
+        raise StorageError(
+            f"S3 put {target}: a different object already exists there (write-once keys:"
+            f" existing sha256={existing.sha256}, size={existing.size_bytes}; new sha256={sha256})",
+            code="s3_object_exists",
+            retryable=False,
+            details={"target": target, "existing_sha256": existing.sha256, "sha256": sha256},
+        )
+
+    def delete(self, location: S3Location, keys: list[str]) -> None:
+        """Delete ``keys`` (1000 per request); missing keys are not an error."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            target = f"s3://{location.bucket}/{chunk[0]}"
+            answer = self._call(
+                "delete", target, "delete_objects", Bucket=location.bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            )  # fmt: skip
+            errors = answer.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"S3 delete s3://{location.bucket}/{first.get('Key')}: "
+                    f"{first.get('Code')}: {first.get('Message')}",
+                    code="s3_error",
+                )
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` (for tests and first-time setup); an existing one is fine."""
+        try:
+            self._client.create_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                return
+            raise translate_s3_error(exc, "create bucket", bucket) from exc
+        except _TRANSLATED as exc:
+            raise translate_s3_error(exc, "create bucket", bucket) from exc
