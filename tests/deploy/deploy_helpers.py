@@ -1,0 +1,120 @@
+"""Helpers of the deployment-asset tests: paths, tools, and real StemeDB servers.
+
+A server here is ``python -m stemedb.api`` in a subprocess on a free loopback port with
+its own data directory (``STEMEDB_DB_DIR`` / ``STEMEDB_BIND_ADDR``) and its stdout (the
+JSON log) in a file, like a node under systemd with journald.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+import httpx
+import pytest
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+DEPLOY: Final = ROOT / "deploy"
+OPERATIONS: Final = ROOT / "docs" / "operations"
+RUNBOOKS: Final = OPERATIONS / "runbooks"
+API_MD_CANDIDATES: Final = (ROOT.parent / "shared" / "design" / "API.md",)
+START_TIMEOUT_SECONDS: Final = 30.0
+
+# Series that are not exposed by the server but documented in docs/operations/monitoring.md:
+# node-exporter textfile metrics written by deploy/bin/stemedb-job-metrics, and the WAL
+# archiver's lag gauge.
+JOB_METRICS: Final = frozenset(
+    f"stemedb_{job}_{what}"
+    for job in ("backup", "backup_verify", "wal_archive")
+    for what in (
+        "last_run_timestamp_seconds", "last_success_timestamp_seconds", "failed",
+        "duration_seconds",
+    )
+)  # fmt: skip
+ARCHIVE_METRICS: Final = frozenset({"stemedb_wal_archive_lag_segments"})
+# Exposed by the server in addition to API.md's table (docs/reference/api.md).
+EXTRA_SERVER_METRICS: Final = frozenset({"stemedb_storage_circuit_open"})
+# Standard exporters' series the rules and the dashboard use.
+EXPORTER_METRICS: Final = frozenset({
+    "up", "process_resident_memory_bytes", "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes", "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
+    "node_filesystem_readonly", "process_cpu_seconds_total",
+})  # fmt: skip
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(f"{name} is not installed (bash scripts/install-debian-deps.sh)")
+    return path
+
+
+def api_md_metric_names() -> set[str]:
+    """The metric names of API.md's "Metrics" table (backquoted ``stemedb_…`` names)."""
+    text = next((p.read_text() for p in API_MD_CANDIDATES if p.exists()), None)
+    if text is None:
+        pytest.skip("the design contract (shared/design/API.md) is not next to the repo")
+    section = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(stemedb_[a-z0-9_]+)`", section))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Node:
+    """One StemeDB server process (``python -m stemedb.api``)."""
+
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None,
+                 **env: str) -> None:  # fmt: skip
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+        environ.update({
+            "STEMEDB_DB_DIR": str(data_dir),
+            "STEMEDB_BIND_ADDR": f"127.0.0.1:{self.port}",
+            "STEMEDB_WAL_GROUP_COMMIT_MAX_DELAY_US": "0",
+            **env,
+        })  # fmt: skip
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stemedb.api"], env=environ, stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
