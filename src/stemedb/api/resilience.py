@@ -195,7 +195,7 @@ class StorageMetrics:
             "Storage calls that failed (StorageError), by operation and backend.",
             ["operation", "backend"], registry=registry,
         )  # fmt: skip
-        self._children: dict[str, tuple[Histogram, Counter]] = {}
+        self._children: dict[str, tuple[Histogram, Counter, Counter]] = {}
 
     def observe(self, operation: str, seconds: float, failed: bool) -> None:
         children = self._children.get(operation)
@@ -203,12 +203,13 @@ class StorageMetrics:
             children = (
                 self.duration.labels(operation, self.backend),
                 self.operations.labels(operation, self.backend),
+                self.errors.labels(operation, self.backend),  # exposed at 0 from the start
             )
             self._children[operation] = children
         children[0].observe(seconds)
         children[1].inc()
         if failed:
-            self.errors.labels(operation, self.backend).inc()
+            children[2].inc()
 
 
 class _BreakerCollector(Collector):
