@@ -112,6 +112,13 @@ class ArchiveConfig(_Section):
     enabled: bool = False
     s3_url: str = ""
     interval_seconds: int = 60
+    keep_local: bool = False
+
+
+class DrConfig(_Section):
+    rto_target_seconds: float = 900.0
+    rpo_target_seconds: float = 300.0
+    workdir: str = ""
 
 
 class ClusterConfig(_Section):
@@ -151,6 +158,7 @@ class Config(_Section):
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
     backup: BackupConfig = msgspec.field(default_factory=BackupConfig)
     archive: ArchiveConfig = msgspec.field(default_factory=ArchiveConfig)
+    dr: DrConfig = msgspec.field(default_factory=DrConfig)
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     lens: LensSettings = msgspec.field(default_factory=LensSettings)
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from stemedb import __version__
 from stemedb.cli.remote_commands import fail
+from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import register as register_remote_commands
 from stemedb.config import Config, effective, load_config
 from stemedb.errors import StemeError
@@ -232,6 +233,7 @@ def verify_store(config: ConfigOption = None) -> None:
 
 
 register_remote_commands(app)
+register_ops_commands(app, wal_app)
 
 
 def main() -> Any:
