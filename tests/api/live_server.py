@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,7 +25,12 @@ def free_port() -> int:
 
 class LiveServer:
     def __init__(
-        self, base: Path, *, scheme: str = "http", verify: str | bool = True, **env: str
+        self,
+        base: Path,
+        *,
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+        **env: str,
     ) -> None:
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
