@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from stemedb.api import admin_ops, feed, health, openapi, queries, records, registry, writes
+from stemedb.api.archiving import check_archive_config, start_archiver
 from stemedb.api.cors import CorsMiddleware
 from stemedb.api.errors import EXCEPTION_HANDLERS
 from stemedb.api.logs import configure_logging
@@ -61,6 +62,7 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
     state = ApiState(config)
     options = dict(engine_options or {})
     watch_certificate(config.tls, state.metrics.registry)
+    check_archive_config(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,6 +81,7 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
         state.feed.attach(loop, lambda: engine.applied_lsn)
         engine.add_commit_listener(state.feed.on_commit)
         state.open(engine, service)
+        archiver = start_archiver(config, engine, state.metrics.registry)
         state.accepting = True
         log.info(
             "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
@@ -90,6 +93,8 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
             state.accepting = False
             state.feed.close()
             state.close_readers()
+            if archiver is not None:
+                await loop.run_in_executor(None, archiver.stop)
             await loop.run_in_executor(None, _close, engine, service)
             log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)
 

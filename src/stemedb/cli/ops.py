@@ -49,6 +49,7 @@ def _archive_base(to: str | None, cfg: Config) -> str:
             " or set [archive] s3_url",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(USAGE_EXIT_CODE)
     return base
@@ -110,6 +111,7 @@ def wal_archive(
                     "its archiver ([archive] enabled)",
                     markup=False,
                     highlight=False,
+                    soft_wrap=True,
                 )
         try:
             if lock is not None:
@@ -134,6 +136,7 @@ def wal_archive(
             ' see "gaps"',
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(GAPS_EXIT_CODE)
 
