@@ -8,6 +8,16 @@ PACKAGES=(
     prometheus
     openssl
     nginx
+    # OpenStack Swift with its S3 API (s3api + tempauth) for the real-S3 archive test
+    # (tests/ops/test_swift_s3.py); the swift package creates the swift system user.
+    swift
+    swift-proxy
+    swift-object
+    swift-container
+    swift-account
+    python3-swift
+    python3-lxml
+    memcached
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
