@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stemedb import __version__
+from stemedb.cli.backup import register as register_backup_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import register as register_remote_commands
@@ -233,6 +234,7 @@ def verify_store(config: ConfigOption = None) -> None:
 
 
 register_remote_commands(app)
+register_backup_commands(app)
 register_ops_commands(app, wal_app)
 
 
