@@ -225,3 +225,21 @@ def test_segments_above_the_checkpoint_are_kept_even_when_archived(
         inside = segments[1].first_lsn + 1
         assert deletion_bound(segments, index, inside) == segments[1].first_lsn
         assert deletion_bound(segments, index, 0) is None
+
+
+def test_a_damaged_archived_segment_is_refused_not_replaced(tmp_path: Path, base: Path) -> None:
+    from stemedb.ops.archive import DAMAGED_CODE
+
+    data_dir = tmp_path / "data"
+    with open_engine(data_dir) as engine:
+        fill(engine, 0, 120)
+        run = archive_wal(data_dir / "wal", LocalArchiveTarget(base))
+        victim = base / "wal" / run.shipped[0]
+        victim.write_bytes(victim.read_bytes()[:-1])
+        with pytest.raises(StorageError) as caught:
+            archive_wal(data_dir / "wal", LocalArchiveTarget(base))
+        assert caught.value.code == DAMAGED_CODE
+        # The documented way out: delete the damaged object; the next run re-uploads it.
+        victim.unlink()
+        again = archive_wal(data_dir / "wal", LocalArchiveTarget(base))
+    assert again.shipped == (run.shipped[0],) and again.check.ok

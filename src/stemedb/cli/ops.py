@@ -141,6 +141,85 @@ def wal_archive(
         raise typer.Exit(GAPS_EXIT_CODE)
 
 
+def dr_drill(
+    config: ConfigOption = None,
+    synthetic: Annotated[
+        int | None,
+        typer.Option(
+            "--synthetic",
+            help="Drill on N generated records in a scratch data directory (CI) instead of"
+            " the configured one",
+        ),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Scratch directory (default [dr] workdir, else a temp dir)"),
+    ] = None,
+    backup_to: Annotated[
+        str | None,
+        typer.Option("--backup-to", help="Where the drill's backup goes (default <workdir>)"),
+    ] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="WAL archive base (default [archive] s3_url; with --synthetic: <workdir>)",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="JSON report path (default <workdir>/dr-drill-report.json)"),
+    ] = None,
+) -> None:
+    """Backup -> archive -> loss -> restore elsewhere -> verify; measure RTO and RPO.
+
+    Without --synthetic the source is the configured data directory (it may be serving):
+    the loss is simulated and the live data never touched. Prints the text report,
+    writes it and the JSON report, and exits 1 unless every check and both [dr] targets
+    pass.
+    """
+    from stemedb.ops.drill import (
+        REPORT_FILE,
+        DrillOptions,
+        default_workdir,
+        render_text,
+        run_drill,
+        write_reports,
+    )
+
+    cfg = _config(config)
+    scratch = workdir or default_workdir(cfg.dr.workdir)
+    options = DrillOptions(
+        workdir=scratch,
+        rto_target_seconds=cfg.dr.rto_target_seconds,
+        rpo_target_seconds=cfg.dr.rpo_target_seconds,
+        data_dir=None if synthetic is not None else cfg.data_dir,
+        wal_dir=None if synthetic is not None else cfg.wal_dir,
+        records=synthetic,
+        backup_to=backup_to or (None if synthetic is not None else _backup_base(cfg)),
+        archive=archive or (None if synthetic is not None else cfg.archive.s3_url or None),
+    )
+
+    def note(message: str) -> None:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        result = run_drill(options, note)
+    except StemeError as exc:
+        raise fail(exc) from None
+    json_path = report or scratch / REPORT_FILE
+    text_path = write_reports(result, json_path)
+    sys.stdout.write(render_text(result))
+    sys.stdout.write(f"report: {json_path} and {text_path}\n")
+    if not result.ok:
+        raise typer.Exit(GAPS_EXIT_CODE)
+
+
+def _backup_base(cfg: Config) -> str | None:
+    return cfg.backup.s3_url or cfg.backup.dir or None
+
+
 def register(app: typer.Typer, wal_app: typer.Typer) -> None:
     """Add ``wal archive`` and ``dr-drill`` to the ``stemedb`` command line."""
     wal_app.command("archive")(wal_archive)
+    app.command("dr-drill")(dr_drill)

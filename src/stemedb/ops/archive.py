@@ -45,6 +45,7 @@ from stemedb.wal.segment import corruption_error, scan_segment
 log = logging.getLogger("stemedb.ops.archive")
 
 STORE_FILE: Final = "store.sqlite"
+DAMAGED_CODE: Final = "wal_archive_damaged"
 CHECKPOINT_BUSY_TIMEOUT_MS: Final = 2000
 
 
@@ -220,8 +221,17 @@ def archive_wal(
                 verified.add(segment.first_lsn)
                 already += 1
                 continue
-            # The sidecar is there but the segment is missing or damaged: put_once
-            # restores a missing one and refuses to replace a damaged one.
+            if stored_size is not None:
+                raise StorageError(
+                    f"the archived segment {target.url}/{name} is damaged ({stored_size} bytes"
+                    f" stored, its sidecar says {sidecar.size_bytes}); archived keys are never"
+                    " replaced: delete the damaged object (and its sidecar) so the next run"
+                    " uploads the local copy again",
+                    code=DAMAGED_CODE,
+                    retryable=False,
+                    details={"object": f"{target.url}/{name}"},
+                )
+            # The sidecar is there but the segment is missing: upload it again.
         archived = _ship(target, segment, data, clock)
         known[segment.first_lsn] = archived
         index.sidecars[segment.first_lsn] = archived
