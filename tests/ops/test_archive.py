@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from archive_helpers import fill, open_engine, wal_files
 
+from stemedb.config import load_config
 from stemedb.errors import StorageError, WalCorruptionError
 from stemedb.ops.archive import (
     archive_wal,
@@ -19,6 +20,7 @@ from stemedb.ops.archive import (
 )
 from stemedb.ops.archive_layout import check_archive, decode_sidecar, read_index
 from stemedb.ops.archive_target import CONFLICT_CODE, LocalArchiveTarget
+from stemedb.ops.state import compare_store_with_wal
 
 
 @pytest.fixture
@@ -189,6 +191,11 @@ def test_archived_segments_below_the_checkpoint_are_deleted_locally(
         fill(engine, 200, 10)  # the engine keeps writing after the deletion
     with open_engine(data_dir) as engine:  # and reopens from the shortened WAL
         assert engine.applied_lsn == engine.wal.last_lsn == 210
+    # `stemedb verify` compares the history the local WAL still holds.
+    config_file = tmp_path / "api.toml"
+    config_file.write_text(f"[storage]\ndata_dir = '{data_dir}'\n")
+    report = compare_store_with_wal(load_config(config_file, environ={}))
+    assert report["ok"] and report["wal_first_lsn"] > 1, report
 
 
 def test_unarchived_segments_are_never_deleted(tmp_path: Path, base: Path) -> None:

@@ -4,6 +4,7 @@ next to a running server, and the server's background archiver with its lag metr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -156,6 +157,12 @@ def test_server_archiver_ships_deletes_and_reports_lag(tmp_path: Path, base: str
         assert len(wal_files(data_dir)) == 1, wal_files(data_dir)
         assert "stemedb_wal_archive_lag_segments 0.0" in metrics
         assert "stemedb_wal_archive_failures_total 0.0" in metrics
+        if shutil.which("promtool"):
+            lint = subprocess.run(
+                ["promtool", "check", "metrics"], input=metrics, capture_output=True,
+                text=True, check=False,
+            )  # fmt: skip
+            assert "wal_archive" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
         check = check_archive(open_archive_target(base))
         assert check.ok and check.contiguous_through_lsn > 150
         _write(server.url, 200, 20)  # writes go on after the deletion

@@ -11,16 +11,31 @@ from stemedb.store.sqlite import SqliteStore
 from stemedb.wal import Wal
 
 
-def wal_state_hash(wal: Wal, up_to_lsn: int | None = None) -> tuple[int, str]:
-    """(last LSN, SHA-256 over ``lsn:kind:id`` of every WAL record up to ``up_to_lsn``)."""
+def wal_state_hash(wal: Wal, up_to_lsn: int | None = None, from_lsn: int = 1) -> tuple[int, str]:
+    """(last LSN, SHA-256 over ``lsn:kind:id`` of every WAL record from ``from_lsn`` up
+    to ``up_to_lsn``)."""
     digest = hashlib.sha256()
     last = 0
-    for rec in wal.iter_from(1):
+    for rec in wal.iter_from(from_lsn):
         if up_to_lsn is not None and rec.lsn > up_to_lsn:
             break
         entry = decode_entry(rec.lsn, rec.type, rec.payload)
         digest.update(f"{entry.lsn}:{int(entry.kind)}:{entry.record_id}\n".encode())
         last = rec.lsn
+    return last, digest.hexdigest()
+
+
+def _store_hash_from(store: SqliteStore, from_lsn: int) -> tuple[int, str]:
+    """The store's state hash over its changes with LSN >= ``from_lsn`` (the part of
+    history the local WAL still holds once archived segments were deleted)."""
+    digest = hashlib.sha256()
+    last = 0
+    rows = store.reader().execute(
+        "SELECT lsn, kind, ref FROM changes WHERE lsn >= ? ORDER BY lsn", (from_lsn,)
+    )
+    for lsn, kind, ref in rows:
+        digest.update(f"{lsn}:{kind}:{bytes(ref).hex()}\n".encode())
+        last = int(lsn)
     return last, digest.hexdigest()
 
 
@@ -33,10 +48,18 @@ def compare_store_with_wal(config: Config) -> dict[str, Any]:
         wal = Wal.open(config.wal_dir)
         store = SqliteStore(config.data_dir)
         try:
-            store_lsn, store_hash = store.state_hash()
-            _, wal_hash = wal_state_hash(wal, store_lsn)
+            # Archived segments may have been deleted (docs/design/wal-archive.md §5):
+            # compare the history the local WAL still holds.
+            first = wal.segments()[0].first_lsn
+            if first > 1:
+                store_lsn, store_hash = _store_hash_from(store, first)
+                store_lsn = max(store_lsn, store.applied_lsn())
+            else:
+                store_lsn, store_hash = store.state_hash()
+            _, wal_hash = wal_state_hash(wal, store_lsn, first)
             return {
                 "ok": store_lsn == wal.last_lsn and store_hash == wal_hash,
+                "wal_first_lsn": first,
                 "wal_last_lsn": wal.last_lsn,
                 "store_applied_lsn": store.applied_lsn(),
                 "store_state_hash": store_hash,
