@@ -245,6 +245,10 @@ def backup_list(
 @backup_app.command("verify")
 def backup_verify(
     source: Annotated[str, typer.Argument(help="A backup: its directory or s3:// URL")],
+    scratch_dir: Annotated[
+        Path | None,
+        typer.Option("--scratch-dir", help="Where the trial restore goes (default: $TMPDIR)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Four stages: manifest, checksums, trial restore, state hash. Exit 1 naming the failed one."""
@@ -252,7 +256,7 @@ def backup_verify(
 
     try:
         with RichProgress() as progress:
-            result = verify_backup(source, progress=progress)
+            result = verify_backup(source, scratch_root=scratch_dir, progress=progress)
     except StemeError as exc:
         raise fail(exc) from None
     if as_json:
