@@ -18,6 +18,7 @@ from stemedb.ops import restore as restore_module
 from stemedb.ops.backup import BackupResult, create_backup
 from stemedb.ops.backup_location import LocalBackups
 from stemedb.ops.restore import RestoreRequest, restore_backup
+from stemedb.ops.s3 import S3Client, S3Location
 from stemedb.ops.segments import read_segment
 from stemedb.ops.state import wal_state_hash
 from stemedb.store.sqlite import SqliteStore
@@ -227,3 +228,26 @@ def test_restore_from_a_location_picks_the_newest_backup_before_the_target(
     assert latest.backup == second.url and latest.restored_lsn == 2 * BATCH
     older = restore_backup(RestoreRequest(str(location.root), tmp_path / "b", to_time=T0 + 50))
     assert older.backup == first.url and older.restored_lsn == BATCH
+
+
+def test_point_in_time_from_an_s3_backup_and_an_s3_wal_archive(
+    history: dict[str, object], tmp_path: Path, s3_bucket: S3Location
+) -> None:
+    backup: BackupResult = history["backup"]  # type: ignore[assignment]
+    _end1, end2, _end3 = history["ends"]  # type: ignore[misc]
+    hashes: dict[int, str] = history["hashes"]  # type: ignore[assignment]
+    client = S3Client.from_env()
+    backups = S3Location(s3_bucket.bucket, "backups")
+    name = backup.manifest.name
+    for path in sorted(Path(backup.url).rglob("*")):
+        if path.is_file():
+            key = backups.key(name, path.relative_to(backup.url).as_posix())
+            client.put_file(backups, key, path)
+    archive = S3Location(s3_bucket.bucket, "archive")
+    for path in sorted((tmp_path / "archive" / "wal").iterdir()):
+        client.put_file(archive, archive.key("wal", path.name), path)
+    report = restore_backup(RestoreRequest(
+        backups.url(name), tmp_path / "pitr", to_time=T0 + 150, wal_archive=archive.url()
+    ))  # fmt: skip
+    assert report.restored_lsn == end2 and report.state_hash == hashes[end2]
+    assert report.segments_from_archive > 0
