@@ -184,6 +184,12 @@ class InternalError(StemeError):
     default_status = 500
 
 
+def error_type_of(exc: BaseException) -> str:
+    """The envelope type for ``exc`` (``InternalError`` for anything not ours), for the
+    ``Error: <Type>: …`` log lines of API.md."""
+    return exc.type_name if isinstance(exc, StemeError) else "InternalError"
+
+
 ERROR_TYPES: tuple[str, ...] = (
     "ValidationError",
     "AuthenticationError",

@@ -20,7 +20,7 @@ from typing import Final, Protocol
 from stemedb.engine.checks import BatchChecker, Existing
 from stemedb.engine.codec import encode_payload
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.errors import ReadOnlyError, StemeError, StorageError
+from stemedb.errors import ReadOnlyError, StemeError, StorageError, error_type_of
 from stemedb.model.kinds import Entry, RecordKind
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.sqlite import SqliteStore
@@ -187,7 +187,7 @@ class GroupCommitWriter:
                 try:
                     self._process(batch)
                 except Exception as exc:  # never leave a waiter hanging
-                    log.exception("group commit failed")
+                    log.exception("Error: %s: group commit failed: %s", error_type_of(exc), exc)
                     error = exc if isinstance(exc, StemeError) else StorageError(str(exc))
                     for _, fut in batch:
                         if not fut.done():
@@ -275,8 +275,8 @@ class GroupCommitWriter:
             for listener in self._listeners:
                 try:
                     listener(entries[-1].lsn, touched)
-                except Exception:
-                    log.exception("commit listener failed")
+                except Exception as exc:
+                    log.exception("Error: %s: commit listener failed: %s", error_type_of(exc), exc)
         for (_, fut), result in zip(batch, outcomes, strict=True):
             if isinstance(result, int):
                 entry = entries[result]

@@ -15,6 +15,7 @@ from typing import Final
 
 import msgspec
 
+from stemedb.errors import error_type_of
 from stemedb.store.sqlite import SqliteStore
 
 log = logging.getLogger("stemedb.audit")
@@ -118,8 +119,11 @@ class AuditLog:
         links = [(c.assertion_id, r.query_id) for r in batch for c in r.contributions]
         try:
             self._store.write_audit(rows, links)
-        except Exception:
-            log.exception("audit flush failed; %d audit records lost", len(batch))
+        except Exception as exc:
+            log.exception(
+                "Error: %s: audit flush failed; %d audit records lost: %s",
+                error_type_of(exc), len(batch), exc,
+            )  # fmt: skip
             self.dropped += len(batch)
 
     def _run(self) -> None:

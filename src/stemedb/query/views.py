@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from stemedb.errors import error_type_of
 from stemedb.query.params import DEFAULT_LIMIT, QueryParams
 from stemedb.query.results import QueryResult
 from stemedb.store.cache import SubjectPredicate
@@ -114,8 +115,10 @@ class ViewKeeper:
                     break
                 try:
                     self.refresh(keys)
-                except Exception:
-                    log.exception("view refresh failed; will retry")
+                except Exception as exc:
+                    log.exception(
+                        "Error: %s: view refresh failed; will retry: %s", error_type_of(exc), exc
+                    )
                     break
 
     def close(self) -> None:
