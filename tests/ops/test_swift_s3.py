@@ -5,6 +5,7 @@ reason; ``scripts/install-debian-deps.sh`` installs it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -119,3 +120,20 @@ def test_swift_refuses_overwrite_and_reports_a_truncated_segment_as_a_gap(
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert '"segment_truncated"' in result.stdout
+
+
+def test_dr_drill_through_swift(swift_env: dict[str, str], tmp_path: Path) -> None:
+    """Backup, archive and point-in-time restore all through Swift's S3 API."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+    environ.update(swift_env)
+    workdir = tmp_path / "drill"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("stemedb")), "dr-drill", "--synthetic", "600",
+         "--workdir", str(workdir), "--backup-to", f"s3://{BUCKET}/drill-backups",
+         "--archive", f"s3://{BUCKET}/drill-archive"],
+        env=environ, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((workdir / "dr-drill-report.json").read_text())
+    assert report["ok"] and report["restored_lsn"] > report["backup_lsn"]
+    assert report["archive"].startswith(f"s3://{BUCKET}/drill-archive/dr-drill-")
