@@ -67,11 +67,13 @@ class RateLimitConfig(_Section):
     storage: str = "memory://"
     default_per_minute: int = 6000
     endpoints: dict[str, int] = msgspec.field(default_factory=dict)
+    window_seconds: int = 60
 
 
 class QuotaConfig(_Section):
     enabled: bool = False
     tokens_per_hour: int = 10000
+    window_seconds: int = 3600
 
 
 class ResilienceConfig(_Section):

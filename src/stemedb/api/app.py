@@ -21,7 +21,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from stemedb.api import admin_ops, feed, health, openapi, queries, records, registry, writes
+from stemedb.api import (
+    admin_keys,
+    admin_limits,
+    admin_ops,
+    feed,
+    health,
+    openapi,
+    queries,
+    records,
+    registry,
+    writes,
+)
 from stemedb.api.archiving import check_archive_config, start_archiver
 from stemedb.api.cors import CorsMiddleware
 from stemedb.api.errors import EXCEPTION_HANDLERS
@@ -68,6 +79,12 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         engine, service = await loop.run_in_executor(None, _open, state, options)
+        try:  # API keys (refuses to start with auth on and no admin key), limits
+            await state.access.start(config.data_dir)
+        except BaseException:
+            await loop.run_in_executor(None, _close, engine, service)
+            raise
+        state.access.protect(app.router.routes)  # every route, whoever added it
         state.metrics.wal.recovery_duration.set(engine.open_seconds)
         state.metrics.assertions_total.set(
             await loop.run_in_executor(None, engine.store.assertion_count)
@@ -95,6 +112,7 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
             state.close_readers()
             if archiver is not None:
                 await loop.run_in_executor(None, archiver.stop)
+            await state.access.stop()
             await loop.run_in_executor(None, _close, engine, service)
             log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)
 
@@ -107,6 +125,8 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
         *registry.routes(state),
         *feed.routes(state),
         *admin_ops.routes(state),  # admin hook: admin_ops.routes(state, authorize=...)
+        *admin_keys.routes(state),  # admin role enforced by api.access for /v1/admin/*
+        *admin_limits.routes(state),
     ]
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default

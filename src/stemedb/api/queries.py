@@ -9,6 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api.access import note_items
 from stemedb.api.bodies import read_json
 from stemedb.api.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
@@ -110,6 +111,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
                 f"{len(body.queries)} queries; api.max_batch is {max_batch}",
                 code="batch_too_large",
             )
+        note_items(request, len(body.queries))
         params = [spec_params(spec) for spec in body.queries]
         service = state.service
 

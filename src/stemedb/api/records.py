@@ -7,6 +7,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api.access_wire import AgentDetail
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
@@ -14,7 +15,7 @@ from stemedb.api.wire import AuditList, ErrorEnvelope
 from stemedb.errors import ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.query.audit import AuditRecord
-from stemedb.query.provenance import AgentInfo, AssertionDetail, TraceResult
+from stemedb.query.provenance import AssertionDetail, TraceResult
 
 DEFAULT_AUDIT_LIMIT: Final = 100
 MAX_AUDIT_LIMIT: Final = 1000
@@ -43,7 +44,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
         info = await state.offload(
             provenance.agent, str(request.path_params["agent_id"]), engine.clock.time()
         )
-        return json_response(info)
+        return json_response(await state.access.agent_detail(info))
 
     async def get_audit_queries(request: Request) -> Response:
         qs = QueryString(request)
@@ -81,8 +82,8 @@ def routes(state: ApiState) -> list[ApiRoute]:
             tag="reads", responses={200: TraceResult, **NOT_FOUND},
         ), timeout_seconds=timeout),
         api_route("/v1/agents/{agent_id}", get_agent, ["GET"], EndpointDoc(
-            summary="An agent's trust score and counts.", tag="reads",
-            responses={200: AgentInfo, 400: ErrorEnvelope},
+            summary="An agent's trust score and counts, its quota, rate limit and circuit"
+            " breaker.", tag="reads", responses={200: AgentDetail, 400: ErrorEnvelope},
         ), timeout_seconds=timeout),
         api_route("/v1/audit/queries", get_audit_queries, ["GET"], EndpointDoc(
             summary="Audited queries, newest first.", tag="audit",

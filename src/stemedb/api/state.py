@@ -16,6 +16,7 @@ from typing import TypeVar
 from starlette.requests import Request
 
 from stemedb import __version__
+from stemedb.api.access import AccessControl
 from stemedb.api.errors import AGENT_KEY
 from stemedb.api.fallback import StaleAnswers
 from stemedb.api.feed_hub import FeedHub
@@ -46,6 +47,8 @@ class ApiState:
         self.slow_queries = SlowQueryLog(
             config.api.slow_query_ms, config.api.slow_query_log_entries
         )
+        # API keys, rate limits, quotas, per-agent circuit breakers (api.access).
+        self.access = AccessControl(config, self.metrics)
         self.feed = FeedHub()
         self.started_monotonic = time.monotonic()
         self.accepting = False

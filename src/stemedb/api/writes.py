@@ -13,6 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api.access import admit_agent, note_items
 from stemedb.api.bodies import decode, read_body, read_json, translate_decode_error
 from stemedb.api.errors import AGENT_KEY
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
@@ -62,6 +63,7 @@ def write_answer(result: WriteResult) -> Response:
 async def commit(state: ApiState, request: Request, record: AnyRecord) -> Response:
     """Write one record durably and answer 201/200."""
     tag_agent(request, record)
+    await admit_agent(request)
     result = await state.storage.write("write", lambda: state.writes.write(record))
     if isinstance(record, Assertion) and result.status == "created":
         state.metrics.assertions_ingested.inc()
@@ -123,6 +125,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
                 slots.append(translate_decode_error(exc, f"assertions[{index}]"))
         if records:
             tag_agent(request, records[0])
+            await admit_agent(request, count)
         engine = state.engine
         outcomes = (
             await state.storage.write("write_batch", lambda: engine.write_many_async(records))
@@ -156,6 +159,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
                 items.append(
                     BatchItem(index=index, status=outcome.status, id=outcome.id, lsn=outcome.lsn)
                 )
+        note_items(request, count, failed)
         if created:
             state.metrics.assertions_ingested.inc(created)
             state.metrics.assertions_total.inc(created)

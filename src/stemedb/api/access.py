@@ -1,0 +1,427 @@
+"""Access control of every route: API keys, rate limits, quotas, per-agent breakers.
+
+``AccessControl.protect`` wraps each route's ASGI app in a ``RouteGuard`` chosen by the
+route's path and methods (``Policy``):
+
+- public, never guarded: ``/health``, ``/v1/health``, ``/ready``, ``/metrics``,
+  ``/openapi.json``, ``/docs``;
+- ``/v1/admin/*``: role ``admin`` whenever ``[auth] enabled`` (whatever
+  ``require_for_reads`` says);
+- ``GET`` and ``POST /v1/query``: role ``reader`` when ``require_for_reads`` (else
+  anonymous, but a key that is sent must be valid); other methods: role ``writer``.
+
+The guard runs before the handler: authentication (401/403), then the ``endpoint``,
+``key`` and, for reads, ``agent`` rate limits and the reader's quota (429). A write's
+agent is its first signer, known only once the body is decoded: the write handlers
+call ``admit_agent`` (breaker 403, ``agent`` limit and quota 429). When the answer
+starts, the guard adds the ``RateLimit``/``X-RateLimit-*`` and ``X-Quota-*`` headers,
+charges the quota and tells the agent's breaker how the write went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import msgspec
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stemedb.api.access_wire import AgentDetail, QuotaView
+from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
+from stemedb.api.breakers import AgentBreakers, Outcome
+from stemedb.api.errors import AGENT_KEY, ERROR_KEY, REQUEST_ID_KEY, error_response
+from stemedb.api.metrics import Metrics
+from stemedb.api.quota import Cost, QuotaMeter, cost_of, exhausted, quota_headers, request_cost
+from stemedb.api.ratelimit import (
+    Counters,
+    RateLimits,
+    SharedCounter,
+    Window,
+    limited,
+    open_counter,
+    rate_headers,
+)
+from stemedb.config import Config
+from stemedb.errors import (
+    AuthorizationError,
+    SerializationError,
+    SignatureError,
+    StemeError,
+    ValidationError,
+)
+from stemedb.model.apikey import role_allows
+from stemedb.model.signing import is_hex64
+from stemedb.query.provenance import AgentInfo
+from stemedb.store.keys import StoredKey
+
+log = logging.getLogger("stemedb.api")
+
+GATE_KEY: Final = "stemedb.gate"
+PUBLIC_PATHS: Final = frozenset(
+    {"/health", "/v1/health", "/ready", "/metrics", "/openapi.json", "/docs"}
+)
+ADMIN_PREFIX: Final = "/v1/admin/"
+READ_METHODS: Final = frozenset({"GET", "HEAD"})
+READ_POST_PATHS: Final = frozenset({"/v1/query"})  # POST, but a read (many queries)
+_API_KEY_HEADER: Final = b"x-api-key"
+_AGENT_HEADER: Final = b"x-agent-id"
+
+
+class Policy(NamedTuple):
+    path: str
+    method: str
+    need: str  # the least role: reader, writer or admin
+    write: bool
+    admin: bool
+    endpoint_limit: int | None
+    cost: Cost
+
+
+class AccessControl:
+    """The access state of one app; ``start`` opens the key store, ``stop`` closes it."""
+
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.auth_enabled = config.auth.enabled
+        self.require_for_reads = config.auth.require_for_reads
+        self.root_secret = config.auth.root_api_key
+        self.metrics = metrics
+        self.keys = KeyRing()
+        self.counters = Counters(open_counter(config.rate_limit.storage))
+        self.rates = RateLimits(config.rate_limit, self.counters)
+        self.quota = QuotaMeter(config.quota, self.counters)
+        self.breakers = AgentBreakers(
+            config.resilience, metrics.breakers_open, authenticated=config.auth.enabled
+        )
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def open(self, data_dir: Path) -> None:
+        """Blocking: open ``keys.sqlite``, seed the root key, refuse a server without admin."""
+        store = self.keys.open(data_dir, self.root_secret)
+        for override in store.overrides():
+            self.rates.overrides[(override.scope, override.target)] = override.max_requests_per_min
+        if self.auth_enabled and not self.keys.has_usable_admin():
+            self.keys.close()
+            raise ValidationError(
+                "auth.root_api_key",
+                "required",
+                "auth.enabled is true but there is no usable admin API key: set"
+                " STEMEDB_ROOT_API_KEY (or [auth] root_api_key), or create one with"
+                " `stemedb keys create --role admin --name NAME --offline` while the server"
+                " is stopped",
+                code="no_admin_key",
+            )
+
+    async def start(self, data_dir: Path) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.open, data_dir)
+        except StemeError as exc:
+            log.error("Error: %s: %s", exc.type_name, exc.message)
+            raise
+        counter = self.counters.counter
+        if isinstance(counter, SharedCounter) and (self.rates.enabled or self.quota.enabled):
+            try:
+                reachable = await counter.check()
+            except Exception:
+                reachable = False
+            if not reachable:
+                log.error(
+                    "Error: UnavailableError: rate-limit storage is not reachable; requests"
+                    " are let through unlimited until it is"
+                )
+        self._flusher = loop.create_task(self._flush_periodically())
+        if not self.auth_enabled:
+            log.warning("API keys are off ([auth] enabled = false): every route is open")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.keys.close)
+        await self.counters.counter.close()
+
+    async def _flush_periodically(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
+            try:
+                await loop.run_in_executor(None, self.keys.flush)
+            except StemeError as exc:
+                log.error("Error: %s: last_used_at not saved: %s", exc.type_name, exc.message)
+
+    # -- routes --------------------------------------------------------------------
+
+    def policy(self, route: Route) -> Policy | None:
+        path = route.path
+        methods = route.methods or {"GET"}
+        if path in PUBLIC_PATHS:
+            return None
+        write = not methods <= READ_METHODS and path not in READ_POST_PATHS
+        method = next((m for m in sorted(methods) if m != "HEAD"), "GET")
+        admin = path.startswith(ADMIN_PREFIX)
+        need = "admin" if admin else ("writer" if write else "reader")
+        return Policy(
+            path=path,
+            method=method,
+            need=need,
+            write=write,
+            admin=admin,
+            endpoint_limit=self.rates.endpoints.get(path),
+            cost=cost_of(method, path, write=write),
+        )
+
+    def needs_guard(self, policy: Policy) -> bool:
+        enforcing = self.auth_enabled or self.rates.enabled or self.quota.enabled
+        return enforcing or (policy.write and not policy.admin)
+
+    def protect(self, routes: Iterable[BaseRoute]) -> None:
+        """Wrap every route that needs it in a ``RouteGuard`` (idempotent)."""
+        for route in routes:
+            if not isinstance(route, Route) or isinstance(route.app, RouteGuard):
+                continue
+            policy = self.policy(route)
+            if policy is not None and self.needs_guard(policy):
+                route.app = RouteGuard(route.app, self, policy)
+
+    # -- views ---------------------------------------------------------------------
+
+    async def agent_detail(self, info: AgentInfo) -> AgentDetail:
+        """``GET /v1/agents/{agent_id}``: trust and counts plus quota, rate limit, breaker."""
+        agent = info.agent_id
+        quota = None
+        if self.quota.enabled:
+            window = await self.quota.status(agent)
+            if window is not None:
+                quota = QuotaView(
+                    tokens_per_hour=window.limit,
+                    remaining=max(0, window.remaining),
+                    reset_at=window.reset_at,
+                )
+        rate = self.rates.limit_of("agent", agent) if self.rates.enabled else None
+        return AgentDetail(
+            **msgspec.structs.asdict(info),
+            quota=quota,
+            rate_limit_per_minute=rate,
+            breaker=self.breakers.view(agent),
+        )
+
+    def count_limited(self, path: str, scope: str) -> None:
+        self.metrics.rate_limited.labels(path, scope).inc()
+
+
+class RouteGuard:
+    def __init__(self, app: ASGIApp, access: AccessControl, policy: Policy) -> None:
+        self.app = app
+        self.access = access
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = Gate(self.access, self.policy, scope)
+        scope[GATE_KEY] = gate
+        try:
+            await gate.before()
+        except StemeError as exc:
+            await gate.refuse(exc, receive, send)
+            return
+        if gate.counts_body:
+            receive = gate.counting(receive)
+        await self.app(scope, receive, gate.sender(send))
+
+
+class Gate:
+    """One request's view of access control (in the ASGI scope under ``GATE_KEY``)."""
+
+    __slots__ = (
+        "access", "agent", "body_bytes", "counts_body", "failed_items", "items", "key",
+        "policy", "quota_window", "rate_window", "refused", "scope", "trial",
+    )  # fmt: skip
+
+    def __init__(self, access: AccessControl, policy: Policy, scope: Scope) -> None:
+        self.access = access
+        self.policy = policy
+        self.scope = scope
+        self.key: StoredKey | None = None
+        self.agent: str | None = None
+        self.trial = False
+        self.items = 1
+        self.failed_items = 0
+        self.body_bytes = 0
+        self.rate_window: Window | None = None
+        self.quota_window: Window | None = None
+        self.refused = False
+        self.counts_body = access.quota.enabled and policy.write
+
+    # -- before the handler ----------------------------------------------------------
+
+    async def before(self) -> None:
+        access, policy = self.access, self.policy
+        secret: str | None = None
+        header_agent: str | None = None
+        for name, value in self.scope["headers"]:
+            if name == _API_KEY_HEADER:
+                secret = value.decode("latin-1")
+            elif name == _AGENT_HEADER:
+                header_agent = value.decode("latin-1")
+        if access.auth_enabled and (
+            secret is not None or policy.need != "reader" or access.require_for_reads
+        ):
+            key = access.keys.authenticate(secret)
+            if not role_allows(key.role, policy.need):
+                raise AuthorizationError(
+                    f"this endpoint needs the {policy.need} role; the API key has {key.role}",
+                    code="insufficient_role",
+                    details={"required_role": policy.need, "role": key.role},
+                )
+            self.key = key
+        if not policy.write and header_agent is not None and is_hex64(header_agent):
+            self.agent = header_agent
+            self.scope[AGENT_KEY] = header_agent
+        rates = access.rates
+        if rates.enabled:
+            if policy.endpoint_limit is not None:
+                await self._hit("endpoint", policy.path, policy.endpoint_limit, self._caller())
+            if self.key is not None:
+                await self._hit("key", self.key.id, rates.limit_of("key", self.key.id))
+            if self.agent is not None:
+                await self._hit("agent", self.agent, rates.limit_of("agent", self.agent))
+        if self.agent is not None and access.quota.enabled and not policy.admin:
+            await self._check_quota(self.agent)
+
+    def _caller(self) -> str:
+        if self.key is not None:
+            return "key:" + self.key.id
+        if self.agent is not None:
+            return "agent:" + self.agent
+        client = self.scope.get("client")
+        return "addr:" + (str(client[0]) if client else "-")
+
+    async def _hit(self, scope_name: str, target: str, limit: int, extra: str = "") -> None:
+        window = await self.access.rates.hit(scope_name, target, limit, extra)
+        if window is None:
+            return
+        current = self.rate_window
+        if not window.allowed or current is None or window.remaining < current.remaining:
+            self.rate_window = window
+        if not window.allowed:
+            self.refused = True
+            self.access.count_limited(self.policy.path, scope_name)
+            raise limited(scope_name, window, self.access.rates.window_seconds)
+
+    async def _check_quota(self, agent: str) -> None:
+        window = await self.access.quota.status(agent)
+        self.quota_window = window
+        if window is not None and window.remaining <= 0:
+            self.refused = True
+            self.access.count_limited(self.policy.path, "quota")
+            raise exhausted(window)
+
+    # -- from a write handler, once the signer is known ---------------------------------
+
+    async def admit(self, agent: str | None, items: int) -> None:
+        self.items = items
+        if agent is None or not self.policy.write or self.policy.admin:
+            return
+        self.agent = agent
+        access = self.access
+        if access.breakers.active:
+            try:
+                self.trial = access.breakers.admit(agent)
+            except StemeError:
+                self.refused = True
+                raise
+        if access.rates.enabled:
+            await self._hit("agent", agent, access.rates.limit_of("agent", agent))
+        if access.quota.enabled:
+            await self._check_quota(agent)
+
+    # -- the answer ------------------------------------------------------------------
+
+    async def refuse(self, exc: StemeError, receive: Receive, send: Send) -> None:
+        self.refused = True
+        self.scope[ERROR_KEY] = exc
+        request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))
+        await error_response(exc, request_id)(self.scope, receive, self.sender(send))
+
+    def counting(self, receive: Receive) -> Receive:
+        async def counted() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.body_bytes += len(message.get("body", b""))
+            return message
+
+        return counted
+
+    def sender(self, send: Send) -> Send:
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = await self._answer_headers(message["status"])
+                if extra:
+                    message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        return send_with_limits
+
+    async def _answer_headers(self, status: int) -> list[tuple[bytes, bytes]]:
+        access, error = self.access, self.scope.get(ERROR_KEY)
+        if self.policy.write and self.agent is not None and not self.policy.admin:
+            access.breakers.record(self.agent, self._outcome(status, error), self.trial)
+        extra: list[tuple[bytes, bytes]] = []
+        if isinstance(error, StemeError) and error.code == "circuit_open":
+            retry = error.details.get("retry_after_seconds")
+            if retry is not None:  # a 403 has no Retry-After of its own
+                extra.append((b"retry-after", str(retry).encode()))
+        if self.rate_window is not None:
+            extra.extend(rate_headers(self.rate_window, access.rates.window_seconds))
+        if access.quota.enabled and self.agent is not None and not self.policy.admin:
+            window = self.quota_window
+            if not self.refused:
+                cost = request_cost(self.policy.cost, self.items, self.body_bytes)
+                window = await access.quota.charge(self.agent, cost) or window
+            if window is not None:
+                extra.extend(quota_headers(window))
+        return extra
+
+    def _outcome(self, status: int, error: object) -> Outcome:
+        if status < 400:
+            return "failure" if self.failed_items else "success"
+        if isinstance(error, SignatureError | ValidationError | SerializationError):
+            return "failure"
+        return "neutral"
+
+
+async def admit_agent(request: Request, items: int = 1) -> None:
+    """Called by write handlers once the first signer is known (``AGENT_KEY``)."""
+    gate = request.scope.get(GATE_KEY)
+    if isinstance(gate, Gate):
+        agent = request.scope.get(AGENT_KEY)
+        await gate.admit(agent if isinstance(agent, str) else None, items)
+
+
+def note_items(request: Request, items: int, failed: int = 0) -> None:
+    """How many items a batch held (quota cost) and how many failed (breaker)."""
+    gate = request.scope.get(GATE_KEY)
+    if isinstance(gate, Gate):
+        gate.items = max(1, items)
+        gate.failed_items = failed
+
+
+__all__ = [
+    "GATE_KEY",
+    "PUBLIC_PATHS",
+    "AccessControl",
+    "Gate",
+    "Policy",
+    "RouteGuard",
+    "admit_agent",
+    "note_items",
+]

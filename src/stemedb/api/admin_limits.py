@@ -1,0 +1,165 @@
+"""Admin routes for rate-limit overrides and per-agent circuit breakers (API.md "Admin").
+
+- ``POST /v1/admin/rate-limit`` ``{"agent_id" or "api_key_id", "max_requests_per_min"}``
+  sets the per-agent or per-key limit (kept in ``keys.sqlite``, so it survives restarts);
+  ``GET`` lists the overrides; ``DELETE /v1/admin/rate-limit/{id}`` removes the override
+  of that agent id (64 hex) or API key id.
+- ``POST /v1/admin/circuit-breaker/trip`` ``{"agent_id", "reason"?}`` opens an agent's
+  breaker until it is reset; ``POST /v1/admin/circuit-breaker/reset`` ``{"agent_id"}``
+  closes it; ``GET /v1/admin/circuit-breakers`` lists the breakers that are not closed or
+  have recent failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stemedb.api.access_wire import (
+    BreakerList,
+    DeletedOverride,
+    RateOverrideBody,
+    RateOverrideList,
+    RateOverrideView,
+    ResetBody,
+    TripBody,
+)
+from stemedb.api.admin_keys import ADMIN_ERRORS
+from stemedb.api.bodies import read_json
+from stemedb.api.breakers import BreakerView
+from stemedb.api.params import QueryString
+from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.state import ApiState
+from stemedb.errors import NotFoundError, ValidationError
+from stemedb.model.signing import is_hex64
+from stemedb.store.keys import OverrideScope, RateOverride
+
+OVERRIDE_DECODER: Final = msgspec.json.Decoder(RateOverrideBody)
+TRIP_DECODER: Final = msgspec.json.Decoder(TripBody)
+RESET_DECODER: Final = msgspec.json.Decoder(ResetBody)
+MAX_REQUESTS_PER_MIN: Final = 10_000_000
+REASON_MAX_CHARS: Final = 512
+KEY_ID_MAX_CHARS: Final = 64
+
+
+def view(override: RateOverride) -> RateOverrideView:
+    agent = override.target if override.scope == "agent" else None
+    key = override.target if override.scope == "key" else None
+    return RateOverrideView(
+        scope=override.scope, agent_id=agent, api_key_id=key,
+        max_requests_per_min=override.max_requests_per_min, created_at=override.created_at,
+    )  # fmt: skip
+
+
+def checked_override(body: RateOverrideBody) -> tuple[OverrideScope, str]:
+    if (body.agent_id is None) == (body.api_key_id is None):
+        raise ValidationError("agent_id", "one_of", "give exactly one of agent_id and api_key_id")
+    if not 1 <= body.max_requests_per_min <= MAX_REQUESTS_PER_MIN:
+        raise ValidationError(
+            "max_requests_per_min", "range",
+            f"max_requests_per_min must be between 1 and {MAX_REQUESTS_PER_MIN}",
+        )  # fmt: skip
+    if body.agent_id is not None:
+        if not is_hex64(body.agent_id):
+            raise ValidationError("agent_id", "hex_format", "agent_id must be 64 lowercase hex")
+        return "agent", body.agent_id
+    assert body.api_key_id is not None
+    if not 1 <= len(body.api_key_id) <= KEY_ID_MAX_CHARS or not body.api_key_id.isalnum():
+        raise ValidationError("api_key_id", "format", "api_key_id is not a key id")
+    return "key", body.api_key_id
+
+
+def checked_agent(agent_id: str) -> str:
+    if not is_hex64(agent_id):
+        raise ValidationError("agent_id", "hex_format", "agent_id must be 64 lowercase hex")
+    return agent_id
+
+
+def routes(state: ApiState) -> list[ApiRoute]:
+    max_body = state.config.api.max_body_bytes
+    timeout = state.config.api.request_timeout_seconds
+    access = state.access
+    rates = access.rates
+
+    def overrides() -> list[RateOverride]:
+        return access.keys.store.overrides()
+
+    async def list_overrides(request: Request) -> Response:
+        QueryString(request).finish()
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(None, overrides)
+        return json_response(RateOverrideList(
+            default_per_minute=rates.default_per_minute, enabled=rates.enabled,
+            overrides=[view(row) for row in rows],
+        ))  # fmt: skip
+
+    async def set_override(request: Request) -> Response:
+        body = await read_json(request, OVERRIDE_DECODER, max_body)
+        scope, target = checked_override(body)
+        row = RateOverride(
+            scope=scope, target=target, max_requests_per_min=body.max_requests_per_min,
+            created_at=time.time(),
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, access.keys.store.put_override, row)
+        rates.overrides[(scope, target)] = row.max_requests_per_min
+        return json_response(view(row))
+
+    async def delete_override(request: Request) -> Response:
+        target = str(request.path_params["agent_id"])
+        scope: OverrideScope = "agent" if is_hex64(target) else "key"
+        if (scope, target) not in rates.overrides:
+            raise NotFoundError(f"no rate-limit override for {target}", code="override_not_found")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, access.keys.store.delete_override, scope, target)
+        rates.overrides.pop((scope, target), None)
+        return json_response(DeletedOverride(scope=scope, target=target, deleted=True))
+
+    async def trip(request: Request) -> Response:
+        body = await read_json(request, TRIP_DECODER, max_body)
+        agent = checked_agent(body.agent_id)
+        if body.reason is not None and len(body.reason) > REASON_MAX_CHARS:
+            raise ValidationError(
+                "reason", "too_long", f"reason is at most {REASON_MAX_CHARS} characters"
+            )
+        return json_response(access.breakers.trip(agent, body.reason))
+
+    async def reset(request: Request) -> Response:
+        body = await read_json(request, RESET_DECODER, max_body)
+        return json_response(access.breakers.reset(checked_agent(body.agent_id)))
+
+    async def list_breakers(request: Request) -> Response:
+        QueryString(request).finish()
+        return json_response(BreakerList(breakers=access.breakers.list()))
+
+    return [
+        api_route("/v1/admin/rate-limit", list_overrides, ["GET"], EndpointDoc(
+            summary="Rate-limit overrides per agent and per API key.", tag="admin",
+            responses={200: RateOverrideList, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/rate-limit", set_override, ["POST"], EndpointDoc(
+            summary="Set the requests-per-minute limit of one agent or API key.", tag="admin",
+            body=RateOverrideBody, responses={200: RateOverrideView, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/rate-limit/{agent_id}", delete_override, ["DELETE"], EndpointDoc(
+            summary="Remove the override of an agent id (64 hex) or API key id.", tag="admin",
+            responses={200: DeletedOverride, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/circuit-breaker/trip", trip, ["POST"], EndpointDoc(
+            summary="Open an agent's circuit breaker until an admin resets it.", tag="admin",
+            body=TripBody, responses={200: BreakerView, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/circuit-breaker/reset", reset, ["POST"], EndpointDoc(
+            summary="Close an agent's circuit breaker.", tag="admin", body=ResetBody,
+            responses={200: BreakerView, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+        api_route("/v1/admin/circuit-breakers", list_breakers, ["GET"], EndpointDoc(
+            summary="Per-agent circuit breakers that are open, half-open or counting failures.",
+            tag="admin", responses={200: BreakerList, **ADMIN_ERRORS},
+        ), timeout_seconds=timeout),
+    ]  # fmt: skip

@@ -1,0 +1,238 @@
+"""Rate limits (API.md "Rate limits and quotas") on the ``limits`` library.
+
+Fixed windows of ``rate_limit.window_seconds`` (60: the limits are per minute), counted
+in ``rate_limit.storage``: ``memory://`` (this process, the default) or
+``redis://host:port[/db]`` (shared by several nodes; needs the ``redis`` Python package).
+Three scopes, each its own counter:
+
+- ``endpoint``: a route listed in ``[rate_limit.endpoints]`` (by route template, e.g.
+  ``"/v1/assert" = 600``), per caller: the API key, else the agent, else the client
+  address;
+- ``key``: each API key, every limited route together: its admin override, else
+  ``rate_limit.default_per_minute``;
+- ``agent``: each agent (``X-Agent-Id`` on reads, the first signer on writes), every
+  limited route together: its admin override, else ``default_per_minute``.
+
+If the storage cannot be reached the request is let through (fail open) and the
+failure logged at most once per ``STORAGE_ERROR_LOG_SECONDS``: a limiter outage must
+not take the database down with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import time
+from typing import Any, Final, NamedTuple, Protocol
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits import strategies as sync_strategies
+from limits.aio import strategies as aio_strategies
+from limits.storage import MemoryStorage, storage_from_string
+
+from stemedb.config import RateLimitConfig
+from stemedb.errors import RateLimitError, ValidationError
+
+log = logging.getLogger("stemedb.api")
+
+STORAGE_ERROR_LOG_SECONDS: Final = 30.0
+NAMESPACE: Final = "stemedb"
+
+
+class Window(NamedTuple):
+    """One counter after a hit: whether it was within the limit, and its state."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float  # Unix seconds when the window ends
+
+
+class WindowCounter(Protocol):
+    async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window: ...
+
+    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCounter:
+    """``memory://``: the synchronous ``limits`` strategy, called inline (no I/O)."""
+
+    def __init__(self) -> None:
+        self._storage = MemoryStorage()
+        self._limiter = sync_strategies.FixedWindowRateLimiter(self._storage)
+
+    async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window:
+        allowed = self._limiter.hit(item, *ids, cost=cost)
+        stats = self._limiter.get_window_stats(item, *ids)
+        return Window(allowed, item.amount, stats.remaining, stats.reset_time)
+
+    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window:
+        stats = self._limiter.get_window_stats(item, *ids)
+        return Window(stats.remaining > 0, item.amount, stats.remaining, stats.reset_time)
+
+    async def close(self) -> None:
+        self._storage.reset()
+
+
+class SharedCounter:
+    """``redis://…``: the asyncio ``limits`` strategy on a shared storage."""
+
+    def __init__(self, uri: str) -> None:
+        if importlib.util.find_spec("redis") is None:
+            raise ValidationError(
+                "rate_limit.storage",
+                "dependency",
+                f"rate_limit.storage {_public_uri(uri)} needs the redis Python package",
+                code="rate_limit_storage_unavailable",
+            )
+        try:
+            self._storage: Any = storage_from_string(
+                "async+" + uri, implementation="redispy", key_prefix=NAMESPACE
+            )
+        except Exception as exc:  # limits' ConfigurationError and driver errors
+            raise ValidationError(
+                "rate_limit.storage", "invalid", f"rate_limit.storage: {exc}"
+            ) from None
+        self._limiter = aio_strategies.FixedWindowRateLimiter(self._storage)
+
+    async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window:
+        allowed = await self._limiter.hit(item, *ids, cost=cost)
+        stats = await self._limiter.get_window_stats(item, *ids)
+        return Window(allowed, item.amount, stats.remaining, stats.reset_time)
+
+    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window:
+        stats = await self._limiter.get_window_stats(item, *ids)
+        return Window(stats.remaining > 0, item.amount, stats.remaining, stats.reset_time)
+
+    async def check(self) -> bool:
+        return bool(await self._storage.check())
+
+    async def close(self) -> None:
+        return None
+
+
+def _public_uri(uri: str) -> str:
+    """The storage URI without a password (never log credentials)."""
+    scheme, sep, rest = uri.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+def open_counter(uri: str) -> MemoryCounter | SharedCounter:
+    if uri in ("memory://", ""):
+        return MemoryCounter()
+    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
+        return SharedCounter(uri)
+    raise ValidationError(
+        "rate_limit.storage",
+        "choice",
+        f"rate_limit.storage must be memory:// or redis://…, not {_public_uri(uri)}",
+    )
+
+
+class Counters:
+    """Cached limit items and fail-open hits over one ``WindowCounter``."""
+
+    def __init__(self, counter: WindowCounter) -> None:
+        self.counter = counter
+        self._items: dict[tuple[int, int], RateLimitItem] = {}
+        self._last_error_log = 0.0
+
+    def item(self, amount: int, window_seconds: int) -> RateLimitItem:
+        """``amount`` per fixed window of ``window_seconds`` (cached)."""
+        item = self._items.get((amount, window_seconds))
+        if item is None:
+            item = RateLimitItemPerSecond(amount, window_seconds, namespace=NAMESPACE)
+            self._items[(amount, window_seconds)] = item
+        return item
+
+    async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window | None:
+        try:
+            return await self.counter.hit(item, ids, cost)
+        except Exception as exc:  # the storage is down: fail open, say so in the log
+            self._storage_failed(exc)
+            return None
+
+    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window | None:
+        try:
+            return await self.counter.peek(item, ids)
+        except Exception as exc:
+            self._storage_failed(exc)
+            return None
+
+    def _storage_failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= STORAGE_ERROR_LOG_SECONDS:
+            self._last_error_log = now
+            log.error(
+                "Error: UnavailableError: rate-limit storage failed (%s); requests are let"
+                " through unlimited", type(exc).__name__,
+            )  # fmt: skip
+
+
+class RateLimits:
+    def __init__(self, config: RateLimitConfig, counters: Counters) -> None:
+        self.enabled = config.enabled
+        self.default_per_minute = config.default_per_minute
+        self.endpoints = dict(config.endpoints)
+        self.window_seconds = max(1, config.window_seconds)
+        self.counters = counters
+        self.overrides: dict[tuple[str, str], int] = {}
+
+    def limit_of(self, scope: str, target: str) -> int:
+        return self.overrides.get((scope, target), self.default_per_minute)
+
+    async def hit(self, scope: str, target: str, limit: int, extra: str = "") -> Window | None:
+        """Count one request against ``scope``/``target`` (None: storage unreachable)."""
+        ids = (scope, target, extra) if extra else (scope, target)
+        return await self.counters.hit(self.counters.item(limit, self.window_seconds), ids)
+
+
+def seconds_until(reset_at: float, now: float | None = None) -> int:
+    return max(1, math.ceil(reset_at - (time.time() if now is None else now)))
+
+
+def limited(scope: str, window: Window, window_seconds: int) -> RateLimitError:
+    retry = seconds_until(window.reset_at)
+    return RateLimitError(
+        f"rate limit exceeded ({scope}: {window.limit} requests per {window_seconds} s);"
+        f" retry in {retry} s",
+        details={
+            "scope": scope, "limit": window.limit, "window_seconds": window_seconds,
+            "retry_after_seconds": retry,
+        },
+    )  # fmt: skip
+
+
+def rate_headers(
+    window: Window, window_seconds: int, now: float | None = None
+) -> list[tuple[bytes, bytes]]:
+    """``RateLimit-Policy``, ``RateLimit`` (IETF draft) and ``X-RateLimit-*``."""
+    reset_in = seconds_until(window.reset_at, now)
+    limit = str(window.limit).encode()
+    remaining = str(max(0, window.remaining)).encode()
+    return [
+        (b"ratelimit-policy", b"%s;w=%d" % (limit, window_seconds)),
+        (b"ratelimit", b"limit=%s, remaining=%s, reset=%d" % (limit, remaining, reset_in)),
+        (b"x-ratelimit-limit", limit),
+        (b"x-ratelimit-remaining", remaining),
+        (b"x-ratelimit-reset", str(math.ceil(window.reset_at)).encode()),
+    ]
+
+
+__all__ = [
+    "Counters",
+    "MemoryCounter",
+    "RateLimits",
+    "SharedCounter",
+    "Window",
+    "WindowCounter",
+    "limited",
+    "open_counter",
+    "rate_headers",
+    "seconds_until",
+]

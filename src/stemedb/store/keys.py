@@ -1,0 +1,203 @@
+"""``<data_dir>/keys.sqlite``: API keys (hashes only) and admin rate-limit overrides.
+
+Not derived from the WAL (``docs/design/adr-0001-api-keys.md``): key state is
+operational, mutable (disable, delete, ``last_used_at``) and must never travel with
+the claims. The file is small and rarely written, so it uses a rollback journal with
+``synchronous=FULL``: a key change is on disk when the call returns, and the file is
+one self-contained database for backups. It is created with mode 0600.
+
+One process owns a data directory (``sys.lock``): the server while it runs, else
+``stemedb keys … --offline``. Calls are thread-safe (one connection behind a lock).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import apsw
+import msgspec
+
+from stemedb.errors import StorageError
+from stemedb.model.apikey import ApiKey
+
+KEYS_FILE: Final = "keys.sqlite"
+KEYS_SCHEMA_VERSION: Final = 1
+BUSY_TIMEOUT_MS: Final = 5000
+FILE_MODE: Final = 0o600
+
+OverrideScope = Literal["agent", "key"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    enabled INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    last_used_at REAL
+);
+CREATE TABLE IF NOT EXISTS rate_limit_overrides (
+    scope TEXT NOT NULL,
+    target TEXT NOT NULL,
+    max_requests_per_min INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (scope, target)
+) WITHOUT ROWID;
+"""
+
+
+class StoredKey(ApiKey, kw_only=True):
+    """A key as stored: the public fields plus the SHA-256 of its secret."""
+
+    secret_hash: str
+
+    def public(self) -> ApiKey:
+        return ApiKey(
+            id=self.id,
+            name=self.name,
+            role=self.role,
+            enabled=self.enabled,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            last_used_at=self.last_used_at,
+        )
+
+
+class RateOverride(msgspec.Struct, kw_only=True):
+    """An admin override of the per-agent or per-key rate limit."""
+
+    scope: OverrideScope
+    target: str
+    max_requests_per_min: int
+    created_at: float
+
+
+def _key_of_row(r: Any) -> StoredKey:
+    return StoredKey(
+        id=r[0], name=r[1], role=r[2], secret_hash=r[3], enabled=bool(r[4]),
+        created_at=r[5], expires_at=r[6], last_used_at=r[7],
+    )  # fmt: skip
+
+
+def _translate(exc: apsw.Error, operation: str) -> StorageError:
+    if isinstance(exc, apsw.FullError):
+        return StorageError(f"keys store {operation} failed: disk full", code="disk_full")
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        return StorageError(f"keys store {operation} failed: database busy", code="store_busy")
+    return StorageError(f"keys store {operation} failed: {exc}", code="store_error")
+
+
+class KeyStore:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / KEYS_FILE
+        self._lock = threading.Lock()
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            os.close(fd)
+        try:
+            self._conn = apsw.Connection(str(self.path))
+            self._conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            self._conn.execute("PRAGMA journal_mode=DELETE")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            with self._conn:
+                self._conn.execute(_SCHEMA)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (KEYS_SCHEMA_VERSION,),
+                )
+        except apsw.Error as exc:
+            raise _translate(exc, "open") from exc
+
+    def _run(self, operation: str, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        rows: list[Any] = []
+        with self._lock:
+            try:
+                with self._conn:
+                    rows = list(self._conn.execute(sql, tuple(args)))
+            except apsw.Error as exc:
+                raise _translate(exc, operation) from exc
+        return rows
+
+    # -- keys ----------------------------------------------------------------------
+
+    def all_keys(self) -> list[StoredKey]:
+        rows = self._run(
+            "read",
+            "SELECT id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at"
+            " FROM api_keys ORDER BY created_at, id",
+        )
+        return [_key_of_row(row) for row in rows]
+
+    def put(self, key: StoredKey) -> None:
+        """Insert or replace one key (by id)."""
+        self._run(
+            "write",
+            "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.id, key.name, key.role, key.secret_hash, int(key.enabled),
+                key.created_at, key.expires_at, key.last_used_at,
+            ),
+        )  # fmt: skip
+
+    def set_enabled(self, key_id: str, enabled: bool) -> None:
+        self._run("write", "UPDATE api_keys SET enabled = ? WHERE id = ?", (int(enabled), key_id))
+
+    def delete(self, key_id: str) -> None:
+        self._run("write", "DELETE FROM api_keys WHERE id = ?", (key_id,))
+
+    def touch(self, used: Iterable[tuple[str, float]]) -> None:
+        """Record ``last_used_at`` of many keys in one transaction."""
+        items = list(used)
+        if not items:
+            return
+        with self._lock:
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                        [(at, key_id) for key_id, at in items],
+                    )
+            except apsw.Error as exc:
+                raise _translate(exc, "write") from exc
+
+    # -- rate-limit overrides ------------------------------------------------------
+
+    def overrides(self) -> list[RateOverride]:
+        rows = self._run(
+            "read",
+            "SELECT scope, target, max_requests_per_min, created_at FROM rate_limit_overrides"
+            " ORDER BY scope, target",
+        )
+        return [
+            RateOverride(scope=r[0], target=r[1], max_requests_per_min=r[2], created_at=r[3])
+            for r in rows
+        ]
+
+    def put_override(self, override: RateOverride) -> None:
+        self._run(
+            "write",
+            "INSERT OR REPLACE INTO rate_limit_overrides VALUES (?, ?, ?, ?)",
+            (override.scope, override.target, override.max_requests_per_min, override.created_at),
+        )
+
+    def delete_override(self, scope: OverrideScope, target: str) -> None:
+        self._run(
+            "write",
+            "DELETE FROM rate_limit_overrides WHERE scope = ? AND target = ?",
+            (scope, target),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+__all__ = ["KEYS_FILE", "KeyStore", "OverrideScope", "RateOverride", "StoredKey"]
