@@ -18,6 +18,9 @@ PACKAGES=(
     python3-swift
     python3-lxml
     memcached
+    # Redis for the shared rate-limit storage test (tests/api/test_ratelimit.py starts
+    # its own redis-server on a loopback port)
+    redis-server
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
