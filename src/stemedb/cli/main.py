@@ -13,8 +13,9 @@ from rich.table import Table
 
 from stemedb import __version__
 from stemedb.cli.backup import register as register_backup_commands
-from stemedb.cli.remote_commands import fail
+from stemedb.cli.keys import register as register_keys_commands
 from stemedb.cli.ops import register as register_ops_commands
+from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands
 from stemedb.config import Config, effective, load_config
 from stemedb.errors import StemeError
@@ -234,6 +235,7 @@ def verify_store(config: ConfigOption = None) -> None:
 
 
 register_remote_commands(app)
+register_keys_commands(app)
 register_backup_commands(app)
 register_ops_commands(app, wal_app)
 
