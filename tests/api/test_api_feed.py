@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import msgspec
 from api_helpers import FEED_MAX_WAIT_SECONDS, last_lsn, post
-from conftest import ServerProcess
+from api_server import ServerProcess
 
 from stemedb.model.signing import AgentKey, sign_assertion
 

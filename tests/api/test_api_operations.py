@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import msgspec
 from api_helpers import post
-from conftest import ServerProcess
+from api_server import ServerProcess
 
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion

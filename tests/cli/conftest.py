@@ -6,16 +6,13 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import RunCli
+from support.client_server import ServerProcess
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
-
-from client_server import ServerProcess
-
-RunCli = Callable[..., subprocess.CompletedProcess[str]]
 CLI_TIMEOUT_SECONDS = 120
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from client_server import ServerProcess
-from conftest import RunCli
+from cli_helpers import RunCli
+from support.client_server import ServerProcess
 
 ROOT_KEY = "cli-root-key-" + "7e" * 16
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from client_server import ServerProcess, free_port
-from conftest import RunCli
+from cli_helpers import RunCli
+from support.client_server import ServerProcess, free_port
 
 from stemedb.cli.demo import PREDICATE, SUBJECT
 from stemedb.client import AgentKey, Client

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from client_server import ServerProcess
+from support.client_server import ServerProcess
 
 from stemedb.client import AgentKey, Client
 

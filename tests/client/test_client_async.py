@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from client_server import ServerProcess
+from support.client_server import ServerProcess
 
 from stemedb.client import AgentKey, AsyncClient, NotFoundError, QuerySpec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from client_server import ServerProcess, free_port
+from support.client_server import ServerProcess, free_port
 
 import stemedb.errors as base
 from stemedb.client import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from client_server import ServerProcess
+from support.client_server import ServerProcess
 
 import stemedb.errors as base
 from stemedb.client import AgentKey, Client, ObjectValue, ValidationError

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from stemedb.model.records import Assertion
-from stemedb.model.signing import AgentKey, sign_assertion
 from stemedb.ops.s3 import S3Client, S3Location
 
 S3_ENV = {
@@ -55,19 +53,6 @@ def s3_bucket(s3_env: str, request: pytest.FixtureRequest) -> S3Location:
     name = name[:50].rstrip("-") + f"-{free_port()}"
     S3Client.from_env().create_bucket(name)
     return S3Location(name, "backups")
-
-
-def make_claim(index: int, *, timestamp: int, key_index: int = 0) -> Assertion:
-    """A distinct signed assertion per ``index``."""
-    key = AgentKey.from_seed(bytes([key_index + 1]) * 32)
-    return sign_assertion(
-        key,
-        subject=f"ops/subject-{index % 97}",
-        predicate=f"p{index % 5}",
-        object=f"value-{index}",
-        confidence=0.5 + (index % 50) / 100,
-        timestamp=timestamp,
-    )
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_claim
+from ops_helpers import make_claim
 from typer.testing import CliRunner
 
 from stemedb.cli.main import app
@@ -92,7 +92,7 @@ def test_backup_during_concurrent_writes_restores_the_state_hash_at_its_lsn(
 
 def test_backup_of_a_live_server_process_writing_over_http(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
-    from client_server import ServerProcess
+    from support.server import ServerProcess
 
     from stemedb.client import Client
     from stemedb.model.signing import AgentKey

@@ -20,7 +20,7 @@ from stemedb.ops.s3 import S3Location
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
 
-from client_server import ServerProcess
+from support.server import ServerProcess
 
 DRILL_TIMEOUT_SECONDS = 240
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_claim
+from ops_helpers import make_claim
 
 from stemedb.engine import Engine
 from stemedb.errors import DiskFullError, StorageError, ValidationError

@@ -1,5 +1,4 @@
-"""A real StemeDB server (``python -m stemedb.api``) on a free loopback port, for the
-SDK and CLI tests (the pattern of ``tests/api/conftest.py``)."""
+"""A real StemeDB server (``python -m stemedb.api``) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_SECONDS = 30.0
-MAX_BATCH = 5
-FEED_MAX_WAIT_SECONDS = 2
 
 
 def free_port() -> int:
@@ -33,8 +30,6 @@ class ServerProcess:
             **os.environ,
             "STEMEDB_DB_DIR": str(data_dir),
             "STEMEDB_BIND_ADDR": f"127.0.0.1:{self.port}",
-            "STEMEDB_API_MAX_BATCH": str(MAX_BATCH),
-            "STEMEDB_API_FEED_MAX_WAIT_SECONDS": str(FEED_MAX_WAIT_SECONDS),
             "STEMEDB_WAL_GROUP_COMMIT_MAX_DELAY_US": "0",
             **env,
         }
@@ -72,3 +67,6 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
