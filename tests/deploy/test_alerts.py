@@ -97,7 +97,7 @@ def test_every_required_alert_exists_with_severity_and_annotations() -> None:
     rules = alert_rules()
     names = [rule["alert"] for rule in rules]
     assert len(names) == len(set(names))
-    assert REQUIRED_ALERTS <= set(names), REQUIRED_ALERTS - set(names)
+    assert set(names) >= REQUIRED_ALERTS, REQUIRED_ALERTS - set(names)
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])

@@ -98,6 +98,7 @@ def test_panels_do_not_overlap_and_ids_are_unique() -> None:
     for p in panels(data):
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24
-        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        xs, ys = range(g["x"], g["x"] + g["w"]), range(g["y"], g["y"] + g["h"])
+        mine = {(x, y) for x in xs for y in ys}
         assert not cells & mine, p["title"]
         cells |= mine
