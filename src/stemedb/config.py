@@ -18,6 +18,19 @@ from stemedb.errors import ValidationError
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/stemedb/api.toml")
 ENV_PREFIX: Final = "STEMEDB_"
+# Variables of the SDK, the CLI and the tools that share the prefix but are not
+# configuration keys (STEMEDB_API_KEY would otherwise read as the unknown key api.key).
+NOT_CONFIGURATION: Final = frozenset(
+    {
+        "STEMEDB_CONFIG",
+        "STEMEDB_URL",
+        "STEMEDB_API_KEY",
+        "STEMEDB_PRIVATE_KEY",
+        "STEMEDB_KEY_FILE",
+        "STEMEDB_S3_ENDPOINT_URL",
+        "STEMEDB_KILL9_CYCLES",
+    }
+)
 SECRET_KEYS: Final = frozenset({"postgres_dsn", "root_api_key"})
 
 
@@ -218,7 +231,7 @@ def env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     sections = _sections()
     out: dict[str, dict[str, Any]] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in {"STEMEDB_CONFIG", "STEMEDB_PRIVATE_KEY"}:
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIGURATION:
             continue
         target = SHORTCUTS.get(name)
         if target is None:

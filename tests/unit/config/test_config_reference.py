@@ -96,3 +96,13 @@ def test_unknown_default_lens_is_refused() -> None:
     config = load_config(None, environ={"STEMEDB_LENS_DEFAULT": "oracle"})
     with pytest.raises(ValidationError, match=r"lens\.default"):
         lens_config_from(config.lens)
+
+
+def test_sdk_and_tool_variables_are_not_read_as_configuration() -> None:
+    environ = {
+        "STEMEDB_API_KEY": "stm_client_key",
+        "STEMEDB_URL": "http://127.0.0.1:1",
+        "STEMEDB_KEY_FILE": "/tmp/agent.key",
+        "STEMEDB_PRIVATE_KEY": "00" * 32,
+    }
+    assert load_config(None, environ=environ) == load_config(None, environ={})
