@@ -28,7 +28,6 @@ NOT_CONFIGURATION: Final = frozenset(
         "STEMEDB_PRIVATE_KEY",
         "STEMEDB_KEY_FILE",
         "STEMEDB_S3_ENDPOINT_URL",
-        "STEMEDB_KILL9_CYCLES",
     }
 )
 SECRET_KEYS: Final = frozenset({"postgres_dsn", "root_api_key"})
