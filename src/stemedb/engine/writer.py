@@ -30,6 +30,7 @@ from stemedb.wal import Wal
 log = logging.getLogger("stemedb.engine")
 
 WRITER_THREAD_NAME: Final = "stemedb-writer"
+UNAPPLIED_RETRY_SECONDS: Final = 0.1
 
 
 CommitListener = Callable[[int, set[SubjectPredicate]], None]
@@ -196,7 +197,7 @@ class GroupCommitWriter:
                 return
 
     def _collect(self) -> tuple[list[_Item], bool]:
-        first = self._queue.get()
+        first = self._next_or_catch_up()
         if first is None:
             return [], True
         batch = list(first)
@@ -217,6 +218,20 @@ class GroupCommitWriter:
                 break
             batch.extend(more)
         return batch, False
+
+    def _next_or_catch_up(self) -> list[_Item] | None:
+        """The next queued item; while durable entries wait to be applied to the store
+        (its last transaction failed), retry them every ``UNAPPLIED_RETRY_SECONDS`` so
+        they become visible without waiting for another write."""
+        while self._unapplied:
+            try:
+                return self._queue.get(timeout=UNAPPLIED_RETRY_SECONDS)
+            except queue.Empty:
+                try:
+                    self._apply(self._unapplied)
+                except StemeError as exc:
+                    log.warning("Error: %s: store catch-up failed: %s", exc.type_name, exc.message)
+        return self._queue.get()
 
     def _process(self, batch: list[_Item]) -> None:
         if self._wal.read_only:

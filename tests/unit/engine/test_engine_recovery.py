@@ -236,3 +236,30 @@ def test_disk_full_refuses_the_write_keeps_acknowledged_data_and_resumes_when_fr
         assert isinstance(r, WriteResult)
         assert reopened.store.assertion(r.id) is not None
     assert reopened.store.counts()["assertions"] == 3
+
+
+def test_durable_write_whose_store_transaction_failed_becomes_visible_without_another_write(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    import apsw
+
+    from stemedb.model.signing import AgentKey, sign_assertion
+
+    key = AgentKey.from_seed(b"\x07" * 32)
+    record = sign_assertion(key, subject="s/busy", predicate="p", object="v", confidence=0.5)
+    with Engine(tmp_path / "data", busy_timeout_ms=50) as engine:
+        blocker = apsw.Connection(str(tmp_path / "data" / "store.sqlite"))
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the store's write lock
+        with pytest.raises(StorageError) as failed:
+            engine.write(record)
+        assert failed.value.code == "store_busy"
+        assert engine.wal.last_lsn == 1  # durable in the WAL, not yet in the store
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        deadline = time.monotonic() + 5.0
+        while engine.applied_lsn < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert engine.applied_lsn == 1
+        assert engine.store.assertion(record_id(record)) is not None
