@@ -61,6 +61,11 @@ class BatchChecker:
     def check(self, kind: RecordKind, record_id: str, record: Any) -> StemeError | Existing | None:
         """None to accept; an Existing for a duplicate; an error to refuse."""
         dedupe_key = self._dedupe_key(kind, record_id, record)
+        if isinstance(record, Retraction):
+            # Only an owner may retract, even a source that is already retracted.
+            refused = self._retraction_error(record)
+            if refused is not None:
+                return refused
         # Trust outcomes are events, never deduplicated (not against the store either):
         # two equal outcomes in one batch both count, as they do in two batches.
         if dedupe_key in self._pending and kind is not RecordKind.TRUST_OUTCOME:
@@ -70,6 +75,8 @@ class BatchChecker:
             return Existing(record_id, batch_index=self._pending[dedupe_key])
         stored = self._stored_lsn(kind, record_id, record)
         if stored is not None:
+            if isinstance(record, Retraction):  # answer with the retraction that counts
+                record_id = self._store.changes(stored - 1, 1)[0].ref
             return Existing(record_id, lsn=stored)
         error = self._references(kind, record)
         if error is not None:
@@ -170,8 +177,6 @@ class BatchChecker:
                     code="source_exists",
                     details={"field": "source_hash", "existing_id": row.id},
                 )
-        elif isinstance(record, Retraction):
-            return self._retraction_error(record)
         return None
 
     def _retraction_error(self, record: Retraction) -> StemeError | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -421,3 +422,21 @@ def test_concurrent_writers_are_group_committed_into_fewer_batches(
     assert stats.batches < stats.records
     assert sorted(r.lsn for r in results) == list(range(1, 49))
     assert engine.wal.last_lsn == engine.applied_lsn == 48
+
+
+def test_second_retraction_by_a_non_owner_is_refused_not_reported_as_existing(
+    tmp_path: Path,
+) -> None:
+    from stemedb.errors import AuthorizationError
+    from stemedb.model.signing import AgentKey, sign_retraction, sign_source
+
+    owner, stranger = AgentKey.from_seed(b"\x01" * 32), AgentKey.from_seed(b"\x02" * 32)
+    with Engine(tmp_path / "data") as engine:
+        source = sign_source(owner, uri="doi:x", content="evidence")
+        engine.write(source)
+        first = engine.write(sign_retraction(owner, source_hash=source.source_hash, reason="a"))
+        with pytest.raises(AuthorizationError):
+            engine.write(sign_retraction(stranger, source_hash=source.source_hash, reason="b"))
+        again = engine.write(sign_retraction(owner, source_hash=source.source_hash, reason="c"))
+        assert again.status == "exists"
+        assert (again.id, again.lsn) == (first.id, first.lsn)
