@@ -2,6 +2,9 @@
 --
 -- BENCH_PATHS   file with one request path (and query string) per line
 -- BENCH_THREADS the -t given to wrk: thread k starts at line k
+-- BENCH_API_KEY  optional: sent as X-API-Key on every request (bench/hardening.py)
+-- BENCH_AGENT_ID optional: sent as X-Agent-Id (the reader's agent: its rate limit,
+--                quota and metrics label)
 
 local threads = {}
 local next_id = 0
@@ -14,12 +17,21 @@ end
 
 local requests_ = {}
 local index = 0
+local headers = {}
+local api_key = os.getenv("BENCH_API_KEY") or ""
+local agent_id = os.getenv("BENCH_AGENT_ID") or ""
+if api_key ~= "" then
+   headers["X-API-Key"] = api_key
+end
+if agent_id ~= "" then
+   headers["X-Agent-Id"] = agent_id
+end
 ok = 0
 other = 0
 
 function init(args)
    for line in io.lines(os.getenv("BENCH_PATHS")) do
-      table.insert(requests_, wrk.format("GET", line))
+      table.insert(requests_, wrk.format("GET", line, headers))
    end
    index = id % #requests_
 end

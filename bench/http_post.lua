@@ -3,6 +3,7 @@
 -- BENCH_BODIES  file with one JSON body per line (written by bench/http.py)
 -- BENCH_PATH    request path (/v1/assert or /v1/assert/batch)
 -- BENCH_THREADS the -t given to wrk: thread k sends lines k, k+T, k+2T, ...
+-- BENCH_API_KEY optional: sent as X-API-Key on every request (bench/hardening.py)
 -- When a thread runs out of bodies it starts over (the server then answers 200
 -- "exists"); the summary counts 201/207 answers separately so the caller can tell.
 
@@ -19,6 +20,10 @@ local bodies = {}
 local index = 0
 local path = os.getenv("BENCH_PATH") or "/v1/assert"
 local headers = { ["Content-Type"] = "application/json" }
+local api_key = os.getenv("BENCH_API_KEY") or ""
+if api_key ~= "" then
+   headers["X-API-Key"] = api_key
+end
 created = 0
 other = 0
 wrapped = 0
