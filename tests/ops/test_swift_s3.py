@@ -26,9 +26,7 @@ BUCKET = "stemedb-archive"
 
 
 def _delete(client: S3Client, location: S3Location, name: str) -> None:
-    # One DeleteObject: Swift 2.30's multi-object delete wants a Content-MD5 header
-    # that boto3 no longer sends (it sends a CRC32 checksum instead).
-    client.raw.delete_object(Bucket=location.bucket, Key=location.key(name))
+    client.delete(location, [location.key(name)])  # must work on Swift (no DeleteObjects)
 
 
 @pytest.fixture(scope="module")

@@ -412,22 +412,15 @@ class S3Client:
         )
 
     def delete(self, location: S3Location, keys: list[str]) -> None:
-        """Delete ``keys`` (1000 per request); missing keys are not an error."""
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
-            target = f"s3://{location.bucket}/{chunk[0]}"
-            answer = self._call(
-                "delete", target, "delete_objects", Bucket=location.bucket,
-                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+        """Delete ``keys`` one request each; missing keys are not an error.
+
+        Not ``DeleteObjects``: OpenStack Swift's S3 API requires a Content-MD5 header on
+        it that boto3 no longer sends, and retention deletes only a few objects."""
+        for key in keys:
+            self._call(
+                "delete", f"s3://{location.bucket}/{key}", "delete_object",
+                Bucket=location.bucket, Key=key,
             )  # fmt: skip
-            errors = answer.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise StorageError(
-                    f"S3 delete s3://{location.bucket}/{first.get('Key')}: "
-                    f"{first.get('Code')}: {first.get('Message')}",
-                    code="s3_error",
-                )
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` (for tests and first-time setup); an existing one is fine."""
