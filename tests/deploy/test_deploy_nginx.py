@@ -223,8 +223,11 @@ def test_request_id_is_propagated_or_created(
         rid = fresh.headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", rid), rid  # nginx's $request_id
         assert fresh.json()["request_id"] == rid
-    logs = a.log_path.read_text() + b.log_path.read_text()
-    assert f"request_id={rid}" in logs  # the same id in StemeDB's log line
+    # the same id in StemeDB's log line (written just after the answer is sent)
+    deadline = time.monotonic() + 5
+    while f"request_id={rid}" not in a.log_path.read_text() + b.log_path.read_text():
+        assert time.monotonic() < deadline, "request id not in the nodes' logs"
+        time.sleep(0.02)
     assert any(f"request_id={rid}" in line for line in proxy.access_lines(2))
 
 
