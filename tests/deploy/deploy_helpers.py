@@ -33,13 +33,18 @@ START_TIMEOUT_SECONDS: Final = 30.0
 # archiver's lag gauge.
 JOB_METRICS: Final = frozenset(
     f"stemedb_{job}_{what}"
-    for job in ("backup", "backup_verify", "wal_archive")
+    for job in ("backup", "backup_verify", "wal_archive_timer")
     for what in (
         "last_run_timestamp_seconds", "last_success_timestamp_seconds", "failed",
         "duration_seconds",
     )
 )  # fmt: skip
-ARCHIVE_METRICS: Final = frozenset({"stemedb_wal_archive_lag_segments"})
+# The server's WAL archiver ([archive] enabled; src/stemedb/api/archiving.py).
+ARCHIVE_METRICS: Final = frozenset({
+    "stemedb_wal_archive_lag_segments", "stemedb_wal_archive_archived_lsn",
+    "stemedb_wal_archive_gaps", "stemedb_wal_archive_last_success_timestamp_seconds",
+    "stemedb_wal_archive_failures_total", "stemedb_wal_archive_segments_total",
+})  # fmt: skip
 # Exposed by the server in addition to API.md's table (documented in docs/reference/api.md).
 EXTRA_SERVER_METRICS: Final = frozenset({"stemedb_storage_circuit_open"})
 # Standard exporters' series the rules and the dashboard use.

@@ -133,7 +133,7 @@ def test_api_unit_exposure_is_ok(offline_root: Path) -> None:
     [
         ("stemedb-backup.service", "backup", "backup create --to /var/backups/stemedb"),
         ("stemedb-backup-verify.service", "backup_verify", "backup verify"),
-        ("stemedb-wal-archive.service", "wal_archive", "wal archive"),
+        ("stemedb-wal-archive.service", "wal_archive_timer", "wal archive"),
     ],
 )
 def test_job_units_run_the_cli_through_the_metrics_wrapper(
