@@ -15,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -75,6 +76,8 @@ class Metrics:
     def __init__(self, version: str, *, top_agents: int = DEFAULT_TOP_AGENTS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_resident_memory_bytes, open fds, CPU: the MemoryExhaustion alert uses them.
+        ProcessCollector(registry=r)
         self.http_requests = Counter(
             "stemedb_http_requests_total",
             "HTTP requests by method, route template, status and agent.",
