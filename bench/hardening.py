@@ -162,7 +162,9 @@ def summary(runs: list[dict[str, Any]], phase: str, metric: str) -> dict[str, An
             100.0 * (1.0 - statistics.median(on) / statistics.median(off)), 1
         ),
         # pairwise: each "on" run against the "off" run just before it
-        "paired_overhead_percent": [round(100.0 * (1.0 - b / a), 1) for a, b in zip(off, on)],
+        "paired_overhead_percent": [
+            round(100.0 * (1.0 - b / a), 1) for a, b in zip(off, on, strict=True)
+        ],
     }
     for field in ("p50_ms", "p99_ms", "server_cpu_seconds"):
         out[f"{field}_off"] = round(statistics.mean(values("off", field)), 2)
@@ -184,11 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between phases")
-    parser.add_argument("--single-rate-cap", type=float, default=8000.0,
-                        help="distinct records pre-signed per second of the single phase")
+    parser.add_argument(
+        "--single-rate-cap",
+        type=float,
+        default=8000.0,
+        help="distinct records pre-signed per second of the single phase",
+    )
     parser.add_argument("--sign-workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--order", default="alternate", choices=["alternate", "on-first"],
-                        help="alternate: off,on,off,on...; on-first: on,off,on,off...")
+    parser.add_argument(
+        "--order",
+        default="alternate",
+        choices=["alternate", "on-first"],
+        help="alternate: off,on,off,on...; on-first: on,off,on,off...",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (scripts/install-debian-deps.sh)")
@@ -202,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         "fsync": True,
         "config": vars(args),
         "metrics_on_in_both": True,
-        "hardened_env": {k: ("<root secret>" if "ROOT" in k else v)
-                         for k, v in server_env(True).items()},  # fmt: skip
+        "hardened_env": {
+            k: ("<root secret>" if "ROOT" in k else v) for k, v in server_env(True).items()
+        },
         "runs": [],
     }
     try:
