@@ -229,13 +229,19 @@ class RouteGuard:
         gate = Gate(self.access, self.policy, scope)
         scope[GATE_KEY] = gate
         try:
-            await gate.before()
-        except StemeError as exc:
-            await gate.refuse(exc, receive, send)
-            return
-        if gate.counts_body:
-            receive = gate.counting(receive)
-        await self.app(scope, receive, gate.sender(send))
+            try:
+                await gate.before()
+            except StemeError as exc:
+                await gate.refuse(exc, receive, send)
+                return
+            if gate.counts_body:
+                receive = gate.counting(receive)
+            await self.app(scope, receive, gate.sender(send))
+        finally:
+            # The gate refers to the scope and the scope to the gate: break the cycle
+            # so both are freed now, not by the cyclic GC (whose extra collections
+            # cost ~10 µs a request under load).
+            del scope[GATE_KEY]
 
 
 class Gate:
