@@ -58,21 +58,13 @@ class QuotaMeter:
         self.tokens_per_hour = config.tokens_per_hour
         self.window_seconds = max(1, config.window_seconds)
         self.counters = counters
-
-    def _item_ids(self, agent: str) -> tuple[str, ...]:
-        return ("quota", agent)
+        self._item = counters.item(self.tokens_per_hour, self.window_seconds)
 
     async def status(self, agent: str) -> Window | None:
-        return await self.counters.peek(
-            self.counters.item(self.tokens_per_hour, self.window_seconds), self._item_ids(agent)
-        )
+        return await self.counters.peek(self._item, ("quota", agent))
 
     async def charge(self, agent: str, tokens: int) -> Window | None:
-        return await self.counters.hit(
-            self.counters.item(self.tokens_per_hour, self.window_seconds),
-            self._item_ids(agent),
-            tokens,
-        )
+        return await self.counters.hit(self._item, ("quota", agent), tokens)
 
 
 def exhausted(window: Window) -> QuotaError:
@@ -85,9 +77,9 @@ def exhausted(window: Window) -> QuotaError:
 
 def quota_headers(window: Window) -> list[tuple[bytes, bytes]]:
     return [
-        (b"x-quota-limit", str(window.limit).encode()),
-        (b"x-quota-remaining", str(max(0, window.remaining)).encode()),
-        (b"x-quota-reset", str(int(-(-window.reset_at // 1))).encode()),
+        (b"x-quota-limit", b"%d" % window.limit),
+        (b"x-quota-remaining", b"%d" % max(0, window.remaining)),
+        (b"x-quota-reset", b"%d" % -(-window.reset_at // 1)),
     ]
 
 

@@ -80,6 +80,13 @@ class MemoryCounter:
         return int(item.get_expiry())
 
     async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window:
+        return self.hit_now(item, ids, cost)
+
+    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window:
+        return self.peek_now(item, ids)
+
+    def hit_now(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window:
+        """``hit`` without the coroutine (``Counters`` calls this directly)."""
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
@@ -93,7 +100,7 @@ class MemoryCounter:
         count = window[0]
         return Window(count <= amount, amount, max(0, amount - int(count)), window[1])
 
-    async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window:
+    def peek_now(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window:
         now = self._clock()
         amount = item.amount
         window = self._windows.get((amount, self._expiry(item), *ids))
@@ -174,6 +181,8 @@ class Counters:
 
     def __init__(self, counter: WindowCounter) -> None:
         self.counter = counter
+        # memory:// needs no await and cannot fail: skip the coroutine and the guard
+        self._memory = counter if isinstance(counter, MemoryCounter) else None
         self._items: dict[tuple[int, int], RateLimitItem] = {}
         self._last_error_log = 0.0
 
@@ -186,6 +195,8 @@ class Counters:
         return item
 
     async def hit(self, item: RateLimitItem, ids: tuple[str, ...], cost: int = 1) -> Window | None:
+        if self._memory is not None:
+            return self._memory.hit_now(item, ids, cost)
         try:
             return await self.counter.hit(item, ids, cost)
         except Exception as exc:  # the storage is down: fail open, say so in the log
@@ -193,6 +204,8 @@ class Counters:
             return None
 
     async def peek(self, item: RateLimitItem, ids: tuple[str, ...]) -> Window | None:
+        if self._memory is not None:
+            return self._memory.peek_now(item, ids)
         try:
             return await self.counter.peek(item, ids)
         except Exception as exc:
@@ -243,19 +256,35 @@ def limited(scope: str, window: Window, window_seconds: int) -> RateLimitError:
     )  # fmt: skip
 
 
+_POLICY_HEADERS: dict[tuple[int, int], tuple[tuple[bytes, bytes], tuple[bytes, bytes]]] = {}
+
+
+def _policy_headers(limit: int, window_seconds: int) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers that depend on the limit only (cached: a few distinct limits)."""
+    headers = _POLICY_HEADERS.get((limit, window_seconds))
+    if headers is None:
+        if len(_POLICY_HEADERS) >= 1024:
+            _POLICY_HEADERS.clear()
+        headers = _POLICY_HEADERS[(limit, window_seconds)] = (
+            (b"ratelimit-policy", b"%d;w=%d" % (limit, window_seconds)),
+            (b"x-ratelimit-limit", b"%d" % limit),
+        )
+    return headers
+
+
 def rate_headers(
     window: Window, window_seconds: int, now: float | None = None
 ) -> list[tuple[bytes, bytes]]:
     """``RateLimit-Policy``, ``RateLimit`` (IETF draft) and ``X-RateLimit-*``."""
     reset_in = seconds_until(window.reset_at, now)
-    limit = str(window.limit).encode()
-    remaining = str(max(0, window.remaining)).encode()
+    policy, limit = _policy_headers(window.limit, window_seconds)
+    remaining = b"%d" % max(0, window.remaining)
     return [
-        (b"ratelimit-policy", b"%s;w=%d" % (limit, window_seconds)),
-        (b"ratelimit", b"limit=%s, remaining=%s, reset=%d" % (limit, remaining, reset_in)),
-        (b"x-ratelimit-limit", limit),
+        policy,
+        (b"ratelimit", b"limit=%s, remaining=%s, reset=%d" % (limit[1], remaining, reset_in)),
+        limit,
         (b"x-ratelimit-remaining", remaining),
-        (b"x-ratelimit-reset", str(math.ceil(window.reset_at)).encode()),
+        (b"x-ratelimit-reset", b"%d" % math.ceil(window.reset_at)),
     ]
 
 
