@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PATH="$HOME/.local/bin:$PATH" UV_PYTHON_DOWNLOADS=never
-exec uv run --locked --no-sync stemedb serve "$@"
+source scripts/uv.sh
+exec "${UV[@]}" run --locked --no-sync stemedb serve "$@"
