@@ -1,29 +1,17 @@
-"""``python -m stemedb.api`` as a subprocess on a free loopback port, over HTTP or
-HTTPS, for the observability and TLS/CORS tests (the pattern of ``conftest.py``)."""
+"""``python -m stemedb.api`` in a subprocess, over HTTP or HTTPS, for the observability
+and TLS/CORS tests: the shared ``ServerProcess`` laid out under one base directory."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
+from support.server import ServerProcess, free_port
 
-START_TIMEOUT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["LiveServer", "free_port"]
 
 
-class LiveServer:
+class LiveServer(ServerProcess):
     def __init__(
         self,
         base: Path,
@@ -32,55 +20,4 @@ class LiveServer:
         verify: ssl.SSLContext | bool = True,
         **env: str,
     ) -> None:
-        self.port = free_port()
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        self.verify = verify
-        self.log_path = base / "server.log"
-        environ = {
-            **os.environ,
-            "STEMEDB_DB_DIR": str(base / "data"),
-            "STEMEDB_BIND_ADDR": f"127.0.0.1:{self.port}",
-            "STEMEDB_WAL_GROUP_COMMIT_MAX_DELAY_US": "0",
-            **env,
-        }
-        environ.pop("STEMEDB_CONFIG", None)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.api"],
-            env=environ,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0, verify=self.verify)
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                ready = httpx.get(self.url + "/ready", timeout=1.0, verify=self.verify)
-                if ready.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not become ready")
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
-
-    def log_lines(self) -> list[str]:
-        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        super().__init__(base / "data", base / "server.log", scheme=scheme, verify=verify, **env)

@@ -7,19 +7,13 @@ JSON log) in a file, like a node under systemd with journald.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Final
 
-import httpx
 import pytest
+from support.server import ServerProcess
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DEPLOY: Final = ROOT / "deploy"
@@ -109,56 +103,8 @@ def other_metric_names_in(expr: str) -> set[str]:
     return found
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Node(ServerProcess):
+    """One StemeDB server process configured only by what the test passes."""
 
-
-class Node:
-    """One StemeDB server process (``python -m stemedb.api``)."""
-
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None,
-                 **env: str) -> None:  # fmt: skip
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
-        environ.update({
-            "STEMEDB_DB_DIR": str(data_dir),
-            "STEMEDB_BIND_ADDR": f"127.0.0.1:{self.port}",
-            "STEMEDB_WAL_GROUP_COMMIT_MAX_DELAY_US": "0",
-            **env,
-        })  # fmt: skip
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.api"], env=environ, stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._log.close()
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not become ready")
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, **env: str) -> None:
+        super().__init__(data_dir, log_path, port=port, isolated=True, **env)

@@ -26,7 +26,8 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from deploy_helpers import DEPLOY, Node, free_port, require_tool
+from deploy_helpers import DEPLOY, Node, require_tool
+from support.server import free_port
 
 from stemedb.config import ApiConfig
 from stemedb.model.signing import AgentKey, sign_assertion

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,12 +23,32 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    """``python -m stemedb.api`` with its own data directory, its log in a file.
+
+    ``isolated`` drops every inherited ``STEMEDB_*`` variable (a node configured only by
+    what the test passes); ``scheme``/``verify`` serve the TLS tests.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+        isolated: bool = False,
+        **env: str,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.verify = verify
         self.log_path = log_path
+        inherited = {
+            k: v for k, v in os.environ.items() if not (isolated and k.startswith("STEMEDB_"))
+        }
         environ = {
-            **os.environ,
+            **inherited,
             "STEMEDB_DB_DIR": str(data_dir),
             "STEMEDB_BIND_ADDR": f"127.0.0.1:{self.port}",
             "STEMEDB_WAL_GROUP_COMMIT_MAX_DELAY_US": "0",
@@ -43,13 +64,18 @@ class ServerProcess:
         )
         self._wait_ready()
 
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, verify=self.verify)
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                ready = httpx.get(self.url + "/ready", timeout=1.0, verify=self.verify)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
