@@ -20,7 +20,6 @@ DEPLOY: Final = ROOT / "deploy"
 OPERATIONS: Final = ROOT / "docs" / "operations"
 RUNBOOKS: Final = OPERATIONS / "runbooks"
 API_MD_CANDIDATES: Final = (ROOT.parent / "shared" / "design" / "API.md",)
-START_TIMEOUT_SECONDS: Final = 30.0
 
 # Series that are not exposed by the server but documented in docs/operations/monitoring.md:
 # node-exporter textfile metrics written by deploy/bin/stemedb-job-metrics, and the WAL
