@@ -82,14 +82,15 @@ class Engine:
             raise
         self.open_seconds = time.monotonic() - started
         self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
-        self.writer = GroupCommitWriter(
-            self.wal,
-            self.store,
-            self.clock,
-            max_batch=group_commit_max_batch,
-            max_delay_us=group_commit_max_delay_us,
-        )
+        self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
+        self.writer = self._start_writer()
         self._closed = False
+
+    def _start_writer(self) -> GroupCommitWriter:
+        max_batch, max_delay_us = self._group_commit
+        return GroupCommitWriter(
+            self.wal, self.store, self.clock, max_batch=max_batch, max_delay_us=max_delay_us
+        )
 
     @classmethod
     def from_config(cls, config: Config, **overrides: object) -> Engine:
@@ -140,13 +141,7 @@ class Engine:
         count = self._replay()
         if progress:
             progress(count)
-        self.writer = GroupCommitWriter(
-            self.wal,
-            self.store,
-            self.clock,
-            max_batch=self.writer._max_batch,
-            max_delay_us=int(self.writer._max_delay_seconds * 1e6),
-        )
+        self.writer = self._start_writer()
         return count
 
     # -- the write path ------------------------------------------------------------
@@ -170,12 +165,8 @@ class Engine:
 
     def prepare_many(self, records: Sequence[AnyRecord]) -> list[Prepared | StemeError]:
         """Prepare records on the verify pool, in chunks; errors are returned per item."""
-        chunks = [
-            records[i : i + VERIFY_CHUNK_RECORDS]
-            for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
-        ]
         out: list[Prepared | StemeError] = []
-        for result in self._pool.map(self._prepare_chunk, chunks):
+        for result in self._pool.map(self._prepare_chunk, _chunks(records)):
             out.extend(result)
         return out
 
@@ -202,13 +193,9 @@ class Engine:
         self, records: Sequence[AnyRecord]
     ) -> list[WriteResult | StemeError]:
         loop = asyncio.get_running_loop()
-        chunks = [
-            records[i : i + VERIFY_CHUNK_RECORDS]
-            for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
-        ]
         prepared: list[Prepared | StemeError] = []
         for part in await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._prepare_chunk, c) for c in chunks)
+            *(loop.run_in_executor(self._pool, self._prepare_chunk, c) for c in _chunks(records))
         ):
             prepared.extend(part)
         ready = [p for p in prepared if isinstance(p, Prepared)]
@@ -251,6 +238,13 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunks(records: Sequence[AnyRecord]) -> list[Sequence[AnyRecord]]:
+    """``records`` in slices of ``VERIFY_CHUNK_RECORDS`` (one verify-pool task each)."""
+    return [
+        records[i : i + VERIFY_CHUNK_RECORDS] for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
+    ]
 
 
 def _merge(
