@@ -44,7 +44,6 @@ class BatchChecker:
         self._store = store
         self._pending: dict[tuple[RecordKind, str], int] = {}  # key -> accepted index
         self._pending_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._pending_retractions: set[str] = set()
         self._accepted = 0  # records accepted so far = index of the next one
         self._first_lsn = 0
         self._stored_assertions: dict[str, int] = {}  # prefetched: id -> stored LSN
@@ -86,8 +85,6 @@ class BatchChecker:
         if isinstance(record, Source):
             signers = tuple(s.agent_id for s in record.signatures)
             self._pending_sources[record.source_hash] = (record_id, signers)
-        elif isinstance(record, Retraction):
-            self._pending_retractions.add(record.source_hash)
         return None
 
     def assign_lsns(self, first_lsn: int) -> None:
