@@ -384,11 +384,6 @@ class StoreReads(StoreBase):
                 last = lsn
         return last, digest.hexdigest()
 
-    def committed_at(self, lsn: int) -> float | None:
-        with self._reading("query") as conn:
-            row = conn.execute("SELECT committed_at FROM changes WHERE lsn = ?", (lsn,)).fetchone()
-        return None if row is None else float(row[0])
-
     def counts(self) -> dict[str, int]:
         with self._reading("stats") as conn:
             return {
