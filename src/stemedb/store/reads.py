@@ -288,17 +288,24 @@ class StoreReads(StoreBase):
         return self._superseded_epochs
 
     def epochs(self) -> list[EpochRow]:
-        with self._reading("list") as conn:
-            rows: list[Any] = conn.execute(
-                "SELECT lsn, id, record FROM epochs ORDER BY lsn"
-            ).fetchall()
-            superseded_by: dict[str, list[str]] = {}
-            for old, new in conn.execute("SELECT old, new FROM epoch_supersedes ORDER BY lsn"):
-                superseded_by.setdefault(old.hex(), []).append(new.hex())
-        return [self._epoch_row(lsn, eid, rec, superseded_by) for lsn, eid, rec in rows]
+        return self._epochs("", ())
 
     def epoch(self, epoch_id: str) -> EpochRow | None:
-        return next((e for e in self.epochs() if e.id == epoch_id), None)
+        found = self._epochs("WHERE id = ?", (bytes.fromhex(epoch_id),))
+        return found[0] if found else None
+
+    def _epochs(self, where: str, args: Sequence[Any]) -> list[EpochRow]:
+        with self._reading("list") as conn:
+            rows: list[Any] = conn.execute(
+                f"SELECT lsn, id, record FROM epochs {where} ORDER BY lsn", args
+            ).fetchall()
+            superseded_by: dict[str, list[str]] = {}
+            for _, eid, _ in rows:
+                for (new,) in conn.execute(
+                    "SELECT new FROM epoch_supersedes WHERE old = ? ORDER BY lsn", (eid,)
+                ):
+                    superseded_by.setdefault(eid.hex(), []).append(new.hex())
+        return [self._epoch_row(lsn, eid, rec, superseded_by) for lsn, eid, rec in rows]
 
     @staticmethod
     def _epoch_row(
