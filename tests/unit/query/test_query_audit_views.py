@@ -229,6 +229,36 @@ def test_view_older_than_its_max_age_is_not_served(
     assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is None
 
 
+def test_a_key_that_is_read_is_refreshed_before_backfill(
+    engine: Engine, manual_views: QueryService, claim: Claim
+) -> None:
+    other = "drugs/metformin"
+    engine.write_many([claim(), claim(subject=other)])
+    views = manual_views.views
+    assert views.pending() == 2
+    assert views.next_chunk() == ([(SUBJECT, PREDICATE), (other, PREDICATE)], True)
+    assert views.lookup(other, PREDICATE, 100, None) is None  # a reader wants it: now first
+    assert views.next_chunk() == ([(other, PREDICATE)], False)
+    views.refresh([(other, PREDICATE)])
+    assert views.lookup(other, PREDICATE, 100, None) is not None
+    assert views.next_chunk() == ([(SUBJECT, PREDICATE)], True)
+
+
+def test_views_are_not_served_fresh_once_backfill_overflows(
+    engine: Engine, manual_views: QueryService, claim: Claim, keys: list[AgentKey],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine.write(claim("rare"))
+    manual_views.views.refresh([(SUBJECT, PREDICATE)])
+    assert manual_views.views.pending() == 0
+    monkeypatch.setattr("stemedb.query.views.MAX_BACKFILL_KEYS", 1)
+    engine.write_many([claim(subject="drugs/a"), claim(subject="drugs/b")])  # overflows
+    assert manual_views.views.pending() == 0  # dropped, not remembered
+    assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is None  # too old now
+    manual_views.views.refresh([(SUBJECT, PREDICATE)])
+    assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is not None
+
+
 def test_background_view_refresh_converges_and_stays_equal_to_live_answers(
     engine: Engine, service: QueryService, claim: Claim, keys: list[AgentKey]
 ) -> None:
