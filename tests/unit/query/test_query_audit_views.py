@@ -245,7 +245,10 @@ def test_a_key_that_is_read_is_refreshed_before_backfill(
 
 
 def test_views_are_not_served_fresh_once_backfill_overflows(
-    engine: Engine, manual_views: QueryService, claim: Claim, keys: list[AgentKey],
+    engine: Engine,
+    manual_views: QueryService,
+    claim: Claim,
+    keys: list[AgentKey],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine.write(claim("rare"))
