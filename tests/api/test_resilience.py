@@ -266,10 +266,11 @@ def test_failed_read_falls_back_to_the_materialized_view(tmp_path: Path) -> None
         first = _claim(subject, "viewed")
         post(client, "/v1/assert", first)
         service = server.state.service
+        assert service.views.lookup(subject, "p", 100, None) is None  # a reader wants it
         _wait(lambda: service.views.pending() == 0 and service.store.view(subject, "p") is not None)
         _fail_reads(server, "query")  # the view table still reads; the claims do not
         post(client, "/v1/assert", _claim(subject, "newer", timestamp=int(time.time()) + 1))
-        answer = _query(client, subject)  # default lens, never asked before
+        answer = _query(client, subject)  # default lens, never asked over HTTP before
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["stale"] is True

@@ -1,20 +1,18 @@
 """Materialized views of the default lens per (subject, predicate) (ARCHITECTURE §5).
 
-The writer calls ``on_commit`` before it acknowledges a batch, marking every touched
-key dirty; a background thread recomputes dirty keys off the request path and stores
-the first page of the default-lens answer in the store's ``views`` table. A view is
-served only when its key is not dirty and it is younger than ``max_age_seconds``
-(decay drifts slowly); a caller may accept an older one with ``max_stale_seconds``,
-and then the answer says ``"stale": true``.
+A view is the stored first page of the default-lens answer for one key (the store's
+``views`` table), kept for the keys that readers ask for:
 
-Keys that readers ask for (``lookup``, the last ``WANTED_KEYS`` of them) are refreshed
-at once. Every other touched key is *backfill*: refreshed by the same thread only once
-no commit has come for ``BACKFILL_QUIET_SECONDS``, so under a steady write load view
-maintenance for keys nobody reads does not compete with the writes for the GIL and the
-store's write lock. If backfill falls more than
-``MAX_BACKFILL_KEYS`` behind, it is dropped and every view computed before that LSN
-counts as dirty (``_valid_from``): a view is never served fresh for a key whose
-invalidation was forgotten.
+- ``lookup`` notes the key as *wanted* (the last ``WANTED_KEYS`` of them). A view is
+  served only when this process computed it (a view from before may have missed a
+  write: the dirty marks live in memory), its key is not dirty and it is younger than
+  ``max_age_seconds`` (decay drifts slowly); a caller may accept an older or dirty one
+  with ``max_stale_seconds``, and the answer then says ``"stale": true``. A lookup that
+  cannot be served marks the key dirty.
+- The writer calls ``on_commit`` before it acknowledges a batch: touched wanted keys
+  become dirty; a background thread recomputes dirty keys off the request path.
+- Touched keys nobody has asked for are not recomputed (under a write load that would
+  cost as much CPU as the writes): the same thread deletes their stale views instead.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -40,8 +37,7 @@ log = logging.getLogger("stemedb.views")
 VIEW_MAX_AGE_SECONDS: Final = 3600.0
 REFRESH_CHUNK_KEYS: Final = 256
 WANTED_KEYS: Final = 100_000
-MAX_BACKFILL_KEYS: Final = 200_000
-BACKFILL_QUIET_SECONDS: Final = 0.2
+FORGET_CHUNK_KEYS: Final = 4096
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(QueryResult)
@@ -58,11 +54,10 @@ class ViewKeeper:
         self._service = service
         self._enabled = enabled
         self._max_age_seconds = max_age_seconds
-        self._wanted: dict[SubjectPredicate, None] = {}  # insertion order ~ LRU
-        self._dirty: dict[SubjectPredicate, int] = {}  # wanted keys: refreshed at once
-        self._backfill: dict[SubjectPredicate, int] = {}  # the rest: refreshed slowly
-        self._valid_from = 0  # views computed before this LSN are dirty
-        self._last_commit = 0.0  # time.monotonic() of the last on_commit
+        # wanted key -> whether its view was computed by this process (insertion ~ LRU)
+        self._wanted: dict[SubjectPredicate, bool] = {}
+        self._dirty: dict[SubjectPredicate, int] = {}  # wanted keys to recompute
+        self._forget: dict[SubjectPredicate, None] = {}  # other touched keys: delete views
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -75,22 +70,18 @@ class ViewKeeper:
     def on_commit(self, lsn: int, touched: set[SubjectPredicate]) -> None:
         if not self._enabled or not touched:
             return
-        self._last_commit = time.monotonic()
         with self._lock:
-            wanted, dirty, backfill = self._wanted, self._dirty, self._backfill
+            wanted, dirty, forget = self._wanted, self._dirty, self._forget
             for key in touched:
                 if key in wanted:
                     dirty[key] = lsn
                 else:
-                    backfill[key] = lsn
-            if len(backfill) > MAX_BACKFILL_KEYS:
-                backfill.clear()
-                self._valid_from = lsn
+                    forget[key] = None
         self._wake.set()
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._dirty) + len(self._backfill)
+            return len(self._dirty) + len(self._forget)
 
     def lookup(
         self, subject: str, predicate: str, limit: int, max_stale_seconds: float | None
@@ -100,32 +91,41 @@ class ViewKeeper:
             return None
         key = (subject, predicate)
         with self._lock:
-            self._want(key)
+            ours = self._want(key)
             dirty = key in self._dirty
-            valid_from = self._valid_from
         view = self._service.store.view(subject, predicate)
-        if view is None:
-            return None
-        lsn, computed_at, blob = view
-        age = self._service.engine.clock.time() - computed_at
-        if not dirty and lsn >= valid_from and age < self._max_age_seconds:
-            return _DECODER.decode(blob)
-        if max_stale_seconds is not None and age <= max_stale_seconds:
+        age = 0.0
+        if view is not None:
+            _, computed_at, blob = view
+            age = self._service.engine.clock.time() - computed_at
+            if ours and not dirty and age < self._max_age_seconds:
+                return _DECODER.decode(blob)
+        if not dirty:
+            self._mark_dirty(key)
+        if view is not None and max_stale_seconds is not None and age <= max_stale_seconds:
             return msgspec.structs.replace(_DECODER.decode(blob), stale=True)
         return None
 
-    def _want(self, key: SubjectPredicate) -> None:
-        """Note a reader's key (lock held): from now on it is refreshed at once."""
+    def _want(self, key: SubjectPredicate, computed: bool = False) -> bool:
+        """Note a wanted key (lock held): from now on its view is kept up to date.
+        Return whether this process computed its view."""
         wanted = self._wanted
-        if key in wanted:
-            return
-        if len(wanted) >= WANTED_KEYS:
-            del wanted[next(iter(wanted))]
-        wanted[key] = None
-        lsn = self._backfill.pop(key, None)
-        if lsn is not None:
-            self._dirty[key] = lsn
-            self._wake.set()
+        ours = wanted.get(key)
+        if ours is None:
+            if len(wanted) >= WANTED_KEYS:
+                del wanted[next(iter(wanted))]
+            self._forget.pop(key, None)
+            ours = False
+        if computed and not ours:
+            ours = True
+        wanted[key] = ours
+        return ours
+
+    def _mark_dirty(self, key: SubjectPredicate) -> None:
+        lsn = self._service.engine.applied_lsn
+        with self._lock:
+            self._dirty.setdefault(key, lsn)
+        self._wake.set()
 
     def refresh(self, keys: list[SubjectPredicate]) -> None:
         service = self._service
@@ -142,34 +142,37 @@ class ViewKeeper:
         service.store.put_views(rows)
         with self._lock:
             for key in keys:
-                for pending in (self._dirty, self._backfill):
-                    if pending.get(key, snapshot + 1) <= snapshot:
-                        del pending[key]
+                self._want(key, computed=True)
+                if self._dirty.get(key, snapshot + 1) <= snapshot:
+                    del self._dirty[key]
         self.refreshed += len(keys)
 
-    def next_chunk(self) -> tuple[list[SubjectPredicate], bool]:
-        """The next keys to refresh and whether they are backfill."""
+    def forget(self) -> None:
+        """Delete the views of touched keys nobody asked for (one transaction a chunk)."""
         with self._lock:
-            if self._dirty:
-                return list(itertools.islice(self._dirty, REFRESH_CHUNK_KEYS)), False
-            return list(itertools.islice(self._backfill, REFRESH_CHUNK_KEYS)), True
+            keys = list(itertools.islice(self._forget, FORGET_CHUNK_KEYS))
+        if not keys:
+            return
+        self._service.store.delete_views(keys)
+        with self._lock:
+            for key in keys:
+                self._forget.pop(key, None)
 
     def _run(self) -> None:
         while not self._stop:
             self._wake.wait(1.0)
             self._wake.clear()
             while not self._stop:
-                keys, backfill = self.next_chunk()
-                if not keys:
+                with self._lock:
+                    keys = list(itertools.islice(self._dirty, REFRESH_CHUNK_KEYS))
+                    forget = bool(self._forget)
+                if not keys and not forget:
                     break
-                if backfill:  # only while writes are quiet; a reader's key wakes us
-                    quiet = time.monotonic() - self._last_commit
-                    if quiet < BACKFILL_QUIET_SECONDS:
-                        if self._wake.wait(BACKFILL_QUIET_SECONDS - quiet):
-                            self._wake.clear()
-                        continue
                 try:
-                    self.refresh(keys)
+                    if keys:
+                        self.refresh(keys)
+                    if forget:
+                        self.forget()
                 except Exception as exc:
                     log.exception(
                         "Error: %s: view refresh failed; will retry: %s", error_type_of(exc), exc

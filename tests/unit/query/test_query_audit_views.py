@@ -229,37 +229,51 @@ def test_view_older_than_its_max_age_is_not_served(
     assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is None
 
 
-def test_a_key_that_is_read_is_refreshed_before_backfill(
-    engine: Engine, manual_views: QueryService, claim: Claim
+def test_a_key_that_is_read_is_kept_fresh(
+    engine: Engine, manual_views: QueryService, claim: Claim, keys: list[AgentKey]
 ) -> None:
-    other = "drugs/metformin"
-    engine.write_many([claim(), claim(subject=other)])
     views = manual_views.views
-    assert views.pending() == 2
-    assert views.next_chunk() == ([(SUBJECT, PREDICATE), (other, PREDICATE)], True)
-    assert views.lookup(other, PREDICATE, 100, None) is None  # a reader wants it: now first
-    assert views.next_chunk() == ([(other, PREDICATE)], False)
-    views.refresh([(other, PREDICATE)])
-    assert views.lookup(other, PREDICATE, 100, None) is not None
-    assert views.next_chunk() == ([(SUBJECT, PREDICATE)], True)
+    engine.write(claim("rare"))
+    assert views.lookup(SUBJECT, PREDICATE, 100, None) is None  # no view yet: now wanted
+    assert views.pending() == 1
+    views.refresh([(SUBJECT, PREDICATE)])
+    assert views.lookup(SUBJECT, PREDICATE, 100, None) is not None
+    engine.write(claim("common", key=keys[1]))
+    assert views.pending() == 1  # dirty: recomputed, not dropped
+    assert views.lookup(SUBJECT, PREDICATE, 100, None) is None
 
 
-def test_views_are_not_served_fresh_once_backfill_overflows(
-    engine: Engine,
-    manual_views: QueryService,
-    claim: Claim,
-    keys: list[AgentKey],
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_view_of_a_key_nobody_reads_is_dropped_not_recomputed(
+    engine: Engine, manual_views: QueryService, claim: Claim, keys: list[AgentKey]
 ) -> None:
     engine.write(claim("rare"))
     manual_views.views.refresh([(SUBJECT, PREDICATE)])
-    assert manual_views.views.pending() == 0
-    monkeypatch.setattr("stemedb.query.views.MAX_BACKFILL_KEYS", 1)
-    engine.write_many([claim(subject="drugs/a"), claim(subject="drugs/b")])  # overflows
-    assert manual_views.views.pending() == 0  # dropped, not remembered
-    assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is None  # too old now
+    manual_views.close()  # the view stays in the store; nobody here has read the key
+    reopened = QueryService(engine)
+    reopened.views.close()  # refreshes on demand only
+    try:
+        assert reopened.store.view(SUBJECT, PREDICATE) is not None
+        engine.write(claim("common", key=keys[1]))
+        assert reopened.views.pending() == 1
+        reopened.views.forget()
+        assert reopened.views.pending() == 0
+        assert reopened.views.refreshed == 0
+        assert reopened.store.view(SUBJECT, PREDICATE) is None
+    finally:
+        reopened.audit.close()
+
+
+def test_views_computed_before_the_service_opened_are_not_served(
+    engine: Engine, manual_views: QueryService, claim: Claim
+) -> None:
+    engine.write(claim("rare"))
     manual_views.views.refresh([(SUBJECT, PREDICATE)])
     assert manual_views.views.lookup(SUBJECT, PREDICATE, 100, None) is not None
+    reopened = QueryService(engine)  # its dirty marks start empty: old views may be stale
+    try:
+        assert reopened.views.lookup(SUBJECT, PREDICATE, 100, None) is None
+    finally:
+        reopened.close()
 
 
 def test_background_view_refresh_converges_and_stays_equal_to_live_answers(
