@@ -1,9 +1,9 @@
 """Coalesces concurrent single-record writes into one engine call per loop iteration.
 
 Every ``POST /v1/assert`` (and other single-record write) that arrives in the same
-event-loop iteration joins one ``Engine.write_many_async`` call: one hop to the verify
-pool per 64 records instead of one per request, and one writer future for the group
-instead of one per record. Under light load a request is alone in its iteration and
+event-loop iteration joins one ``Engine.write_each_async`` call: one hop to the verify
+pool per 16 records instead of one per request, the verify threads hand each chunk to
+the writer themselves, and the loop wakes once per chunk when it is committed. Under light load a request is alone in its iteration and
 goes straight through (the flush is a ``call_soon``, not a timer), so latency does not
 grow. Each record keeps its own outcome: a bad signature fails only its request, and
 an in-group duplicate is answered ``exists`` as before (the writer checks the group).
@@ -52,7 +52,7 @@ class WriteCoalescer:
 
     async def _commit(self, group: list[_Pending]) -> None:
         try:
-            outcomes = await self._engine.write_many_async([record for record, _ in group])
+            outcomes = await self._engine.write_each_async([record for record, _ in group])
         except BaseException as exc:
             for _, future in group:
                 if not future.done():

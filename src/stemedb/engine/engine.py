@@ -32,6 +32,9 @@ log = logging.getLogger("stemedb.engine")
 
 REPLAY_CHUNK_RECORDS: Final = 20000  # bigger transactions: fewer index-page rewrites
 VERIFY_CHUNK_RECORDS: Final = 64
+# Independent writes: smaller chunks spread a burst over every verify thread, and each
+# chunk goes to the writer from its verify thread (no hop back to the event loop).
+INDEPENDENT_CHUNK_RECORDS: Final = 16
 
 
 class Engine:
@@ -202,6 +205,45 @@ class Engine:
         outcomes = await asyncio.wrap_future(self.writer.submit_group(ready)) if ready else []
         return _merge(prepared, outcomes)
 
+    async def write_each_async(
+        self, records: Sequence[AnyRecord]
+    ) -> list[WriteResult | StemeError]:
+        """Like ``write_many_async`` for records that do not belong together (coalesced
+        single writes): each chunk is verified and handed to the writer by a verify
+        thread, so chunks may land in different group commits; results in order."""
+        loop = asyncio.get_running_loop()
+        parts = []
+        for chunk in _chunks(records, INDEPENDENT_CHUNK_RECORDS):
+            done: Future[list[WriteResult | StemeError]] = Future()
+            self._pool.submit(self._prepare_then_commit, chunk, done)
+            parts.append(asyncio.wrap_future(done, loop=loop))
+        out: list[WriteResult | StemeError] = []
+        for part in await asyncio.gather(*parts):
+            out.extend(part)
+        return out
+
+    def _prepare_then_commit(
+        self, records: Sequence[AnyRecord], done: Future[list[WriteResult | StemeError]]
+    ) -> None:
+        """On a verify thread: prepare ``records``, submit the good ones, and resolve
+        ``done`` from the writer thread once they are committed."""
+        try:
+            prepared = self._prepare_chunk(records)
+            ready = [p for p in prepared if isinstance(p, Prepared)]
+            if not ready:
+                done.set_result(_merge(prepared, []))
+                return
+
+            def finish(group: Future[list[GroupOutcome]]) -> None:
+                try:
+                    done.set_result(_merge(prepared, group.result()))
+                except BaseException as exc:
+                    done.set_exception(exc)
+
+            self.writer.submit_group(ready).add_done_callback(finish)
+        except BaseException as exc:
+            done.set_exception(exc)
+
     # -- state ---------------------------------------------------------------------
 
     @property
@@ -240,11 +282,11 @@ class Engine:
         self.close()
 
 
-def _chunks(records: Sequence[AnyRecord]) -> list[Sequence[AnyRecord]]:
-    """``records`` in slices of ``VERIFY_CHUNK_RECORDS`` (one verify-pool task each)."""
-    return [
-        records[i : i + VERIFY_CHUNK_RECORDS] for i in range(0, len(records), VERIFY_CHUNK_RECORDS)
-    ]
+def _chunks(
+    records: Sequence[AnyRecord], size: int = VERIFY_CHUNK_RECORDS
+) -> list[Sequence[AnyRecord]]:
+    """``records`` in slices of ``size`` (one verify-pool task each)."""
+    return [records[i : i + size] for i in range(0, len(records), size)]
 
 
 def _merge(
