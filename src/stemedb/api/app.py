@@ -19,7 +19,9 @@ from typing import Final
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from stemedb.api import (
     admin_keys,
@@ -38,6 +40,7 @@ from stemedb.api.cors import CorsMiddleware
 from stemedb.api.errors import EXCEPTION_HANDLERS
 from stemedb.api.logs import configure_logging
 from stemedb.api.middleware import RequestMiddleware
+from stemedb.api.routing import ExactRoutes
 from stemedb.api.state import ApiState
 from stemedb.api.tls import watch_certificate
 from stemedb.config import Config
@@ -65,6 +68,19 @@ def _open(state: ApiState, engine_options: Mapping[str, object]) -> tuple[Engine
 def _close(engine: Engine, service: QueryService) -> None:
     service.close()
     engine.close()
+
+
+class _App(Starlette):
+    """Starlette with a shorter middleware stack: ``RequestMiddleware`` is the 500
+    safety net (no ``ServerErrorMiddleware``), and ``ExactRoutes`` sends the API routes
+    without path parameters past the exception middleware and the router."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = ExceptionMiddleware(self.router, handlers=dict(EXCEPTION_HANDLERS))
+        app = ExactRoutes(app, self.router)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(config: Config, *, engine_options: Mapping[str, object] | None = None) -> Starlette:
@@ -131,7 +147,7 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
         middleware.append(Middleware(CorsMiddleware, allowed_origins=config.api.allowed_origins))
-    app = Starlette(
+    app = _App(
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -3,6 +3,12 @@
 ``api_route`` wraps a handler with the request timeout (``api.request_timeout_seconds``
 → 504) unless the route streams or long-polls, and records what the handler reads and
 answers in an ``EndpointDoc`` that ``api.openapi`` turns into the OpenAPI document.
+
+The route's ASGI app is ``lean_app``: Starlette's ``request_response`` without its
+per-request exception wrapper (a StemeError becomes the envelope right here; anything
+else reaches ``RequestMiddleware``, the 500 safety net). ``ExactRoutes`` sends requests
+for API routes without path parameters straight to that app, past the router's regex
+scan and the exception middleware: ~20 % of the event loop's time per request.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from typing import Any, Final
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stemedb.api.errors import JSON_MEDIA_TYPE
-from stemedb.errors import RequestTimeoutError
+from stemedb.api.errors import ERROR_KEY, JSON_MEDIA_TYPE, error_response, request_id_of
+from stemedb.errors import RequestTimeoutError, StemeError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -77,5 +84,55 @@ def api_route(
 
         endpoint.__name__ = handler.__name__
     route = ApiRoute(path, endpoint, methods=list(methods), name=handler.__name__)
+    route.app = lean_app(endpoint)
     route.doc = doc
     return route
+
+
+def lean_app(endpoint: Handler) -> ASGIApp:
+    """The ASGI app of one handler; a StemeError is answered with the envelope."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except StemeError as exc:
+            scope[ERROR_KEY] = exc
+            response = error_response(exc, request_id_of(request))
+        await response(scope, receive, send)
+
+    return app
+
+
+class ExactRoutes:
+    """Dispatches ``(method, path)`` of an ``ApiRoute`` without path parameters directly
+    to the route's app (as wrapped by ``api.access``); everything else goes to ``app``
+    (the exception middleware and the router)."""
+
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        self.app = app
+        self.router = router
+        self._exact: dict[tuple[str, str], Route] | None = None
+
+    def _table(self) -> dict[tuple[str, str], Route]:
+        table: dict[tuple[str, str], Route] = {}
+        for route in self.router.routes:
+            if isinstance(route, ApiRoute) and not route.param_convertors:
+                for method in route.methods or ():
+                    table.setdefault((method, route.path), route)
+        return table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            exact = self._exact
+            if exact is None:  # built at the first request: routes are final by then
+                exact = self._exact = self._table()
+            route = exact.get((scope["method"], scope["path"]))
+            if route is not None:
+                scope["router"] = self.router
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+                await route.app(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
