@@ -12,11 +12,13 @@ headers cost there too.
 Per round and configuration (alternated ``off, on, off, on, …``): ``--writes``
 distinct pre-signed ``POST /v1/assert`` over ``--concurrency`` concurrent "connections",
 then ``--queries`` default-lens ``GET /v1/query`` with ``X-Agent-Id`` (and ``X-API-Key``
-when on). The number is the CPU time of the event-loop thread (``time.thread_time``)
-per request; the guard's cost is the ``on - off`` difference (median of the rounds).
+when on). ``--set`` changes the ``on`` configuration, e.g. to turn one part off again
+and see what the rest costs. The number is the CPU time of the event-loop thread
+(``time.thread_time``) per request; the guard's cost is the ``on - off`` difference
+(median of the rounds).
 
     uv run --locked python bench/guard_micro.py
-    uv run --locked python bench/guard_micro.py --rounds 9 --writes 4000 --queries 8000
+    uv run --locked python bench/guard_micro.py --rounds 40 --set STEMEDB_QUOTA_ENABLED=false
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ async def phase(requests: list[Any], concurrency: int) -> float:
     return time.thread_time() - started
 
 
-def config_for(mode: str, data_dir: Path, hardening: Any) -> Any:
+def config_for(mode: str, data_dir: Path, hardening: Any, overrides: list[str]) -> Any:
     from stemedb.config import load_config
 
     env = {
@@ -187,6 +189,10 @@ def config_for(mode: str, data_dir: Path, hardening: Any) -> Any:
         "STEMEDB_WAL_FSYNC": "false",
         "STEMEDB_API_MAX_BATCH": "1000",
     }
+    if mode == "on":
+        for item in overrides:
+            name, _, value = item.partition("=")
+            env[name] = value
     return load_config(None, environ=env)
 
 
@@ -211,12 +217,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     targets: list[Target] = []
     lifespans: list[Lifespan] = []
     for mode in ("off", "on"):
-        app = create_app(config_for(mode, tmp / mode, hardening))
+        app = create_app(config_for(mode, tmp / mode, hardening, args.set))
         lifespan = Lifespan(app)
         await lifespan.start()
         lifespans.append(lifespan)
         key = ""
-        if mode == "on":
+        if mode == "on" and app.state.api.access.auth_enabled:
             key = app.state.api.access.keys.create("bench-writer", "writer", None).secret
         targets.append(Target(mode, app, key, agent))
     results: dict[str, dict[str, list[float]]] = {
@@ -244,6 +250,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "median_difference": round(
                 statistics.median(b - a for a, b in zip(off, on, strict=True)), 1
             ),
+            "mean_difference": round(statistics.mean(on) - statistics.mean(off), 1),
         }
     report["non_2xx"] = {t.mode: t.bad for t in targets}
     return report
@@ -251,11 +258,18 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="off/on pairs")
-    parser.add_argument("--writes", type=int, default=3000, help="POST /v1/assert per round")
-    parser.add_argument("--queries", type=int, default=6000, help="GET /v1/query per round")
+    parser.add_argument("--rounds", type=int, default=25, help="off/on pairs")
+    parser.add_argument("--writes", type=int, default=1000, help="POST /v1/assert per round")
+    parser.add_argument("--queries", type=int, default=2000, help="GET /v1/query per round")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent requests")
     parser.add_argument("--sign-workers", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STEMEDB_NAME=VALUE",
+        help="override a variable of the on configuration (e.g. to turn one part off)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="stemedb-guard-micro-"))

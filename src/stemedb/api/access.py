@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from starlette.requests import Request
@@ -40,6 +40,7 @@ from stemedb.api.metrics import Metrics
 from stemedb.api.quota import Cost, QuotaMeter, cost_of, exhausted, quota_headers, request_cost
 from stemedb.api.ratelimit import (
     Counters,
+    MemoryCounter,
     RateLimits,
     SharedCounter,
     Window,
@@ -71,6 +72,7 @@ READ_METHODS: Final = frozenset({"GET", "HEAD"})
 READ_POST_PATHS: Final = frozenset({"/v1/query"})  # POST, but a read (many queries)
 _API_KEY_HEADER: Final = b"x-api-key"
 _AGENT_HEADER: Final = b"x-agent-id"
+_LENGTH_HEADER: Final = b"content-length"
 
 
 class Policy(NamedTuple):
@@ -95,6 +97,7 @@ class AccessControl:
         self.counters = Counters(open_counter(config.rate_limit.storage))
         self.rates = RateLimits(config.rate_limit, self.counters)
         self.quota = QuotaMeter(config.quota, self.counters)
+        self.memory = self.counters.memory  # memory:// counters: counted without await
         self.breakers = AgentBreakers(
             config.resilience, metrics.breakers_open, authenticated=config.auth.enabled
         )
@@ -226,17 +229,22 @@ class RouteGuard:
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gate = Gate(self.access, self.policy, scope)
+        gate = Gate(self.access, self.policy, scope, send)
         scope[GATE_KEY] = gate
         try:
             try:
-                await gate.before()
+                gate.identify()
+                if self.access.memory is not None:
+                    gate.limit_now(self.access.memory)
+                else:
+                    await gate.limit()
             except StemeError as exc:
-                await gate.refuse(exc, receive, send)
+                await gate.refuse(exc, receive)
                 return
             if gate.counts_body:
-                receive = gate.counting(receive)
-            await self.app(scope, receive, gate.sender(send))
+                gate.downstream_receive = receive
+                receive = gate.receive
+            await self.app(scope, receive, gate.send)
         finally:
             # The gate refers to the scope and the scope to the gate: break the cycle
             # so both are freed now, not by the cyclic GC (whose extra collections
@@ -245,17 +253,26 @@ class RouteGuard:
 
 
 class Gate:
-    """One request's view of access control (in the ASGI scope under ``GATE_KEY``)."""
+    """One request's view of access control (in the ASGI scope under ``GATE_KEY``).
+
+    With ``memory://`` counters (``AccessControl.memory``) the limits are counted by plain
+    calls (``limit_now``): a request's rate-limit scopes in one ``add_each``, its quota
+    key built once, looked at before the handler and charged when the answer starts.
+    Other storages are awaited and fail open (``limit``): the same checks in the same
+    order."""
 
     __slots__ = (
-        "access", "agent", "body_bytes", "counts_body", "failed_items", "items", "key",
-        "policy", "quota_window", "rate_window", "refused", "scope", "trial",
+        "access", "agent", "body_bytes", "counts_body", "downstream_receive",
+        "downstream_send", "failed_items", "items", "key", "policy", "quota_key",
+        "quota_window", "rate_window", "refused", "scope", "trial",
     )  # fmt: skip
 
-    def __init__(self, access: AccessControl, policy: Policy, scope: Scope) -> None:
+    def __init__(self, access: AccessControl, policy: Policy, scope: Scope, send: Send) -> None:
         self.access = access
         self.policy = policy
         self.scope = scope
+        self.downstream_send = send
+        self.downstream_receive: Receive | None = None
         self.key: StoredKey | None = None
         self.agent: str | None = None
         self.trial = False
@@ -264,12 +281,14 @@ class Gate:
         self.body_bytes = 0
         self.rate_window: Window | None = None
         self.quota_window: Window | None = None
+        self.quota_key: tuple[Any, ...] | None = None
         self.refused = False
         self.counts_body = access.quota.enabled and policy.write
 
     # -- before the handler ----------------------------------------------------------
 
-    async def before(self) -> None:
+    def identify(self) -> None:
+        """The API key (401/403) and, on reads, the ``X-Agent-Id`` agent."""
         access, policy = self.access, self.policy
         secret: str | None = None
         header_agent: str | None = None
@@ -278,6 +297,11 @@ class Gate:
                 secret = value.decode("latin-1")
             elif name == _AGENT_HEADER:
                 header_agent = value.decode("latin-1")
+            elif name == _LENGTH_HEADER and self.counts_body and value.isdigit():
+                # a write's agent (and so its charge) is known only once its body is
+                # read whole, and the server holds the body to this length
+                self.body_bytes = int(value)
+                self.counts_body = False
         if access.auth_enabled and (
             secret is not None or policy.need != "reader" or access.require_for_reads
         ):
@@ -292,16 +316,20 @@ class Gate:
         if not policy.write and header_agent is not None and is_hex64(header_agent):
             self.agent = header_agent
             self.scope[AGENT_KEY] = header_agent
-        rates = access.rates
-        if rates.enabled:
-            if policy.endpoint_limit is not None:
-                await self._hit("endpoint", policy.path, policy.endpoint_limit, self._caller())
-            if self.key is not None:
-                await self._hit("key", self.key.id, rates.limit_of("key", self.key.id))
-            if self.agent is not None:
-                await self._hit("agent", self.agent, rates.limit_of("agent", self.agent))
-        if self.agent is not None and access.quota.enabled and not policy.admin:
-            await self._check_quota(self.agent)
+
+    def _counters(self) -> list[tuple[Any, ...]]:
+        """This request's rate-limit counters before the handler, in order (endpoint,
+        key, agent), as ``MemoryCounter`` keys: ``(limit, window seconds, scope, …)``."""
+        rates, policy, key, agent = self.access.rates, self.policy, self.key, self.agent
+        counters: list[tuple[Any, ...]] = []
+        if policy.endpoint_limit is not None:
+            limit = policy.endpoint_limit
+            counters.append(rates.key("endpoint", policy.path, limit, self._caller()))
+        if key is not None:
+            counters.append(rates.key("key", key.id, rates.limit_of("key", key.id)))
+        if agent is not None:
+            counters.append(rates.key("agent", agent, rates.limit_of("agent", agent)))
+        return counters
 
     def _caller(self) -> str:
         if self.key is not None:
@@ -311,9 +339,30 @@ class Gate:
         client = self.scope.get("client")
         return "addr:" + (str(client[0]) if client else "-")
 
-    async def _hit(self, scope_name: str, target: str, limit: int, extra: str = "") -> None:
-        window = await self.access.rates.hit(scope_name, target, limit, extra)
-        if window is None:
+    def limit_now(self, memory: MemoryCounter) -> None:
+        """The rate limits and the quota (429) on ``memory://`` counters."""
+        access = self.access
+        if access.rates.enabled:
+            counters = self._counters()
+            if counters:
+                index, window = memory.add_each(counters)
+                self._rated(counters[index][2], window)
+        if self.agent is not None and access.quota.enabled and not self.policy.admin:
+            self.quota_key = access.quota.key(self.agent)
+            self._quota(memory.look(self.quota_key))
+
+    async def limit(self) -> None:
+        """``limit_now`` on a shared storage: awaited, one counter at a time, fail open."""
+        access = self.access
+        if access.rates.enabled:
+            for counter in self._counters():
+                self._rated(counter[2], await access.rates.hit_key(counter))
+        if self.agent is not None and access.quota.enabled and not self.policy.admin:
+            self._quota(await access.quota.status(self.agent))
+
+    def _rated(self, scope_name: str, window: Window | None) -> None:
+        """Keep the tightest window for the headers; refuse (429) past a limit."""
+        if window is None:  # the storage is unreachable: fail open
             return
         current = self.rate_window
         if not window.allowed or current is None or window.remaining < current.remaining:
@@ -323,8 +372,7 @@ class Gate:
             self.access.count_limited(self.policy.path, scope_name)
             raise limited(scope_name, window, self.access.rates.window_seconds)
 
-    async def _check_quota(self, agent: str) -> None:
-        window = await self.access.quota.status(agent)
+    def _quota(self, window: Window | None) -> None:
         self.quota_window = window
         if window is not None and window.remaining <= 0:
             self.refused = True
@@ -345,41 +393,60 @@ class Gate:
             except StemeError:
                 self.refused = True
                 raise
-        if access.rates.enabled:
-            await self._hit("agent", agent, access.rates.limit_of("agent", agent))
-        if access.quota.enabled:
-            await self._check_quota(agent)
+        rates, quota, memory = access.rates, access.quota, access.memory
+        if memory is not None:
+            if rates.enabled:
+                key = rates.key("agent", agent, rates.limit_of("agent", agent))
+                self._rated("agent", memory.add(key))
+            if quota.enabled:
+                self.quota_key = quota.key(agent)
+                self._quota(memory.look(self.quota_key))
+            return
+        if rates.enabled:
+            self._rated("agent", await rates.hit("agent", agent, rates.limit_of("agent", agent)))
+        if quota.enabled:
+            self._quota(await quota.status(agent))
 
     # -- the answer ------------------------------------------------------------------
 
-    async def refuse(self, exc: StemeError, receive: Receive, send: Send) -> None:
+    async def refuse(self, exc: StemeError, receive: Receive) -> None:
         self.refused = True
         self.scope[ERROR_KEY] = exc
         request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))
-        await error_response(exc, request_id)(self.scope, receive, self.sender(send))
+        await error_response(exc, request_id)(self.scope, receive, self.send)
 
-    def counting(self, receive: Receive) -> Receive:
-        async def counted() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                self.body_bytes += len(message.get("body", b""))
-            return message
+    async def receive(self) -> Message:
+        """The handler's ``receive`` when the body's size is not declared: counts it."""
+        assert self.downstream_receive is not None
+        message = await self.downstream_receive()
+        if message["type"] == "http.request":
+            self.body_bytes += len(message.get("body", b""))
+        return message
 
-        return counted
+    async def send(self, message: Message) -> None:
+        """The handler's ``send``: charges the quota, adds the limit headers."""
+        if message["type"] == "http.response.start":
+            access, agent, quota_window = self.access, self.agent, None
+            if access.quota.enabled and agent is not None and not self.policy.admin:
+                quota_window = self.quota_window
+                if not self.refused:
+                    cost = request_cost(self.policy.cost, self.items, self.body_bytes)
+                    memory = access.memory
+                    if memory is not None:
+                        key = self.quota_key or access.quota.key(agent)
+                        quota_window = memory.add(key, cost)
+                    else:
+                        quota_window = await access.quota.charge(agent, cost) or quota_window
+            extra = self._answer_headers(message["status"], quota_window)
+            if extra:
+                message["headers"] = [*message.get("headers", ()), *extra]
+        await self.downstream_send(message)
 
-    def sender(self, send: Send) -> Send:
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = await self._answer_headers(message["status"])
-                if extra:
-                    message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        return send_with_limits
-
-    async def _answer_headers(self, status: int) -> list[tuple[bytes, bytes]]:
-        access, error = self.access, self.scope.get(ERROR_KEY)
-        if self.policy.write and self.agent is not None and not self.policy.admin:
+    def _answer_headers(
+        self, status: int, quota_window: Window | None
+    ) -> list[tuple[bytes, bytes]]:
+        access, error, policy = self.access, self.scope.get(ERROR_KEY), self.policy
+        if policy.write and self.agent is not None and not policy.admin:
             access.breakers.record(self.agent, self._outcome(status, error), self.trial)
         extra: list[tuple[bytes, bytes]] = []
         if isinstance(error, StemeError) and error.code == "circuit_open":
@@ -387,14 +454,9 @@ class Gate:
             if retry is not None:  # a 403 has no Retry-After of its own
                 extra.append((b"retry-after", str(retry).encode()))
         if self.rate_window is not None:
-            extra.extend(rate_headers(self.rate_window, access.rates.window_seconds))
-        if access.quota.enabled and self.agent is not None and not self.policy.admin:
-            window = self.quota_window
-            if not self.refused:
-                cost = request_cost(self.policy.cost, self.items, self.body_bytes)
-                window = await access.quota.charge(self.agent, cost) or window
-            if window is not None:
-                extra.extend(quota_headers(window))
+            extra += rate_headers(self.rate_window, access.rates.window_seconds)
+        if quota_window is not None:
+            extra += quota_headers(quota_window)
         return extra
 
     def _outcome(self, status: int, error: object) -> Outcome:

@@ -12,7 +12,8 @@ request). The window is a fixed hour (``quota.window_seconds``) in the rate-limi
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+import math
+from typing import Any, Final, NamedTuple
 
 from stemedb.api.ratelimit import Counters, Window, seconds_until
 from stemedb.config import QuotaConfig
@@ -66,6 +67,12 @@ class QuotaMeter:
     async def charge(self, agent: str, tokens: int) -> Window | None:
         return await self.counters.hit(self._item, ("quota", agent), tokens)
 
+    def key(self, agent: str) -> tuple[Any, ...]:
+        """The agent's ``memory://`` counter, the one ``status`` and ``charge`` use
+        (``MemoryCounter.key``): the route guard builds it once per request, then checks
+        it with ``MemoryCounter.look`` and charges it with ``MemoryCounter.add``."""
+        return (self.tokens_per_hour, self.window_seconds, "quota", agent)
+
 
 def exhausted(window: Window) -> QuotaError:
     retry = seconds_until(window.reset_at)
@@ -76,11 +83,20 @@ def exhausted(window: Window) -> QuotaError:
 
 
 def quota_headers(window: Window) -> list[tuple[bytes, bytes]]:
+    remaining = window.remaining
     return [
         (b"x-quota-limit", b"%d" % window.limit),
-        (b"x-quota-remaining", b"%d" % max(0, window.remaining)),
-        (b"x-quota-reset", b"%d" % -(-window.reset_at // 1)),
+        (b"x-quota-remaining", b"%d" % (remaining if remaining > 0 else 0)),
+        (b"x-quota-reset", b"%d" % math.ceil(window.reset_at)),
     ]
 
 
-__all__ = ["COSTS", "Cost", "QuotaMeter", "cost_of", "exhausted", "quota_headers", "request_cost"]
+__all__ = [
+    "COSTS",
+    "Cost",
+    "QuotaMeter",
+    "cost_of",
+    "exhausted",
+    "quota_headers",
+    "request_cost",
+]
