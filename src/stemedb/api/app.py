@@ -43,6 +43,7 @@ from stemedb.api.middleware import RequestMiddleware
 from stemedb.api.routing import ExactRoutes
 from stemedb.api.state import ApiState
 from stemedb.api.tls import watch_certificate
+from stemedb.api.transport import CoalescingHttpToolsProtocol
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import ValidationError
@@ -194,6 +195,7 @@ def serve(config: Config) -> None:
         host=host,
         port=port,
         lifespan="on",
+        http=CoalescingHttpToolsProtocol,
         access_log=False,
         log_config=None,
         server_header=False,
