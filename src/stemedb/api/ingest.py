@@ -3,10 +3,11 @@
 Every ``POST /v1/assert`` (and other single-record write) that arrives in the same
 event-loop iteration joins one ``Engine.write_each_async`` call: one hop to the verify
 pool per 16 records instead of one per request, the verify threads hand each chunk to
-the writer themselves, and the loop wakes once per chunk when it is committed. Under light load a request is alone in its iteration and
-goes straight through (the flush is a ``call_soon``, not a timer), so latency does not
-grow. Each record keeps its own outcome: a bad signature fails only its request, and
-an in-group duplicate is answered ``exists`` as before (the writer checks the group).
+the writer themselves, and the loop wakes once per chunk when it is committed. Under
+light load a request is alone in its iteration and goes straight through (the flush is
+a ``call_soon``, not a timer), so latency does not grow. Each record keeps its own
+outcome: a bad signature fails only its request, and an in-group duplicate is answered
+``exists`` as before (the writer checks the group).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Final
 
 import msgspec
@@ -61,6 +62,9 @@ class QueryParams(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_CONTROL_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_time(field: str, value: float | None) -> None:
     if value is not None and (not math.isfinite(value) or value < 0):
         raise ValidationError(field, "must be a finite, non-negative unix time")
@@ -74,7 +78,7 @@ def _check_text(
     size = len(value.encode("utf-8", "surrogatepass"))
     if (size == 0 and not allow_empty) or size > max_bytes:
         raise ValidationError(field, f"must be 1-{max_bytes} bytes")
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+    if _CONTROL_CHARACTER.search(value):
         raise ValidationError(field, "must not contain control characters")
 
 

@@ -8,7 +8,8 @@ A view is the stored first page of the default-lens answer for one key (the stor
   write: the dirty marks live in memory), its key is not dirty and it is younger than
   ``max_age_seconds`` (decay drifts slowly); a caller may accept an older or dirty one
   with ``max_stale_seconds``, and the answer then says ``"stale": true``. A lookup that
-  cannot be served marks the key dirty.
+  cannot be served marks the key dirty. A served view is kept, decoded, in the store's
+  result cache, which the writer invalidates per key before it acknowledges a write.
 - The writer calls ``on_commit`` before it acknowledges a batch: touched wanted keys
   become dirty; a background thread recomputes dirty keys off the request path.
 - Touched keys nobody has asked for are not recomputed (under a write load that would
@@ -20,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
 
@@ -90,6 +91,12 @@ class ViewKeeper:
         if not self._enabled or limit != DEFAULT_LIMIT:
             return None
         key = (subject, predicate)
+        cache = self._service.store.cache
+        now = self._service.engine.clock.time()
+        hit = cache.get((self, key))  # dropped by the writer when the key is touched
+        if isinstance(hit, tuple) and now - hit[0] < self._max_age_seconds:
+            return cast(QueryResult, hit[1])
+        generation = cache.generation
         with self._lock:
             ours = self._want(key)
             dirty = key in self._dirty
@@ -97,9 +104,15 @@ class ViewKeeper:
         age = 0.0
         if view is not None:
             _, computed_at, blob = view
-            age = self._service.engine.clock.time() - computed_at
+            age = now - computed_at
             if ours and not dirty and age < self._max_age_seconds:
-                return _DECODER.decode(blob)
+                result = _DECODER.decode(blob)
+                size = 1024 + 700 * len(result.claims)
+                cache.put(
+                    (self, key), (computed_at, result), key,
+                    generation=generation, size_bytes=size,
+                )  # fmt: skip
+                return result
         if not dirty:
             self._mark_dirty(key)
         if view is not None and max_stale_seconds is not None and age <= max_stale_seconds:
