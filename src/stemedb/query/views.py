@@ -12,8 +12,9 @@ A view is the stored first page of the default-lens answer for one key (the stor
   result cache, which the writer invalidates per key before it acknowledges a write.
 - The writer calls ``on_commit`` before it acknowledges a batch: touched wanted keys
   become dirty; a background thread recomputes dirty keys off the request path.
-- Touched keys nobody has asked for are not recomputed (under a write load that would
-  cost as much CPU as the writes): the same thread deletes their stale views instead.
+- Touched keys nobody has asked for are left alone (recomputing them cost as much CPU
+  as the writes under a write load): their views, if any, were not computed by this
+  process and are only ever served as stale.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ log = logging.getLogger("stemedb.views")
 VIEW_MAX_AGE_SECONDS: Final = 3600.0
 REFRESH_CHUNK_KEYS: Final = 256
 WANTED_KEYS: Final = 100_000
-FORGET_CHUNK_KEYS: Final = 4096
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(QueryResult)
@@ -58,7 +58,6 @@ class ViewKeeper:
         # wanted key -> whether its view was computed by this process (insertion ~ LRU)
         self._wanted: dict[SubjectPredicate, bool] = {}
         self._dirty: dict[SubjectPredicate, int] = {}  # wanted keys to recompute
-        self._forget: dict[SubjectPredicate, None] = {}  # other touched keys: delete views
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -72,17 +71,18 @@ class ViewKeeper:
         if not self._enabled or not touched:
             return
         with self._lock:
-            wanted, dirty, forget = self._wanted, self._dirty, self._forget
+            wanted, dirty = self._wanted, self._dirty
+            marked = False
             for key in touched:
                 if key in wanted:
                     dirty[key] = lsn
-                else:
-                    forget[key] = None
-        self._wake.set()
+                    marked = True
+        if marked:
+            self._wake.set()
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._dirty) + len(self._forget)
+            return len(self._dirty)
 
     def lookup(
         self, subject: str, predicate: str, limit: int, max_stale_seconds: float | None
@@ -127,7 +127,6 @@ class ViewKeeper:
         if ours is None:
             if len(wanted) >= WANTED_KEYS:
                 del wanted[next(iter(wanted))]
-            self._forget.pop(key, None)
             ours = False
         if computed and not ours:
             ours = True
@@ -160,17 +159,6 @@ class ViewKeeper:
                     del self._dirty[key]
         self.refreshed += len(keys)
 
-    def forget(self) -> None:
-        """Delete the views of touched keys nobody asked for (one transaction a chunk)."""
-        with self._lock:
-            keys = list(itertools.islice(self._forget, FORGET_CHUNK_KEYS))
-        if not keys:
-            return
-        self._service.store.delete_views(keys)
-        with self._lock:
-            for key in keys:
-                self._forget.pop(key, None)
-
     def _run(self) -> None:
         while not self._stop:
             self._wake.wait(1.0)
@@ -178,14 +166,10 @@ class ViewKeeper:
             while not self._stop:
                 with self._lock:
                     keys = list(itertools.islice(self._dirty, REFRESH_CHUNK_KEYS))
-                    forget = bool(self._forget)
-                if not keys and not forget:
+                if not keys:
                     break
                 try:
-                    if keys:
-                        self.refresh(keys)
-                    if forget:
-                        self.forget()
+                    self.refresh(keys)
                 except Exception as exc:
                     log.exception(
                         "Error: %s: view refresh failed; will retry: %s", error_type_of(exc), exc

@@ -423,16 +423,6 @@ class StoreReads(StoreBase):
         except apsw.Error as exc:
             raise _translate(exc, "views") from exc
 
-    def delete_views(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Drop the stored views of these (subject, predicate) keys."""
-        try:
-            with self._write_lock, self._writer:
-                self._writer.executemany(
-                    "DELETE FROM views WHERE subject = ? AND predicate = ?", keys
-                )
-        except apsw.Error as exc:
-            raise _translate(exc, "views") from exc
-
     def view(self, subject: str, predicate: str) -> tuple[int, float, bytes] | None:
         with self._reading("view") as conn:
             row = conn.execute(
