@@ -65,6 +65,7 @@ class WalConfig(_Section):
     group_commit_max_batch: int = 1024
     group_commit_max_delay_us: int = 200
     fsync: bool = True
+    writer_process: bool = True
 
 
 class AuthConfig(_Section):

@@ -58,7 +58,11 @@ GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 
 def _open(state: ApiState, engine_options: Mapping[str, object]) -> tuple[Engine, QueryService]:
     config = state.config
-    engine = Engine.from_config(config, wal_observer=state.metrics.wal, **engine_options)
+    # The test seams (``fs``, ``clock``) need the writer in this process.
+    process = config.wal.writer_process and not engine_options
+    engine = Engine.from_config(
+        config, wal_observer=state.metrics.wal, writer_process=process, **engine_options
+    )
     try:
         service = QueryService.from_config(engine, config)
     except BaseException:

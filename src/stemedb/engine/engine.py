@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Final
 
 from stemedb.config import Config
-from stemedb.engine.codec import decode_entry
+from stemedb.engine.remote import RemoteWal, WriterProcess, WriterSettings
+from stemedb.engine.replay import replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StemeError, StorageError
-from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord, Entry
+from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
 from stemedb.model.validation import verify_record
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
@@ -30,7 +31,6 @@ from stemedb.wal import Wal, WalObserver
 
 log = logging.getLogger("stemedb.engine")
 
-REPLAY_CHUNK_RECORDS: Final = 20000  # bigger transactions: fewer index-page rewrites
 VERIFY_CHUNK_RECORDS: Final = 64
 # Independent writes: smaller chunks spread a burst over every verify thread, and each
 # chunk goes to the writer from its verify thread (no hop back to the event loop).
@@ -56,12 +56,33 @@ class Engine:
         signature_max_skew_seconds: int = 300,
         verify_threads: int = 2,
         wal_observer: WalObserver | None = None,
+        writer_process: bool = False,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.max_skew_seconds = signature_max_skew_seconds
         self.started_at = self.clock.time()
+        self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
+        self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
+        self._closed = False
+        self.wal: Wal | RemoteWal
+        self.writer: GroupCommitWriter | WriterProcess
+        if writer_process:
+            if fs is not None or clock is not None:
+                raise ValueError("fs and clock are test seams of the in-process writer")
+            self._open_writer_process(
+                WriterSettings(
+                    data_dir=str(data_dir), wal_dir=str(wal_dir or data_dir / "wal"),
+                    segment_size_bytes=segment_size_bytes,
+                    group_commit_max_batch=group_commit_max_batch,
+                    group_commit_max_delay_us=group_commit_max_delay_us, fsync=fsync,
+                    cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
+                    log_level=logging.getLevelName(logging.getLogger().level).lower(),
+                ),
+                wal_observer,
+            )  # fmt: skip
+            return
         started = time.monotonic()
-        self._lock = DirectoryLock(data_dir)
+        self._lock: DirectoryLock | None = DirectoryLock(data_dir)
         try:
             self.wal = Wal.open(
                 wal_dir or data_dir / "wal",
@@ -84,12 +105,27 @@ class Engine:
             self._lock.release()
             raise
         self.open_seconds = time.monotonic() - started
-        self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
-        self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
         self.writer = self._start_writer()
-        self._closed = False
+
+    def _open_writer_process(self, settings: WriterSettings, observer: WalObserver | None) -> None:
+        """The WAL, the replay and group commit in ``engine.remote``'s process; this
+        process reads the store and keeps its in-memory state from the writer's deltas."""
+        self._lock = None  # the writer process holds the data directory's lock
+        writer = WriterProcess(settings, observer=observer)
+        try:
+            self.store = SqliteStore(
+                Path(settings.data_dir), cache_bytes=settings.cache_bytes,
+                busy_timeout_ms=settings.busy_timeout_ms,
+            )  # fmt: skip
+        except BaseException:
+            writer.close()
+            raise
+        writer.attach(self.store)
+        self.writer, self.wal = writer, writer.wal
+        self.replayed, self.open_seconds = writer.replayed, writer.open_seconds
 
     def _start_writer(self) -> GroupCommitWriter:
+        assert isinstance(self.wal, Wal)
         max_batch, max_delay_us = self._group_commit
         return GroupCommitWriter(
             self.wal, self.store, self.clock, max_batch=max_batch, max_delay_us=max_delay_us
@@ -114,31 +150,13 @@ class Engine:
 
     def _replay(self) -> int:
         """Apply WAL records the store has not applied yet; return how many."""
-        applied = self.store.applied_lsn()
-        if applied > self.wal.last_lsn:
-            raise StorageError(
-                f"the store has applied LSN {applied} but the WAL ends at {self.wal.last_lsn}:"
-                " the WAL directory is not the one this store was built from",
-                code="wal_behind_store",
-                retryable=False,
-            )
-        count = 0
-        chunk: list[Entry] = []
-        for rec in self.wal.iter_from(applied + 1):
-            chunk.append(decode_entry(rec.lsn, rec.type, rec.payload))
-            if len(chunk) >= REPLAY_CHUNK_RECORDS:
-                self.store.apply(chunk, drop_views=True)
-                count += len(chunk)
-                chunk = []
-        if chunk:
-            self.store.apply(chunk, drop_views=True)
-            count += len(chunk)
-        if count:
-            log.info("replayed %d WAL records into the store (from LSN %d)", count, applied + 1)
-        return count
+        assert isinstance(self.wal, Wal)
+        return replay(self.wal, self.store)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Drop the store's derived rows and rebuild them from the WAL (writer paused)."""
+        if not isinstance(self.wal, Wal):
+            raise StorageError("rebuild needs the in-process writer", code="not_supported")
         self.writer.close()
         self.store.reset()
         count = self._replay()
@@ -271,9 +289,11 @@ class Engine:
         self._closed = True
         self.writer.close()
         self._pool.shutdown(wait=True)
-        self.wal.close()
+        if isinstance(self.wal, Wal):
+            self.wal.close()
         self.store.close()
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> Engine:
         return self

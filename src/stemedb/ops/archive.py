@@ -19,7 +19,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import apsw
 import msgspec
@@ -38,7 +38,7 @@ from stemedb.ops.archive_layout import (
 )
 from stemedb.ops.archive_target import CONFLICT_CODE, ArchiveTarget
 from stemedb.sys import Clock, FileSystem, RealFileSystem, SystemClock
-from stemedb.wal import Wal
+from stemedb.wal.log import SegmentInfo
 from stemedb.wal.recovery import segment_paths
 from stemedb.wal.segment import corruption_error, scan_segment
 
@@ -307,8 +307,20 @@ def deletion_bound(
     return None
 
 
+class SegmentOwner(Protocol):
+    """What archiving needs of the WAL: ``Wal``, or ``RemoteWal`` when the writer runs
+    in its own process (``engine.remote``)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    def segments(self) -> list[SegmentInfo]: ...
+
+    def remove_segments_before(self, lsn: int) -> list[Path]: ...
+
+
 def delete_archived_segments(
-    wal: Wal, data_dir: Path
+    wal: SegmentOwner, data_dir: Path
 ) -> Callable[[list[LocalSegment], ArchiveIndex], list[Path]]:
     """A ``delete`` step for ``archive_wal``: remove the local segments that are archived
     and below the store's durable checkpoint, through ``Wal.remove_segments_before``."""

@@ -20,12 +20,12 @@ from stemedb.errors import StemeError
 from stemedb.ops.archive import (
     ArchiveRun,
     LocalSegment,
+    SegmentOwner,
     archive_wal,
     delete_archived_segments,
 )
 from stemedb.ops.archive_layout import ArchivedSegment, ArchiveIndex
 from stemedb.ops.archive_target import ArchiveTarget, open_archive_target
-from stemedb.wal import Wal
 
 log = logging.getLogger("stemedb.ops.archive")
 
@@ -50,7 +50,7 @@ class ArchiverStatus:
 class BackgroundArchiver:
     def __init__(
         self,
-        wal: Wal,
+        wal: SegmentOwner,
         data_dir: Path,
         base: str,
         *,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple
 
 import apsw
 
@@ -39,6 +39,16 @@ _INSERT_ASSERTION: Final = (
 )
 _INSERT_SIGNATURE: Final = "INSERT INTO signatures VALUES (?, ?, ?, ?, ?)"
 _INSERT_CHANGE: Final = "INSERT INTO changes VALUES (?, ?, ?, ?, ?)"
+
+
+class StoreDelta(NamedTuple):
+    """What one applied batch changed besides the tables."""
+
+    lsn: int
+    touched: set[SubjectPredicate]
+    trust: dict[str, tuple[float, float]]
+    retracted: dict[str, int]
+    epochs: dict[str, int]
 
 
 class _PlainAssertionRows:
@@ -87,6 +97,10 @@ class _PlainAssertionRows:
 
 
 class StoreWrites(StoreBase):
+    # Called with each applied batch's delta, after ``absorb`` (the writer process sends
+    # it to the server process, whose store only reads).
+    delta_hook: Callable[[StoreDelta], None] | None = None
+
     # -- write path (group-commit writer thread only) --------------------------------
 
     def apply(self, entries: Sequence[Entry], *, drop_views: bool = False) -> set[SubjectPredicate]:
@@ -123,12 +137,21 @@ class StoreWrites(StoreBase):
                 )
         except apsw.Error as exc:
             raise _translate(exc, "apply") from exc
-        self._trust.update(trust_updates)
-        self._retracted.update(retracted)
-        for epoch_id, lsn in epochs.items():
-            self._superseded_epochs.setdefault(epoch_id, lsn)
-        self.cache.invalidate(touched)
+        delta = StoreDelta(entries[-1].lsn, touched, trust_updates, retracted, epochs)
+        self.absorb(delta)
+        if self.delta_hook is not None:
+            self.delta_hook(delta)
         return touched
+
+    def absorb(self, delta: StoreDelta) -> None:
+        """Bring the in-memory state (trust, retractions, replaced epochs, the result
+        cache) up to a batch applied to the tables: by ``apply``, or by the writer
+        process when this store only reads (``engine.remote``)."""
+        self._trust.update(delta.trust)
+        self._retracted.update(delta.retracted)
+        for epoch_id, lsn in delta.epochs.items():
+            self._superseded_epochs.setdefault(epoch_id, lsn)
+        self.cache.invalidate(delta.touched)
 
     def _apply_one(
         self,

@@ -1,0 +1,564 @@
+"""The writer process: the WAL, group commit and store writes in a process of their own.
+
+The server's event loop, its verify threads and the group-commit writer used to share
+one GIL; a commit's Python work and every re-acquisition of the GIL after an fsync or
+SQLite call waited behind request handling (docs/design/adr-0002-writer-process.md).
+With ``[wal] writer_process = true`` (the server's default) the engine starts
+``python -m stemedb.engine.writer_main``, which holds the data directory's lock, opens and
+replays the WAL and the store, and runs the same ``GroupCommitWriter``. The server
+process keeps everything else: HTTP, verification, reads (SQLite readers of the same
+files) and its own store object, whose in-memory state it brings up to each applied
+batch from the ``StoreDelta`` the writer process sends *before* the batch's outcomes.
+So the rules do not change: an acknowledged write is durable, applied and visible to
+the next read, and the commit listeners (view invalidation, feed) run before it.
+
+Protocol: a socket pair, frames of a 4-byte big-endian length and a msgpack array whose
+first item names the message. Server → writer: ``submit`` (a token and
+``[kind, id, msgpack record]`` items), ``remove_before`` (archived WAL segments),
+``close``. Writer → server: ``ready`` / ``failed`` once, then ``applied`` (a batch's
+delta), ``done`` (a submission's outcomes), ``wal`` (observer events), ``read_only``,
+``removed``. EOF on either side ends the other: the writer finishes what is queued and
+exits; the server fails what is pending and turns read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import msgspec
+
+from stemedb.engine.replay import replay
+from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
+from stemedb.errors import StemeError, StorageError, ValidationError
+from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
+from stemedb.store.apply import StoreDelta
+from stemedb.store.sqlite import SqliteStore
+from stemedb.sys.clock import SystemClock
+from stemedb.sys.lock import DirectoryLock
+from stemedb.wal import Wal, WalObserver
+from stemedb.wal.format import parse_segment_name
+from stemedb.wal.log import SegmentInfo
+
+log = logging.getLogger("stemedb.engine")
+
+_HEADER: Final = struct.Struct(">I")
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_RECORD_DECODERS: Final[dict[int, msgspec.msgpack.Decoder[Any]]] = {
+    int(kind): msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()
+}
+STARTUP_TIMEOUT_SECONDS: Final = 600.0  # replaying a large WAL takes a while
+CLOSE_TIMEOUT_SECONDS: Final = 60.0
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    data_dir: str
+    wal_dir: str
+    segment_size_bytes: int
+    group_commit_max_batch: int
+    group_commit_max_delay_us: int
+    fsync: bool
+    cache_bytes: int
+    busy_timeout_ms: int
+    log_level: str = "info"
+    log_format: str = "json"
+
+
+# -- frames ---------------------------------------------------------------------------
+
+
+class _Channel:
+    """Length-prefixed msgpack frames over a stream socket; ``send`` from any thread."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader: BinaryIO = sock.makefile("rb")
+        self._send_lock = threading.Lock()
+
+    def send(self, message: Sequence[Any]) -> None:
+        payload = _ENCODER.encode(message)
+        with self._send_lock:
+            self._sock.sendall(_HEADER.pack(len(payload)) + payload)
+
+    def receive(self) -> list[Any] | None:
+        """The next message, or None at end of stream."""
+        header = self._reader.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack(header)
+        payload = self._reader.read(size)
+        if len(payload) < size:
+            return None
+        message: list[Any] = msgspec.msgpack.decode(payload)
+        return message
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+
+# -- errors across the process boundary -------------------------------------------------
+
+
+def _error_classes() -> dict[str, type[StemeError]]:
+    found: dict[str, type[StemeError]] = {}
+    pending: list[type[StemeError]] = [StemeError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+_ERROR_CLASSES: Final = _error_classes()
+
+
+def error_to_wire(exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, StemeError):
+        exc = StorageError(f"{type(exc).__name__}: {exc}", code="writer_failed")
+    wire: dict[str, Any] = {
+        "class": type(exc).__name__, "message": exc.message, "code": exc.code,
+        "status": exc.status, "details": exc.details, "retryable": exc.retryable,
+    }  # fmt: skip
+    if isinstance(exc, ValidationError):
+        wire["field"], wire["rule"] = exc.field, exc.rule
+    return wire
+
+
+def error_from_wire(wire: dict[str, Any]) -> StemeError:
+    cls = _ERROR_CLASSES.get(str(wire.get("class")), StorageError)
+    error = cls.__new__(cls)
+    StemeError.__init__(
+        error, str(wire["message"]), code=wire["code"], status=wire["status"],
+        details=dict(wire["details"]), retryable=wire["retryable"],
+    )  # fmt: skip
+    if isinstance(error, ValidationError):
+        error.field, error.rule = wire.get("field", ""), wire.get("rule", "")
+    return error
+
+
+def _outcome_to_wire(outcome: GroupOutcome) -> list[Any]:
+    if isinstance(outcome, WriteResult):
+        return ["ok", outcome.id, outcome.lsn, outcome.status]
+    return ["err", error_to_wire(outcome)]
+
+
+def _outcome_from_wire(wire: list[Any]) -> GroupOutcome:
+    if wire[0] == "ok":
+        return WriteResult(wire[1], wire[2], wire[3])
+    return error_from_wire(wire[1])
+
+
+# -- the server side ------------------------------------------------------------------
+
+
+class RemoteWal:
+    """What the server process may ask of the WAL the writer process owns: its state
+    (from the writer's messages) and its files (read from the directory)."""
+
+    def __init__(self, process: WriterProcess, directory: Path, last_lsn: int) -> None:
+        self._process = process
+        self._directory = directory
+        self.last_lsn = last_lsn
+        self.read_only_reason: str | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    def segments(self) -> list[SegmentInfo]:
+        """The segment files in LSN order (the last one is the open one)."""
+        found = sorted(
+            (first, self._directory / name)
+            for name in os.listdir(self._directory)
+            if (first := parse_segment_name(name)) is not None
+        )
+        out: list[SegmentInfo] = []
+        for index, (first, path) in enumerate(found):
+            sealed = index + 1 < len(found)
+            last = found[index + 1][0] - 1 if sealed else self.last_lsn
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # removed after archiving while we listed
+                continue
+            out.append(SegmentInfo(first, last, path, size, sealed))
+        return out
+
+    def disk_usage_bytes(self) -> int:
+        return sum(s.size_bytes for s in self.segments())
+
+    def remove_segments_before(self, lsn: int) -> list[Path]:
+        return self._process.remove_segments_before(lsn)
+
+
+class WriterProcess:
+    """The server side of the writer process; stands in for ``GroupCommitWriter``."""
+
+    def __init__(self, settings: WriterSettings, *, observer: WalObserver | None = None) -> None:
+        ours, theirs = socket.socketpair()
+        self._observer = observer
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "stemedb.engine.writer_main", str(theirs.fileno()),
+             msgspec.json.encode(settings).decode()],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        theirs.close()
+        self._channel = _Channel(ours)
+        self._pending: dict[int, Future[list[GroupOutcome]]] = {}
+        self._removals: dict[int, Future[list[Path]]] = {}
+        self._tokens = itertools.count(1)
+        self._lock = threading.Lock()
+        self._listeners: list[CommitListener] = []
+        self._applied = threading.Condition()
+        self._store: SqliteStore | None = None
+        self._running = True
+        self.stats = BatchStats()
+        ready = self._channel.receive()
+        if ready is None or ready[0] != "ready":
+            self._proc.wait(CLOSE_TIMEOUT_SECONDS)
+            self._channel.close()
+            if ready is not None and ready[0] == "failed":
+                raise error_from_wire(ready[1])
+            raise StorageError(
+                f"the writer process exited during start-up (exit code {self._proc.returncode})",
+                code="writer_failed",
+                retryable=False,
+            )
+        self.applied_lsn: int = int(ready[1])
+        self.replayed: int = int(ready[2])
+        self.open_seconds: float = float(ready[3])
+        self.wal = RemoteWal(self, Path(settings.wal_dir), int(ready[4]))
+        self._thread = threading.Thread(
+            target=self._receive, name="stemedb-writer-link", daemon=True
+        )
+
+    def attach(self, store: SqliteStore) -> None:
+        """Start relaying the writer's batches into ``store`` (this process's reader)."""
+        self._store = store
+        self._thread.start()
+
+    # -- GroupCommitWriter's interface ---------------------------------------------
+
+    def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
+        group = self.submit_group(items)
+        futures: list[Future[WriteResult]] = [Future() for _ in items]
+
+        def split(done: Future[list[GroupOutcome]]) -> None:
+            try:
+                outcomes = done.result()
+            except BaseException as exc:
+                outcomes = [exc] * len(futures)
+            for future, outcome in zip(futures, outcomes, strict=True):
+                if isinstance(outcome, WriteResult):
+                    future.set_result(outcome)
+                else:
+                    future.set_exception(outcome)
+
+        group.add_done_callback(split)
+        return futures
+
+    def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]:
+        future: Future[list[GroupOutcome]] = Future()
+        if not items:
+            future.set_result([])
+            return future
+        token = next(self._tokens)
+        wire = [[int(p.kind), p.record_id, _ENCODER.encode(p.record)] for p in items]
+        with self._lock:
+            if not self._running:
+                future.set_exception(StorageError("the engine is closed", code="closed"))
+                return future
+            self._pending[token] = future
+        try:
+            self._channel.send(["submit", token, wire])
+        except OSError as exc:
+            with self._lock:
+                self._pending.pop(token, None)
+            future.set_exception(
+                StorageError(f"the writer process is gone: {exc}", code="writer_failed")
+            )
+        return future
+
+    def remove_segments_before(self, lsn: int) -> list[Path]:
+        token = next(self._tokens)
+        future: Future[list[Path]] = Future()
+        with self._lock:
+            self._removals[token] = future
+        self._channel.send(["remove_before", token, lsn])
+        return future.result(CLOSE_TIMEOUT_SECONDS)
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def wait_for(self, lsn: int, timeout: float) -> int:
+        with self._applied:
+            self._applied.wait_for(lambda: self.applied_lsn >= lsn, timeout=timeout)
+            return self.applied_lsn
+
+    def close(self) -> None:
+        """Let the writer finish what is queued, then stop it."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+        with contextlib.suppress(OSError):
+            self._channel.send(["close"])
+        if self._thread.is_alive():
+            self._thread.join(CLOSE_TIMEOUT_SECONDS)
+        try:
+            self._proc.wait(CLOSE_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._channel.close()
+
+    # -- messages from the writer ----------------------------------------------------
+
+    def _receive(self) -> None:
+        handlers: dict[str, Callable[[list[Any]], None]] = {
+            "applied": self._on_applied, "done": self._on_done, "wal": self._on_wal,
+            "read_only": self._on_read_only, "removed": self._on_removed,
+        }  # fmt: skip
+        try:
+            while (message := self._channel.receive()) is not None:
+                handlers[message[0]](message)
+        except Exception as exc:  # a broken frame: treat like a dead writer
+            log.exception("Error: StorageError: bad message from the writer process: %s", exc)
+        self._on_exit()
+
+    def _on_applied(self, message: list[Any]) -> None:
+        _, lsn, touched, trust, retracted, epochs, size, wal_last_lsn = message
+        keys = {(s, p) for s, p in touched}
+        delta = StoreDelta(
+            lsn, keys, {a: (v[0], v[1]) for a, v in trust.items()}, retracted, epochs
+        )
+        assert self._store is not None
+        self._store.absorb(delta)
+        self.wal.last_lsn = wal_last_lsn
+        if size:
+            self.stats.add(size)
+        with self._applied:
+            self.applied_lsn = lsn
+            self._applied.notify_all()
+        for listener in self._listeners:  # before anyone is acknowledged, as in-process
+            try:
+                listener(lsn, keys)
+            except Exception as exc:
+                log.exception("Error: %s: commit listener failed: %s", type(exc).__name__, exc)
+
+    def _on_done(self, message: list[Any]) -> None:
+        _, token, outcomes = message
+        with self._lock:
+            future = self._pending.pop(token, None)
+        if future is not None:
+            future.set_result([_outcome_from_wire(o) for o in outcomes])
+
+    def _on_wal(self, message: list[Any]) -> None:
+        observer, event = self._observer, message[1]
+        if observer is None:
+            return
+        if event == "fsync":
+            observer.on_fsync(message[2])
+        elif event == "append":
+            observer.on_append(message[2], message[3])
+        elif event == "rotation":
+            observer.on_rotation()
+        elif event == "fsync_error":
+            observer.on_fsync_error()
+
+    def _on_read_only(self, message: list[Any]) -> None:
+        self.wal.read_only_reason = message[1]
+
+    def _on_removed(self, message: list[Any]) -> None:
+        _, token, paths = message
+        with self._lock:
+            future = self._removals.pop(token, None)
+        if future is not None:
+            future.set_result([Path(p) for p in paths])
+
+    def _on_exit(self) -> None:
+        """The writer process is gone: fail what waits; no more writes."""
+        code = self._proc.poll()
+        with self._lock:
+            expected = not self._running
+            self._running = False
+            pending, self._pending = self._pending, {}
+            removals, self._removals = self._removals, {}
+        if not expected:
+            reason = f"the writer process exited unexpectedly (exit code {code})"
+            log.error("Error: StorageError: %s; the node is read-only", reason)
+            self.wal.read_only_reason = reason
+        error = StorageError("the writer process exited", code="writer_failed")
+        for group in pending.values():
+            group.set_exception(error)
+        for removal in removals.values():
+            removal.set_exception(error)
+
+
+# -- the writer process ---------------------------------------------------------------
+
+
+class _ForwardingObserver:
+    """The writer process's ``WalObserver``: events go to the server process."""
+
+    def __init__(self) -> None:
+        self.channel: _Channel | None = None
+
+    def _send(self, message: list[Any]) -> None:
+        if self.channel is not None:
+            self.channel.send(message)
+
+    def on_fsync(self, duration_seconds: float) -> None:
+        self._send(["wal", "fsync", duration_seconds])
+
+    def on_append(self, records: int, bytes: int) -> None:
+        self._send(["wal", "append", records, bytes])
+
+    def on_rotation(self) -> None:
+        self._send(["wal", "rotation"])
+
+    def on_fsync_error(self) -> None:
+        self._send(["wal", "fsync_error"])
+
+
+def run_writer(channel: _Channel, settings: WriterSettings) -> int:
+    """The writer process's life: open, replay, serve submissions until EOF or close."""
+    started = time.monotonic()
+    observer = _ForwardingObserver()
+    clock = SystemClock()
+    try:
+        lock = DirectoryLock(Path(settings.data_dir))
+    except StemeError as exc:
+        channel.send(["failed", error_to_wire(exc)])
+        return 3
+    try:
+        wal = Wal.open(
+            Path(settings.wal_dir), clock=clock, segment_size_bytes=settings.segment_size_bytes,
+            fsync=settings.fsync, observer=observer,
+        )  # fmt: skip
+        try:
+            store = SqliteStore(
+                Path(settings.data_dir), cache_bytes=settings.cache_bytes,
+                busy_timeout_ms=settings.busy_timeout_ms,
+            )  # fmt: skip
+            replayed = replay(wal, store)
+        except BaseException:
+            wal.close()
+            raise
+    except StemeError as exc:
+        lock.release()
+        channel.send(["failed", error_to_wire(exc)])
+        return 3
+    writer = GroupCommitWriter(
+        wal, store, clock, max_batch=settings.group_commit_max_batch,
+        max_delay_us=settings.group_commit_max_delay_us,
+    )  # fmt: skip
+    observer.channel = channel
+    sizes = _BatchSizes(writer.stats)
+
+    def send_delta(delta: StoreDelta) -> None:
+        channel.send([
+            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
+            delta.retracted, delta.epochs, sizes.take(), wal.last_lsn,
+        ])  # fmt: skip
+        reason = wal.read_only_reason
+        if reason is not None and not sizes.told_read_only:
+            sizes.told_read_only = True
+            channel.send(["read_only", reason])
+
+    store.delta_hook = send_delta
+    channel.send(["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn])
+    try:
+        _serve(channel, writer, wal, sizes)
+    finally:
+        writer.close()
+        wal.close()
+        store.close()
+        lock.release()
+    return 0
+
+
+class _BatchSizes:
+    """The size of the batch being applied (the writer's stats, read once per delta)."""
+
+    def __init__(self, stats: BatchStats) -> None:
+        self._stats = stats
+        self._seen = 0
+        self.told_read_only = False
+
+    def take(self) -> int:
+        records = self._stats.records
+        size, self._seen = records - self._seen, records
+        return size
+
+
+def _serve(channel: _Channel, writer: GroupCommitWriter, wal: Wal, sizes: _BatchSizes) -> None:
+    while (message := channel.receive()) is not None:
+        kind = message[0]
+        if kind == "submit":
+            _, token, wire = message
+            items = [
+                Prepared(RecordKind(k), rid, _RECORD_DECODERS[k].decode(raw))
+                for k, rid, raw in wire
+            ]
+            done = writer.submit_group(items)
+            done.add_done_callback(_reply(channel, token, wal, sizes))
+        elif kind == "remove_before":
+            _, token, lsn = message
+            removed = wal.remove_segments_before(lsn)
+            channel.send(["removed", token, [str(p) for p in removed]])
+        elif kind == "close":
+            return
+
+
+def _reply(
+    channel: _Channel, token: int, wal: Wal, sizes: _BatchSizes
+) -> Callable[[Future[list[GroupOutcome]]], None]:
+    def reply(done: Future[list[GroupOutcome]]) -> None:
+        outcomes = done.result()
+        reason = wal.read_only_reason
+        if reason is not None and not sizes.told_read_only:
+            sizes.told_read_only = True
+            channel.send(["read_only", reason])
+        with contextlib.suppress(OSError):  # the server is gone: the writes stay durable
+            channel.send(["done", token, [_outcome_to_wire(o) for o in outcomes]])
+
+    return reply
+
+
+def main(argv: Sequence[str]) -> int:
+    """The writer process's entry (``stemedb.engine.writer_main``)."""
+    # The server decides when this process ends (``close`` or EOF): a Ctrl-C or a
+    # SIGTERM sent to the whole group must not cut a group commit short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fd, raw_settings = int(argv[0]), argv[1]
+    settings = msgspec.json.decode(raw_settings, type=WriterSettings)
+    from stemedb.api.logs import configure_logging  # the server's log format, here too
+    from stemedb.config import LoggingConfig
+
+    configure_logging(
+        msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
+    )
+    return run_writer(_Channel(socket.socket(fileno=fd)), settings)
+
