@@ -136,9 +136,27 @@ class Server:
         self.stop()
         raise RuntimeError("server did not become ready")
 
+    def pids(self) -> list[int]:
+        """The server and its children (the writer process of ``[wal] writer_process``)."""
+        out = [self.proc.pid]
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                out.extend(int(p) for p in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return out
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """CPU seconds of the server's processes (user + system)."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return total
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:

@@ -5,6 +5,9 @@ a failed fsync makes the node read-only at once; a full disk is a clear, retryab
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import httpx
 import pytest
 from api_helpers import assert_envelope, post
 from inprocess import faulty_fs, running_server
+from support.server import ServerProcess
 
 from stemedb.model.signing import AgentKey, sign_assertion
 from stemedb.ops.state import compare_store_with_wal
@@ -99,3 +103,29 @@ def test_full_disk_is_disk_full_corrupts_nothing_and_writes_resume(tmp_path: Pat
     assert report["wal_last_lsn"] == 2
     with running_server(data_dir) as (_, client):  # and the WAL reopens cleanly
         assert client.get("/ready").status_code == 200
+
+
+def test_a_dead_writer_process_makes_the_node_read_only_and_not_ready(tmp_path: Path) -> None:
+    """``[wal] writer_process`` (the default): kill -9 the writer; reads go on."""
+    server = ServerProcess(tmp_path / "data", tmp_path / "server.log", isolated=True)
+    try:
+        with server.client() as client:
+            subject = f"dead/{uuid.uuid4().hex[:8]}"
+            assert post(client, "/v1/assert", _claim(subject)).status_code == 201
+            tasks = Path(f"/proc/{server.proc.pid}/task").iterdir()
+            (writer,) = [int(p) for t in tasks for p in (t / "children").read_text().split()]
+            os.kill(writer, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while client.get("/ready").status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ready = client.get("/ready")
+            assert ready.status_code == 503
+            assert any("writer process" in reason for reason in ready.json()["reasons"])
+            refused = post(client, "/v1/assert", _claim(subject, "y"))
+            assert_envelope(refused, 503, "StorageError", "read_only")
+            answer = client.get("/v1/query", params={"subject": subject, "predicate": "p"})
+            assert answer.status_code == 200
+            assert answer.json()["resolution"]["winner"]["object"]["value"] == "x"
+    finally:
+        assert server.stop() == 0
+    assert any("writer process exited unexpectedly" in line for line in server.log_lines())

@@ -45,7 +45,7 @@ import msgspec
 from stemedb.engine.replay import replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
-from stemedb.errors import StemeError, StorageError, ValidationError
+from stemedb.errors import ReadOnlyError, StemeError, StorageError, ValidationError
 from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
@@ -232,6 +232,7 @@ class WriterProcess:
         self._applied = threading.Condition()
         self._store: SqliteStore | None = None
         self._running = True
+        self._closed = False
         self.stats = BatchStats()
         ready = self._channel.receive()
         if ready is None or ready[0] != "ready":
@@ -251,6 +252,10 @@ class WriterProcess:
         self._thread = threading.Thread(
             target=self._receive, name="stemedb-writer-link", daemon=True
         )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def attach(self, store: SqliteStore) -> None:
         """Start relaying the writer's batches into ``store`` (this process's reader)."""
@@ -286,7 +291,7 @@ class WriterProcess:
         wire = [[int(p.kind), p.record_id, _ENCODER.encode(p.record)] for p in items]
         with self._lock:
             if not self._running:
-                future.set_exception(StorageError("the engine is closed", code="closed"))
+                future.set_exception(self._refusal())
                 return future
             self._pending[token] = future
         try:
@@ -298,6 +303,12 @@ class WriterProcess:
                 StorageError(f"the writer process is gone: {exc}", code="writer_failed")
             )
         return future
+
+    def _refusal(self) -> StorageError:
+        reason = self.wal.read_only_reason
+        if reason is None:
+            return StorageError("the engine is closed", code="closed")
+        return ReadOnlyError(f"the node is read-only: {reason}; restart it", retryable=False)
 
     def remove_segments_before(self, lsn: int) -> list[Path]:
         token = next(self._tokens)
@@ -316,13 +327,15 @@ class WriterProcess:
             return self.applied_lsn
 
     def close(self) -> None:
-        """Let the writer finish what is queued, then stop it."""
+        """Let the writer finish what is queued, then stop it (also after it died)."""
         with self._lock:
-            if not self._running:
+            if self._closed:
                 return
-            self._running = False
-        with contextlib.suppress(OSError):
-            self._channel.send(["close"])
+            self._closed = True
+            running, self._running = self._running, False
+        if running:
+            with contextlib.suppress(OSError):
+                self._channel.send(["close"])
         if self._thread.is_alive():
             self._thread.join(CLOSE_TIMEOUT_SECONDS)
         try:
@@ -561,4 +574,3 @@ def main(argv: Sequence[str]) -> int:
         msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
     )
     return run_writer(_Channel(socket.socket(fileno=fd)), settings)
-

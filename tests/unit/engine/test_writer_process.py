@@ -1,0 +1,211 @@
+"""The writer process (``engine.remote``): same answers as the in-process writer, and
+what happens when either process goes away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stemedb.engine import Engine
+from stemedb.errors import StemeError, StorageError
+from stemedb.model.records import Assertion
+from stemedb.model.signing import AgentKey, sign_vote
+from stemedb.query.params import QueryParams
+from stemedb.query.service import QueryService
+
+Claim = Callable[..., Assertion]
+T0 = 1_700_000_000  # the claim fixture's clock
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def on_fsync(self, duration_seconds: float) -> None:
+        self.events.append(("fsync", duration_seconds))
+
+    def on_append(self, records: int, bytes: int) -> None:
+        self.events.append(("append", records, bytes))
+
+    def on_rotation(self) -> None:
+        self.events.append(("rotation",))
+
+    def on_fsync_error(self) -> None:
+        self.events.append(("fsync_error",))
+
+
+@pytest.fixture
+def open_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    opened: list[Engine] = []
+
+    def factory(**kwargs: Any) -> Engine:
+        kwargs.setdefault("writer_process", True)
+        kwargs.setdefault("group_commit_max_delay_us", 0)
+        engine = Engine(tmp_path / "data", **kwargs)
+        opened.append(engine)
+        return engine
+
+    yield factory
+    for engine in reversed(opened):
+        engine.close()
+
+
+def _writer_pid(engine: Engine) -> int:
+    pid = getattr(engine.writer, "pid", None)
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_writes_are_durable_visible_and_read_back_after_a_restart(
+    open_engine: Callable[..., Engine], claim: Claim, keys: list[AgentKey]
+) -> None:
+    observer = RecordingObserver()
+    engine = open_engine(wal_observer=observer)
+    service = QueryService(engine)
+    first = engine.write(claim("rare"))
+    assert (first.lsn, first.status) == (1, "created")
+    assert engine.applied_lsn == 1 and engine.wal.last_lsn == 1
+    answer = service.query(QueryParams(subject="drugs/semaglutide", predicate="gastroparesis_risk"))
+    assert [c.id for c in answer.claims] == [first.id]  # read-your-writes in this process
+    again = engine.write(claim("rare"))
+    assert (again.id, again.status) == (first.id, "exists")
+    results = engine.write_many([claim(f"v{i}", key=keys[i % 5]) for i in range(1, 40)])
+    assert all(not isinstance(r, Exception) and r.status == "created" for r in results)
+    assert {e[0] for e in observer.events} >= {"fsync", "append"}
+    segments = engine.wal.segments()
+    assert segments and segments[-1].last_lsn == engine.applied_lsn == 40
+    service.close()
+    engine.close()
+    reopened = open_engine()
+    assert reopened.applied_lsn == 40 and reopened.replayed == 0
+    reopened.close()
+    in_process = open_engine(writer_process=False)  # the same files, the other mode
+    assert in_process.applied_lsn == 40
+
+
+def test_errors_keep_their_type_code_and_details_across_the_process_boundary(
+    tmp_path: Path, claim: Claim, keys: list[AgentKey]
+) -> None:
+    vote = sign_vote(keys[1], assertion_id="ab" * 32, weight=1.0, timestamp=T0)  # no such claim
+    answers = []
+    for remote in (False, True):
+        with Engine(tmp_path / f"data-{remote}", writer_process=remote) as engine:
+            created, error = engine.write_many([claim("rare"), vote])
+        assert not isinstance(created, Exception) and created.status == "created"
+        assert isinstance(error, StemeError)
+        answers.append(
+            (type(error), error.code, error.status, error.details, error.message,
+             error.retryable, getattr(error, "field", None))
+        )  # fmt: skip
+    assert answers[0] == answers[1]
+
+
+def test_a_second_engine_on_a_locked_directory_fails_like_the_in_process_one(
+    open_engine: Callable[..., Engine],
+) -> None:
+    open_engine(writer_process=False)
+    with pytest.raises(StorageError) as in_process:
+        open_engine(writer_process=False)
+    with pytest.raises(StorageError) as remote:
+        open_engine()
+    assert remote.value.code == in_process.value.code
+    assert type(remote.value) is type(in_process.value)
+
+
+def test_a_killed_writer_fails_pending_and_new_writes_and_makes_the_node_read_only(
+    open_engine: Callable[..., Engine], claim: Claim
+) -> None:
+    engine = open_engine()
+    engine.write(claim("rare"))
+    os.kill(_writer_pid(engine), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not engine.read_only and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.read_only and "writer process" in (engine.read_only_reason or "")
+    with pytest.raises(StorageError) as failed:
+        engine.write(claim("common"))
+    assert failed.value.code == "read_only" and failed.value.retryable is False
+    engine.close()  # does not hang
+
+
+def test_close_finishes_every_queued_write(
+    open_engine: Callable[..., Engine], claim: Claim, keys: list[AgentKey]
+) -> None:
+    engine = open_engine()
+    futures = [
+        engine.writer.submit_group([engine.prepare(claim(f"v{i}", key=keys[i % 5]))])
+        for i in range(200)
+    ]
+    engine.close()
+    assert all(f.done() for f in futures)
+    lsns = sorted(f.result()[0].lsn for f in futures)  # type: ignore[union-attr]
+    assert lsns == list(range(1, 201))
+    assert open_engine().applied_lsn == 200
+
+
+def test_archived_segments_are_removed_by_the_writer_process(
+    open_engine: Callable[..., Engine], claim: Claim, keys: list[AgentKey]
+) -> None:
+    engine = open_engine(segment_size_bytes=4096)
+    for i in range(60):
+        engine.write(claim(f"v{i}", key=keys[i % 5]))
+    segments = engine.wal.segments()
+    assert len(segments) > 2 and all(s.sealed for s in segments[:-1])
+    bound = segments[1].first_lsn
+    removed = engine.wal.remove_segments_before(bound)
+    assert removed == [segments[0].path] and not segments[0].path.exists()
+    assert engine.wal.segments()[0].first_lsn == bound
+
+
+def test_the_writer_exits_when_the_server_process_is_killed(tmp_path: Path) -> None:
+    """EOF on its socket: the writer finishes, releases the lock and exits."""
+    data = tmp_path / "data"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from stemedb.engine import Engine
+        from stemedb.model.signing import AgentKey, sign_assertion
+        engine = Engine(Path({str(data)!r}), writer_process=True)
+        result = engine.write(sign_assertion(
+            AgentKey.from_seed(bytes([1]) * 32), subject="s/1", predicate="p", object="v",
+            confidence=0.5, timestamp={T0},
+        ))
+        print(engine.writer.pid, result.lsn, flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        writer_pid, lsn = map(int, proc.stdout.readline().split())
+        assert lsn == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(writer_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(writer_pid, signal.SIGKILL)
+            pytest.fail("the writer process outlived the server process")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    with Engine(data) as engine:  # the lock is free and the acknowledged write is there
+        assert engine.applied_lsn == 1
