@@ -223,6 +223,7 @@ class WriterProcess:
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
         )  # fmt: skip
         theirs.close()
+        ours.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
         self._channel = _Channel(ours)
         self._pending: dict[int, Future[list[GroupOutcome]]] = {}
         self._removals: dict[int, Future[list[Path]]] = {}
@@ -234,17 +235,25 @@ class WriterProcess:
         self._running = True
         self._closed = False
         self.stats = BatchStats()
-        ready = self._channel.receive()
+        try:
+            ready = self._channel.receive()
+        except OSError:  # no answer in STARTUP_TIMEOUT_SECONDS
+            ready = None
         if ready is None or ready[0] != "ready":
-            self._proc.wait(CLOSE_TIMEOUT_SECONDS)
+            try:
+                self._proc.wait(CLOSE_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
             self._channel.close()
             if ready is not None and ready[0] == "failed":
                 raise error_from_wire(ready[1])
             raise StorageError(
-                f"the writer process exited during start-up (exit code {self._proc.returncode})",
+                f"the writer process did not start (exit code {self._proc.returncode})",
                 code="writer_failed",
                 retryable=False,
             )
+        ours.settimeout(None)
         self.applied_lsn: int = int(ready[1])
         self.replayed: int = int(ready[2])
         self.open_seconds: float = float(ready[3])
