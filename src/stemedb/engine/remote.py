@@ -496,22 +496,11 @@ def run_writer(channel: _Channel, settings: WriterSettings) -> int:
         max_delay_us=settings.group_commit_max_delay_us,
     )  # fmt: skip
     observer.channel = channel
-    sizes = _BatchSizes(writer.stats)
-
-    def send_delta(delta: StoreDelta) -> None:
-        channel.send([
-            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
-            delta.retracted, delta.epochs, sizes.take(), wal.last_lsn,
-        ])  # fmt: skip
-        reason = wal.read_only_reason
-        if reason is not None and not sizes.told_read_only:
-            sizes.told_read_only = True
-            channel.send(["read_only", reason])
-
-    store.delta_hook = send_delta
+    reports = _Reports(channel, wal, writer.stats)
+    store.delta_hook = reports.applied
     channel.send(["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn])
     try:
-        _serve(channel, writer, wal, sizes)
+        _serve(channel, writer, wal, reports)
     finally:
         writer.close()
         wal.close()
@@ -520,21 +509,44 @@ def run_writer(channel: _Channel, settings: WriterSettings) -> int:
     return 0
 
 
-class _BatchSizes:
-    """The size of the batch being applied (the writer's stats, read once per delta)."""
+class _Reports:
+    """What the writer process tells the server: each applied batch (from the store's
+    ``delta_hook``, in the writer thread, before the batch's outcomes), each
+    submission's outcomes, and once that the WAL turned read-only."""
 
-    def __init__(self, stats: BatchStats) -> None:
+    def __init__(self, channel: _Channel, wal: Wal, stats: BatchStats) -> None:
+        self._channel = channel
+        self._wal = wal
         self._stats = stats
-        self._seen = 0
-        self.told_read_only = False
+        self._records_seen = 0
+        self._told_read_only = False
 
-    def take(self) -> int:
-        records = self._stats.records
-        size, self._seen = records - self._seen, records
-        return size
+    def applied(self, delta: StoreDelta) -> None:
+        records = self._stats.records  # counted before the batch was applied
+        size, self._records_seen = records - self._records_seen, records
+        self._send([
+            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
+            delta.retracted, delta.epochs, size, self._wal.last_lsn,
+        ])  # fmt: skip
+
+    def done(self, token: int) -> Callable[[Future[list[GroupOutcome]]], None]:
+        def reply(group: Future[list[GroupOutcome]]) -> None:
+            self._send(["done", token, [_outcome_to_wire(o) for o in group.result()]])
+
+        return reply
+
+    def _send(self, message: list[Any]) -> None:
+        """Send, telling first (once) that the WAL turned read-only; a server that is
+        gone is not an error here: the writes stay durable, and EOF ends this process."""
+        with contextlib.suppress(OSError):
+            reason = self._wal.read_only_reason
+            if reason is not None and not self._told_read_only:
+                self._told_read_only = True
+                self._channel.send(["read_only", reason])
+            self._channel.send(message)
 
 
-def _serve(channel: _Channel, writer: GroupCommitWriter, wal: Wal, sizes: _BatchSizes) -> None:
+def _serve(channel: _Channel, writer: GroupCommitWriter, wal: Wal, reports: _Reports) -> None:
     while (message := channel.receive()) is not None:
         kind = message[0]
         if kind == "submit":
@@ -543,29 +555,13 @@ def _serve(channel: _Channel, writer: GroupCommitWriter, wal: Wal, sizes: _Batch
                 Prepared(RecordKind(k), rid, _RECORD_DECODERS[k].decode(raw))
                 for k, rid, raw in wire
             ]
-            done = writer.submit_group(items)
-            done.add_done_callback(_reply(channel, token, wal, sizes))
+            writer.submit_group(items).add_done_callback(reports.done(token))
         elif kind == "remove_before":
             _, token, lsn = message
             removed = wal.remove_segments_before(lsn)
             channel.send(["removed", token, [str(p) for p in removed]])
         elif kind == "close":
             return
-
-
-def _reply(
-    channel: _Channel, token: int, wal: Wal, sizes: _BatchSizes
-) -> Callable[[Future[list[GroupOutcome]]], None]:
-    def reply(done: Future[list[GroupOutcome]]) -> None:
-        outcomes = done.result()
-        reason = wal.read_only_reason
-        if reason is not None and not sizes.told_read_only:
-            sizes.told_read_only = True
-            channel.send(["read_only", reason])
-        with contextlib.suppress(OSError):  # the server is gone: the writes stay durable
-            channel.send(["done", token, [_outcome_to_wire(o) for o in outcomes]])
-
-    return reply
 
 
 def main(argv: Sequence[str]) -> int:
