@@ -240,12 +240,7 @@ class WriterProcess:
         except OSError:  # no answer in STARTUP_TIMEOUT_SECONDS
             ready = None
         if ready is None or ready[0] != "ready":
-            try:
-                self._proc.wait(CLOSE_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._channel.close()
+            self._reap()
             if ready is not None and ready[0] == "failed":
                 raise error_from_wire(ready[1])
             raise StorageError(
@@ -347,6 +342,10 @@ class WriterProcess:
                 self._channel.send(["close"])
         if self._thread.is_alive():
             self._thread.join(CLOSE_TIMEOUT_SECONDS)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Wait for the writer process to exit (kill it if it does not), close the link."""
         try:
             self._proc.wait(CLOSE_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
