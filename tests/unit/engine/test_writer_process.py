@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from stemedb.engine import Engine
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.records import Assertion
-from stemedb.model.signing import AgentKey, sign_vote
+from stemedb.model.signing import AgentKey, sign_assertion, sign_vote
 from stemedb.query.params import QueryParams
 from stemedb.query.service import QueryService
 
@@ -209,3 +210,44 @@ def test_the_writer_exits_when_the_server_process_is_killed(tmp_path: Path) -> N
             proc.stdout.close()
     with Engine(data) as engine:  # the lock is free and the acknowledged write is there
         assert engine.applied_lsn == 1
+
+
+def test_no_acknowledged_write_is_lost_when_the_writer_is_killed_mid_stream(
+    tmp_path: Path, keys: list[AgentKey]
+) -> None:
+    """kill -9 the writer process while writes stream in; every write that was
+    acknowledged is in the WAL and the store after a restart."""
+    data = tmp_path / "data"
+    engine = Engine(data, writer_process=True, group_commit_max_delay_us=0)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def stream(worker: int) -> None:
+        index = 0
+        while not stop.is_set():
+            claim = sign_assertion(
+                keys[worker], subject=f"kill/{worker}/{index}", predicate="p",
+                object=index, confidence=0.5, timestamp=T0,
+            )  # fmt: skip
+            index += 1
+            try:
+                acknowledged.append(engine.write(claim).id)
+            except StorageError:
+                return
+
+    threads = [threading.Thread(target=stream, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 300 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(_writer_pid(engine), signal.SIGKILL)
+    for thread in threads:
+        thread.join(30)
+    stop.set()
+    engine.close()
+    assert len(acknowledged) >= 300
+    with Engine(data) as reopened:  # recovery in this process: WAL replay
+        missing = [i for i in acknowledged if reopened.store.assertion(i) is None]
+        assert missing == []
+        assert reopened.applied_lsn >= len(acknowledged)
