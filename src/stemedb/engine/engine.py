@@ -11,18 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Final
 
 from stemedb.config import Config
 from stemedb.engine.remote import RemoteWal, WriterProcess, WriterSettings
 from stemedb.engine.replay import replay
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
+from stemedb.engine.verify import Outcomes, Verifier, prepare_record
+from stemedb.engine.writer import CommitListener, GroupCommitWriter
 from stemedb.errors import StemeError, StorageError
-from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
-from stemedb.model.validation import verify_record
+from stemedb.model.kinds import AnyRecord
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
@@ -30,11 +29,6 @@ from stemedb.sys.lock import DirectoryLock
 from stemedb.wal import Wal, WalObserver
 
 log = logging.getLogger("stemedb.engine")
-
-VERIFY_CHUNK_RECORDS: Final = 64
-# Independent writes: smaller chunks spread a burst over every verify thread, and each
-# chunk goes to the writer from its verify thread (no hop back to the event loop).
-INDEPENDENT_CHUNK_RECORDS: Final = 16
 
 
 class Engine:
@@ -61,9 +55,14 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.max_skew_seconds = signature_max_skew_seconds
         self.started_at = self.clock.time()
-        self._pool = ThreadPoolExecutor(max_workers=verify_threads, thread_name_prefix="verify")
         self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
         self._closed = False
+        self._verifier = Verifier(
+            lambda items: self.writer.submit_group(items),  # rebuild() replaces the writer
+            self.clock.time,
+            max_skew_seconds=signature_max_skew_seconds,
+            threads=verify_threads,
+        )
         self.wal: Wal | RemoteWal
         self.writer: GroupCommitWriter | WriterProcess
         if writer_process:
@@ -76,6 +75,7 @@ class Engine:
                     group_commit_max_batch=group_commit_max_batch,
                     group_commit_max_delay_us=group_commit_max_delay_us, fsync=fsync,
                     cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
+                    max_skew_seconds=signature_max_skew_seconds, verify_threads=verify_threads,
                     log_level=logging.getLevelName(logging.getLogger().level).lower(),
                 ),
                 wal_observer,
@@ -169,98 +169,39 @@ class Engine:
 
     def prepare(self, record: AnyRecord) -> Prepared:
         """Validate, compute the content id and verify every signature (CPU-bound)."""
-        kind = KIND_OF_TYPE[type(record)]
-        record_id = verify_record(
-            record, now=self.clock.time(), max_skew_seconds=self.max_skew_seconds
-        )
-        return Prepared(kind, record_id, record)
-
-    def _prepare_chunk(self, records: Sequence[AnyRecord]) -> list[Prepared | StemeError]:
-        out: list[Prepared | StemeError] = []
-        for record in records:
-            try:
-                out.append(self.prepare(record))
-            except StemeError as exc:
-                out.append(exc)
-        return out
-
-    def prepare_many(self, records: Sequence[AnyRecord]) -> list[Prepared | StemeError]:
-        """Prepare records on the verify pool, in chunks; errors are returned per item."""
-        out: list[Prepared | StemeError] = []
-        for result in self._pool.map(self._prepare_chunk, _chunks(records)):
-            out.extend(result)
-        return out
+        return prepare_record(record, self.clock.time(), self.max_skew_seconds)
 
     def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
         return self.writer.submit(items)
 
+    def _writes(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
+        """Verify and commit. With the writer process, records that do not belong
+        together (coalesced single writes, which arrive while the event loop is busy)
+        are verified there, under its own GIL; batches here, where the loop is idle
+        between a few large requests: both processes' cores verify."""
+        if isinstance(self.writer, WriterProcess) and not together:
+            return self.writer.submit_records(records, together=False)
+        return self._verifier.submit(records, together=together)
+
     def write(self, record: AnyRecord) -> WriteResult:
         """Validate, verify, commit durably; raise the record's error."""
-        return self.submit([self.prepare(record)])[0].result()
+        return _single(self._writes([record], together=True).result())
 
-    def write_many(self, records: Sequence[AnyRecord]) -> list[WriteResult | StemeError]:
+    def write_many(self, records: Sequence[AnyRecord]) -> Outcomes:
         """Commit many records in as few group commits as possible; errors per item."""
-        prepared = self.prepare_many(records)
-        ready = [p for p in prepared if isinstance(p, Prepared)]
-        outcomes = self.writer.submit_group(ready).result() if ready else []
-        return _merge(prepared, outcomes)
+        return self._writes(records, together=True).result()
 
     async def write_async(self, record: AnyRecord) -> WriteResult:
-        loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._pool, self.prepare, record)
-        return await asyncio.wrap_future(self.submit([prepared])[0])
+        return _single(await asyncio.wrap_future(self._writes([record], together=True)))
 
-    async def write_many_async(
-        self, records: Sequence[AnyRecord]
-    ) -> list[WriteResult | StemeError]:
-        loop = asyncio.get_running_loop()
-        prepared: list[Prepared | StemeError] = []
-        for part in await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._prepare_chunk, c) for c in _chunks(records))
-        ):
-            prepared.extend(part)
-        ready = [p for p in prepared if isinstance(p, Prepared)]
-        outcomes = await asyncio.wrap_future(self.writer.submit_group(ready)) if ready else []
-        return _merge(prepared, outcomes)
+    async def write_many_async(self, records: Sequence[AnyRecord]) -> Outcomes:
+        return await asyncio.wrap_future(self._writes(records, together=True))
 
-    async def write_each_async(
-        self, records: Sequence[AnyRecord]
-    ) -> list[WriteResult | StemeError]:
+    async def write_each_async(self, records: Sequence[AnyRecord]) -> Outcomes:
         """Like ``write_many_async`` for records that do not belong together (coalesced
-        single writes): each chunk is verified and handed to the writer by a verify
-        thread, so chunks may land in different group commits; results in order."""
-        loop = asyncio.get_running_loop()
-        parts = []
-        for chunk in _chunks(records, INDEPENDENT_CHUNK_RECORDS):
-            done: Future[list[WriteResult | StemeError]] = Future()
-            self._pool.submit(self._prepare_then_commit, chunk, done)
-            parts.append(asyncio.wrap_future(done, loop=loop))
-        out: list[WriteResult | StemeError] = []
-        for part in await asyncio.gather(*parts):
-            out.extend(part)
-        return out
-
-    def _prepare_then_commit(
-        self, records: Sequence[AnyRecord], done: Future[list[WriteResult | StemeError]]
-    ) -> None:
-        """On a verify thread: prepare ``records``, submit the good ones, and resolve
-        ``done`` from the writer thread once they are committed."""
-        try:
-            prepared = self._prepare_chunk(records)
-            ready = [p for p in prepared if isinstance(p, Prepared)]
-            if not ready:
-                done.set_result(_merge(prepared, []))
-                return
-
-            def finish(group: Future[list[GroupOutcome]]) -> None:
-                try:
-                    done.set_result(_merge(prepared, group.result()))
-                except BaseException as exc:
-                    done.set_exception(exc)
-
-            self.writer.submit_group(ready).add_done_callback(finish)
-        except BaseException as exc:
-            done.set_exception(exc)
+        single writes): each chunk is committed as soon as it is verified, so chunks may
+        land in different group commits; results in order."""
+        return await asyncio.wrap_future(self._writes(records, together=False))
 
     # -- state ---------------------------------------------------------------------
 
@@ -287,8 +228,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self._verifier.close()  # what is being verified still reaches the writer
         self.writer.close()
-        self._pool.shutdown(wait=True)
         if isinstance(self.wal, Wal):
             self.wal.close()
         self.store.close()
@@ -302,26 +243,8 @@ class Engine:
         self.close()
 
 
-def _chunks(
-    records: Sequence[AnyRecord], size: int = VERIFY_CHUNK_RECORDS
-) -> list[Sequence[AnyRecord]]:
-    """``records`` in slices of ``size`` (one verify-pool task each)."""
-    return [records[i : i + size] for i in range(0, len(records), size)]
-
-
-def _merge(
-    prepared: Sequence[Prepared | StemeError], outcomes: Sequence[GroupOutcome]
-) -> list[WriteResult | StemeError]:
-    """Per-record results in input order: preparation errors, then the writer's outcomes
-    for the prepared records (a non-StemeError from the writer is raised)."""
-    it = iter(outcomes)
-    out: list[WriteResult | StemeError] = []
-    for p in prepared:
-        if isinstance(p, StemeError):
-            out.append(p)
-            continue
-        outcome = next(it)
-        if isinstance(outcome, BaseException) and not isinstance(outcome, StemeError):
-            raise outcome
-        out.append(outcome)
-    return out
+def _single(outcomes: Outcomes) -> WriteResult:
+    (outcome,) = outcomes
+    if isinstance(outcome, StemeError):
+        raise outcome
+    return outcome

@@ -44,9 +44,10 @@ import msgspec
 
 from stemedb.engine.replay import replay
 from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.engine.verify import Verifier
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import ReadOnlyError, StemeError, StorageError, ValidationError
-from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
+from stemedb.model.kinds import KIND_OF_TYPE, TYPE_OF_KIND, AnyRecord, RecordKind
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import SystemClock
@@ -76,6 +77,8 @@ class WriterSettings:
     fsync: bool
     cache_bytes: int
     busy_timeout_ms: int
+    max_skew_seconds: int = 300
+    verify_threads: int = 2
     log_level: str = "info"
     log_format: str = "json"
 
@@ -225,7 +228,7 @@ class WriterProcess:
         theirs.close()
         ours.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
         self._channel = _Channel(ours)
-        self._pending: dict[int, Future[list[GroupOutcome]]] = {}
+        self._pending: dict[int, Future[Any]] = {}  # a token's ``done`` answer
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
@@ -287,26 +290,44 @@ class WriterProcess:
         return futures
 
     def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]:
+        """Commit records the server already verified (``Engine.submit``)."""
         future: Future[list[GroupOutcome]] = Future()
         if not items:
             future.set_result([])
             return future
-        token = next(self._tokens)
         wire = [[int(p.kind), p.record_id, _ENCODER.encode(p.record)] for p in items]
+        self._send_tracked(future, ["submit", wire])
+        return future
+
+    def submit_records(
+        self, records: Sequence[AnyRecord], *, together: bool
+    ) -> Future[list[WriteResult | StemeError]]:
+        """Verify in the writer process, then commit (``Verifier.submit``'s contract):
+        one outcome per record, in order."""
+        future: Future[list[WriteResult | StemeError]] = Future()
+        if not records:
+            future.set_result([])
+            return future
+        wire = [[int(KIND_OF_TYPE[type(r)]), _ENCODER.encode(r)] for r in records]
+        self._send_tracked(future, ["records", together, wire])
+        return future
+
+    def _send_tracked(self, future: Future[Any], message: list[Any]) -> None:
+        """Send ``message`` with a fresh token; ``future`` gets the ``done`` answer."""
+        token = next(self._tokens)
         with self._lock:
             if not self._running:
                 future.set_exception(self._refusal())
-                return future
+                return
             self._pending[token] = future
         try:
-            self._channel.send(["submit", token, wire])
+            self._channel.send([message[0], token, *message[1:]])
         except OSError as exc:
             with self._lock:
                 self._pending.pop(token, None)
             future.set_exception(
                 StorageError(f"the writer process is gone: {exc}", code="writer_failed")
             )
-        return future
 
     def _refusal(self) -> StorageError:
         reason = self.wal.read_only_reason
@@ -498,9 +519,14 @@ def run_writer(channel: _Channel, settings: WriterSettings) -> int:
     reports = _Reports(channel, wal, writer.stats)
     store.delta_hook = reports.applied
     channel.send(["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn])
+    verifier = Verifier(
+        writer.submit_group, time.time, max_skew_seconds=settings.max_skew_seconds,
+        threads=settings.verify_threads,
+    )  # fmt: skip
     try:
-        _serve(channel, writer, wal, reports)
+        _serve(channel, writer, verifier, wal, reports)
     finally:
+        verifier.close()  # what is being verified still reaches the writer
         writer.close()
         wal.close()
         store.close()
@@ -528,8 +554,8 @@ class _Reports:
             delta.retracted, delta.epochs, size, self._wal.last_lsn,
         ])  # fmt: skip
 
-    def done(self, token: int) -> Callable[[Future[list[GroupOutcome]]], None]:
-        def reply(group: Future[list[GroupOutcome]]) -> None:
+    def done(self, token: int) -> Callable[[Future[Any]], None]:
+        def reply(group: Future[Any]) -> None:
             self._send(["done", token, [_outcome_to_wire(o) for o in group.result()]])
 
         return reply
@@ -545,10 +571,16 @@ class _Reports:
             self._channel.send(message)
 
 
-def _serve(channel: _Channel, writer: GroupCommitWriter, wal: Wal, reports: _Reports) -> None:
+def _serve(
+    channel: _Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
+) -> None:
     while (message := channel.receive()) is not None:
         kind = message[0]
-        if kind == "submit":
+        if kind == "records":
+            _, token, together, wire = message
+            records = [_RECORD_DECODERS[k].decode(raw) for k, raw in wire]
+            verifier.submit(records, together=together).add_done_callback(reports.done(token))
+        elif kind == "submit":
             _, token, wire = message
             items = [
                 Prepared(RecordKind(k), rid, _RECORD_DECODERS[k].decode(raw))
