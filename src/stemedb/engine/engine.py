@@ -180,7 +180,9 @@ class Engine:
         are verified there, under its own GIL; batches here, where the loop is idle
         between a few large requests: both processes' cores verify."""
         if isinstance(self.writer, WriterProcess) and not together:
-            return self.writer.submit_records(records, together=False)
+            sent = self.writer.submit_records(records, together=False)
+            if sent is not None:
+                return sent
         return self._verifier.submit(records, together=together)
 
     def write(self, record: AnyRecord) -> WriteResult:

@@ -301,14 +301,19 @@ class WriterProcess:
 
     def submit_records(
         self, records: Sequence[AnyRecord], *, together: bool
-    ) -> Future[list[WriteResult | StemeError]]:
-        """Verify in the writer process, then commit (``Verifier.submit``'s contract):
-        one outcome per record, in order."""
+    ) -> Future[list[WriteResult | StemeError]] | None:
+        """Verify in the writer process, then commit (``Verifier.submit``'s contract:
+        one outcome per record, in order). None when msgpack cannot carry a record
+        (JSON allows integers past 64 bits, which validation refuses anyway): the caller
+        verifies those in the server."""
+        try:
+            wire = [[int(KIND_OF_TYPE[type(r)]), _ENCODER.encode(r)] for r in records]
+        except (OverflowError, msgspec.EncodeError):
+            return None
         future: Future[list[WriteResult | StemeError]] = Future()
         if not records:
             future.set_result([])
             return future
-        wire = [[int(KIND_OF_TYPE[type(r)]), _ENCODER.encode(r)] for r in records]
         self._send_tracked(future, ["records", together, wire])
         return future
 
@@ -549,18 +554,18 @@ class _Reports:
     def applied(self, delta: StoreDelta) -> None:
         records = self._stats.records  # counted before the batch was applied
         size, self._records_seen = records - self._records_seen, records
-        self._send([
+        self.send([
             "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
             delta.retracted, delta.epochs, size, self._wal.last_lsn,
         ])  # fmt: skip
 
     def done(self, token: int) -> Callable[[Future[Any]], None]:
         def reply(group: Future[Any]) -> None:
-            self._send(["done", token, [_outcome_to_wire(o) for o in group.result()]])
+            self.send(["done", token, [_outcome_to_wire(o) for o in group.result()]])
 
         return reply
 
-    def _send(self, message: list[Any]) -> None:
+    def send(self, message: list[Any]) -> None:
         """Send, telling first (once) that the WAL turned read-only; a server that is
         gone is not an error here: the writes stay durable, and EOF ends this process."""
         with contextlib.suppress(OSError):
@@ -578,7 +583,12 @@ def _serve(
         kind = message[0]
         if kind == "records":
             _, token, together, wire = message
-            records = [_RECORD_DECODERS[k].decode(raw) for k, raw in wire]
+            try:
+                records = [_RECORD_DECODERS[k].decode(raw) for k, raw in wire]
+            except (KeyError, msgspec.DecodeError) as exc:  # a server bug: say so, go on
+                error = StorageError(f"the writer process cannot decode a record: {exc}")
+                reports.send(["done", token, [_outcome_to_wire(error)] * len(wire)])
+                continue
             verifier.submit(records, together=together).add_done_callback(reports.done(token))
         elif kind == "submit":
             _, token, wire = message

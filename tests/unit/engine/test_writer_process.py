@@ -3,6 +3,7 @@ what happens when either process goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from stemedb.engine import Engine
@@ -251,3 +253,24 @@ def test_no_acknowledged_write_is_lost_when_the_writer_is_killed_mid_stream(
         missing = [i for i in acknowledged if reopened.store.assertion(i) is None]
         assert missing == []
         assert reopened.applied_lsn >= len(acknowledged)
+
+
+def test_an_integer_msgpack_cannot_carry_is_refused_like_in_process(
+    tmp_path: Path, claim: Claim
+) -> None:
+    """JSON allows integers past 64 bits; such a record is verified in the server
+    (ValidationError), and the writer process is not disturbed."""
+    huge = msgspec.structs.replace(claim("rare"), valid_to=-(2**100))
+    answers = []
+    for remote in (False, True):
+        with Engine(tmp_path / f"data-{remote}", writer_process=remote) as engine:
+            loop = asyncio.new_event_loop()
+            try:
+                (outcome,) = loop.run_until_complete(engine.write_each_async([huge]))
+                fine = loop.run_until_complete(engine.write_each_async([claim("common")]))
+            finally:
+                loop.close()
+            assert isinstance(outcome, StemeError)
+            assert not isinstance(fine[0], StemeError) and fine[0].status == "created"
+            answers.append((type(outcome), outcome.code, outcome.details))
+    assert answers[0] == answers[1]
