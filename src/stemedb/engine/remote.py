@@ -35,8 +35,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -44,7 +45,7 @@ import msgspec
 
 from stemedb.engine.replay import replay
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.verify import Verifier
+from stemedb.engine.verify import Verifier, settle
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import ReadOnlyError, StemeError, StorageError, ValidationError
 from stemedb.model.kinds import KIND_OF_TYPE, TYPE_OF_KIND, AnyRecord, RecordKind
@@ -154,6 +155,12 @@ def error_from_wire(wire: dict[str, Any]) -> StemeError:
     if isinstance(error, ValidationError):
         error.field, error.rule = wire.get("field", ""), wire.get("rule", "")
     return error
+
+
+def _result_of(outcome: GroupOutcome) -> WriteResult:
+    if isinstance(outcome, WriteResult):
+        return outcome
+    raise outcome
 
 
 def _outcome_to_wire(outcome: GroupOutcome) -> list[Any]:
@@ -281,10 +288,7 @@ class WriterProcess:
             except BaseException as exc:
                 outcomes = [exc] * len(futures)
             for future, outcome in zip(futures, outcomes, strict=True):
-                if isinstance(outcome, WriteResult):
-                    future.set_result(outcome)
-                else:
-                    future.set_exception(outcome)
+                settle(future, partial(_result_of, outcome))
 
         group.add_done_callback(split)
         return futures
@@ -418,7 +422,7 @@ class WriterProcess:
         with self._lock:
             future = self._pending.pop(token, None)
         if future is not None:
-            future.set_result([_outcome_from_wire(o) for o in outcomes])
+            settle(future, lambda: [_outcome_from_wire(o) for o in outcomes])
 
     def _on_wal(self, message: list[Any]) -> None:
         observer, event = self._observer, message[1]
@@ -441,7 +445,7 @@ class WriterProcess:
         with self._lock:
             future = self._removals.pop(token, None)
         if future is not None:
-            future.set_result([Path(p) for p in paths])
+            settle(future, lambda: [Path(p) for p in paths])
 
     def _on_exit(self) -> None:
         """The writer process is gone: fail what waits; no more writes."""
@@ -456,10 +460,9 @@ class WriterProcess:
             log.error("Error: StorageError: %s; the node is read-only", reason)
             self.wal.read_only_reason = reason
         error = StorageError("the writer process exited", code="writer_failed")
-        for group in pending.values():
-            group.set_exception(error)
-        for removal in removals.values():
-            removal.set_exception(error)
+        for waiter in [*pending.values(), *removals.values()]:
+            with contextlib.suppress(InvalidStateError):
+                waiter.set_exception(error)
 
 
 # -- the writer process ---------------------------------------------------------------

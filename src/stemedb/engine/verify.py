@@ -9,9 +9,10 @@ the server stopped verifying).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from typing import Final, TypeVar
 
 from stemedb.engine.submission import Prepared, WriteResult
@@ -58,6 +59,20 @@ def chunks(records: Sequence[AnyRecord], size: int) -> list[Sequence[AnyRecord]]
     return [records[i : i + size] for i in range(0, len(records), size)]
 
 
+def settle(future: Future[T], compute: Callable[[], T]) -> None:
+    """Resolve ``future`` with ``compute()``, or with what it raised. A future that its
+    waiter cancelled (a request past its timeout) stays cancelled: the write itself goes
+    on, all or nothing, and nobody waits for its answer."""
+    try:
+        value = compute()
+    except BaseException as exc:
+        with contextlib.suppress(InvalidStateError):
+            future.set_exception(exc)
+        return
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(value)
+
+
 def joined(parts: Sequence[Future[list[T]]]) -> Future[list[T]]:
     """One future for the concatenated results of ``parts``, in order."""
     done: Future[list[T]] = Future()
@@ -72,14 +87,15 @@ def joined(parts: Sequence[Future[list[T]]]) -> Future[list[T]]:
             remaining[0] -= 1
             if remaining[0]:
                 return
-        try:
-            done.set_result([item for part in parts for item in part.result()])
-        except BaseException as exc:
-            done.set_exception(exc)
+        settle(done, lambda: [item for part in parts for item in part.result()])
 
     for part in parts:
         part.add_done_callback(on_part)
     return done
+
+
+def _raise(exc: BaseException) -> Outcomes:
+    raise exc
 
 
 class Verifier:
@@ -141,19 +157,16 @@ class Verifier:
         try:
             items = prepared.result()
             ready = [p for p in items if isinstance(p, Prepared)]
-            if not ready:
-                done.set_result(merge(items, []))
+            if ready:
+                self._submit_group(ready).add_done_callback(
+                    lambda group: settle(done, lambda: merge(items, group.result()))
+                )
                 return
-
-            def finish(group: Future[list[GroupOutcome]]) -> None:
-                try:
-                    done.set_result(merge(items, group.result()))
-                except BaseException as exc:
-                    done.set_exception(exc)
-
-            self._submit_group(ready).add_done_callback(finish)
         except BaseException as exc:
-            done.set_exception(exc)
+            error = exc
+            settle(done, lambda: _raise(error))
+            return
+        settle(done, lambda: merge(items, []))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -167,4 +180,5 @@ __all__ = [
     "joined",
     "merge",
     "prepare_record",
+    "settle",
 ]

@@ -274,3 +274,23 @@ def test_an_integer_msgpack_cannot_carry_is_refused_like_in_process(
             assert not isinstance(fine[0], StemeError) and fine[0].status == "created"
             answers.append((type(outcome), outcome.code, outcome.details))
     assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_a_waiter_that_gives_up_does_not_disturb_the_writer(
+    tmp_path: Path, claim: Claim, keys: list[AgentKey], remote: bool
+) -> None:
+    """A request past its timeout cancels its wait; the write goes on (all or nothing)
+    and the engine stays writable."""
+
+    async def give_up_then_write_again(engine: Engine) -> None:
+        waiter = asyncio.ensure_future(engine.write_each_async([claim("rare")]))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        (after,) = await engine.write_each_async([claim("common", key=keys[1])])
+        assert not isinstance(after, StemeError) and after.status == "created"
+
+    with Engine(tmp_path / "data", writer_process=remote) as engine:
+        asyncio.run(give_up_then_write_again(engine))
+        assert not engine.read_only
+        assert engine.wait_for_lsn(2, timeout=10) == 2  # the abandoned write landed too
