@@ -2,7 +2,9 @@
 
 Write: validate + compute the id + verify signatures (in a thread pool: libsodium
 releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) -> store
-(one transaction per batch) -> acknowledge.
+(one transaction per batch) -> acknowledge. With ``writer_process=True`` the WAL, the
+replay and the group-commit writer run in a process of their own (``engine.remote``,
+ADR 0002) and this process reads the store.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 from stemedb.config import Config
 from stemedb.engine.remote import RemoteWal, WriterProcess, WriterSettings
-from stemedb.engine.replay import replay
+from stemedb.engine.replay import open_and_replay, replay
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.verify import Outcomes, Verifier, prepare_record
-from stemedb.engine.writer import CommitListener, GroupCommitWriter
-from stemedb.errors import StemeError, StorageError
+from stemedb.engine.verify import Outcomes, Verifier, prepare_record, settle
+from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
+from stemedb.errors import StorageError
 from stemedb.model.kinds import AnyRecord
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
@@ -82,28 +85,13 @@ class Engine:
             )  # fmt: skip
             return
         started = time.monotonic()
-        self._lock: DirectoryLock | None = DirectoryLock(data_dir)
-        try:
-            self.wal = Wal.open(
-                wal_dir or data_dir / "wal",
-                fs=fs,
-                clock=self.clock,
-                segment_size_bytes=segment_size_bytes,
-                fsync=fsync,
-                observer=wal_observer,
-            )
-        except BaseException:
-            self._lock.release()
-            raise
-        try:
-            self.store = SqliteStore(
-                data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms
-            )
-            self.replayed = self._replay()
-        except BaseException:
-            self.wal.close()
-            self._lock.release()
-            raise
+        opened = open_and_replay(
+            data_dir, wal_dir or data_dir / "wal", fs=fs, clock=self.clock,
+            segment_size_bytes=segment_size_bytes, fsync=fsync, observer=wal_observer,
+            cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
+        )  # fmt: skip
+        self._lock: DirectoryLock | None = opened.lock
+        self.wal, self.store, self.replayed = opened.wal, opened.store, opened.replayed
         self.open_seconds = time.monotonic() - started
         self.writer = self._start_writer()
 
@@ -148,18 +136,13 @@ class Engine:
 
     # -- recovery ------------------------------------------------------------------
 
-    def _replay(self) -> int:
-        """Apply WAL records the store has not applied yet; return how many."""
-        assert isinstance(self.wal, Wal)
-        return replay(self.wal, self.store)
-
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Drop the store's derived rows and rebuild them from the WAL (writer paused)."""
         if not isinstance(self.wal, Wal):
             raise StorageError("rebuild needs the in-process writer", code="not_supported")
         self.writer.close()
         self.store.reset()
-        count = self._replay()
+        count = replay(self.wal, self.store)
         if progress:
             progress(count)
         self.writer = self._start_writer()
@@ -172,7 +155,15 @@ class Engine:
         return prepare_record(record, self.clock.time(), self.max_skew_seconds)
 
     def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
-        return self.writer.submit(items)
+        """Commit records already prepared: a future each (raises the record's error)."""
+        futures: list[Future[WriteResult]] = [Future() for _ in items]
+
+        def split(group: Future[list[GroupOutcome]]) -> None:
+            for index, future in enumerate(futures):
+                settle(future, partial(_nth_result, group, index))
+
+        self.writer.submit_group(items).add_done_callback(split)
+        return futures
 
     def _writes(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
         """Verify and commit. With the writer process, records that do not belong
@@ -247,6 +238,14 @@ class Engine:
 
 def _single(outcomes: Outcomes) -> WriteResult:
     (outcome,) = outcomes
-    if isinstance(outcome, StemeError):
+    return _result(outcome)
+
+
+def _nth_result(group: Future[list[GroupOutcome]], index: int) -> WriteResult:
+    return _result(group.result()[index])
+
+
+def _result(outcome: GroupOutcome) -> WriteResult:
+    if isinstance(outcome, BaseException):
         raise outcome
     return outcome

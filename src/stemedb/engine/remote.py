@@ -37,13 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import msgspec
 
-from stemedb.engine.replay import replay
+from stemedb.engine.replay import open_and_replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import Verifier, settle
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
@@ -52,7 +51,6 @@ from stemedb.model.kinds import KIND_OF_TYPE, TYPE_OF_KIND, AnyRecord, RecordKin
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import SystemClock
-from stemedb.sys.lock import DirectoryLock
 from stemedb.wal import Wal, WalObserver
 from stemedb.wal.format import parse_segment_name
 from stemedb.wal.log import SegmentInfo
@@ -155,12 +153,6 @@ def error_from_wire(wire: dict[str, Any]) -> StemeError:
     if isinstance(error, ValidationError):
         error.field, error.rule = wire.get("field", ""), wire.get("rule", "")
     return error
-
-
-def _result_of(outcome: GroupOutcome) -> WriteResult:
-    if isinstance(outcome, WriteResult):
-        return outcome
-    raise outcome
 
 
 def _outcome_to_wire(outcome: GroupOutcome) -> list[Any]:
@@ -277,21 +269,6 @@ class WriterProcess:
         self._thread.start()
 
     # -- GroupCommitWriter's interface ---------------------------------------------
-
-    def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
-        group = self.submit_group(items)
-        futures: list[Future[WriteResult]] = [Future() for _ in items]
-
-        def split(done: Future[list[GroupOutcome]]) -> None:
-            try:
-                outcomes = done.result()
-            except BaseException as exc:
-                outcomes = [exc] * len(futures)
-            for future, outcome in zip(futures, outcomes, strict=True):
-                settle(future, partial(_result_of, outcome))
-
-        group.add_done_callback(split)
-        return futures
 
     def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]:
         """Commit records the server already verified (``Engine.submit``)."""
@@ -497,26 +474,13 @@ def run_writer(channel: _Channel, settings: WriterSettings) -> int:
     observer = _ForwardingObserver()
     clock = SystemClock()
     try:
-        lock = DirectoryLock(Path(settings.data_dir))
-    except StemeError as exc:
-        channel.send(["failed", error_to_wire(exc)])
-        return 3
-    try:
-        wal = Wal.open(
-            Path(settings.wal_dir), clock=clock, segment_size_bytes=settings.segment_size_bytes,
-            fsync=settings.fsync, observer=observer,
+        lock, wal, store, replayed = open_and_replay(
+            Path(settings.data_dir), Path(settings.wal_dir), fs=None, clock=clock,
+            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
+            observer=observer, cache_bytes=settings.cache_bytes,
+            busy_timeout_ms=settings.busy_timeout_ms,
         )  # fmt: skip
-        try:
-            store = SqliteStore(
-                Path(settings.data_dir), cache_bytes=settings.cache_bytes,
-                busy_timeout_ms=settings.busy_timeout_ms,
-            )  # fmt: skip
-            replayed = replay(wal, store)
-        except BaseException:
-            wal.close()
-            raise
     except StemeError as exc:
-        lock.release()
         channel.send(["failed", error_to_wire(exc)])
         return 3
     writer = GroupCommitWriter(

@@ -1,15 +1,21 @@
-"""Recovery: apply the WAL records the store has not applied yet."""
+"""Recovery: take the data directory, open the WAL and the store, and apply the WAL
+records the store has not applied yet (the engine's in-process writer and the writer
+process open a node the same way)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from pathlib import Path
+from typing import Final, NamedTuple
 
 from stemedb.engine.codec import decode_entry
 from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry
 from stemedb.store.sqlite import SqliteStore
-from stemedb.wal import Wal
+from stemedb.sys.clock import Clock
+from stemedb.sys.filesystem import FileSystem
+from stemedb.sys.lock import DirectoryLock
+from stemedb.wal import Wal, WalObserver
 
 log = logging.getLogger("stemedb.engine")
 
@@ -40,3 +46,41 @@ def replay(wal: Wal, store: SqliteStore) -> int:
     if count:
         log.info("replayed %d WAL records into the store (from LSN %d)", count, applied + 1)
     return count
+
+
+class Opened(NamedTuple):
+    lock: DirectoryLock
+    wal: Wal
+    store: SqliteStore
+    replayed: int
+
+
+def open_and_replay(
+    data_dir: Path,
+    wal_dir: Path,
+    *,
+    fs: FileSystem | None,
+    clock: Clock,
+    segment_size_bytes: int,
+    fsync: bool,
+    observer: WalObserver | None,
+    cache_bytes: int,
+    busy_timeout_ms: int,
+) -> Opened:
+    """Lock ``data_dir``, recover the WAL, open the store and replay; on failure,
+    release what was taken and raise."""
+    lock = DirectoryLock(data_dir)
+    try:
+        wal = Wal.open(
+            wal_dir, fs=fs, clock=clock, segment_size_bytes=segment_size_bytes, fsync=fsync,
+            observer=observer,
+        )  # fmt: skip
+        try:
+            store = SqliteStore(data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms)
+            return Opened(lock, wal, store, replay(wal, store))
+        except BaseException:
+            wal.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Final, Protocol
+from typing import Final
 
 from stemedb.engine.checks import BatchChecker, Existing
 from stemedb.engine.codec import encode_payload
@@ -35,19 +35,6 @@ UNAPPLIED_RETRY_SECONDS: Final = 0.1
 
 CommitListener = Callable[[int, set[SubjectPredicate]], None]
 GroupOutcome = WriteResult | BaseException
-
-
-class _Outcome(Protocol):
-    """Where the writer puts one record's outcome: a ``Future`` or a ``_GroupSlot``."""
-
-    def set_result(self, result: WriteResult) -> None: ...
-
-    def set_exception(self, exception: BaseException) -> None: ...
-
-    def done(self) -> bool: ...
-
-
-_Item = tuple[Prepared, _Outcome]
 
 
 class _Group:
@@ -95,6 +82,7 @@ class _GroupSlot:
             self._group.settle(self._index, outcome)
 
 
+_Item = tuple[Prepared, _GroupSlot]  # a record and where the writer puts its outcome
 _UNSET: Final = StorageError("no outcome recorded", code="internal")
 
 
@@ -139,15 +127,6 @@ class GroupCommitWriter:
         self._thread.start()
 
     # -- public --------------------------------------------------------------------
-
-    def submit(self, items: Sequence[Prepared]) -> list[Future[WriteResult]]:
-        futures: list[Future[WriteResult]] = [Future() for _ in items]
-        if not self._running:
-            for fut in futures:
-                fut.set_exception(StorageError("the engine is closed", code="closed"))
-            return futures
-        self._queue.put(list(zip(items, futures, strict=True)))
-        return futures
 
     def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]:
         """Like ``submit`` but one future for all: it resolves, once every record is
