@@ -45,7 +45,7 @@ import msgspec
 from stemedb.engine.replay import open_and_replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import Verifier, settle
-from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
+from stemedb.engine.writer import BatchStats, CommitNotices, GroupCommitWriter, GroupOutcome
 from stemedb.errors import ReadOnlyError, StemeError, StorageError, ValidationError
 from stemedb.model.kinds import KIND_OF_TYPE, TYPE_OF_KIND, AnyRecord, RecordKind
 from stemedb.store.apply import StoreDelta
@@ -213,7 +213,7 @@ class RemoteWal:
         return self._process.remove_segments_before(lsn)
 
 
-class WriterProcess:
+class WriterProcess(CommitNotices):
     """The server side of the writer process; stands in for ``GroupCommitWriter``."""
 
     def __init__(self, settings: WriterSettings, *, observer: WalObserver | None = None) -> None:
@@ -231,8 +231,6 @@ class WriterProcess:
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
-        self._listeners: list[CommitListener] = []
-        self._applied = threading.Condition()
         self._store: SqliteStore | None = None
         self._running = True
         self._closed = False
@@ -251,7 +249,7 @@ class WriterProcess:
                 retryable=False,
             )
         ours.settimeout(None)
-        self.applied_lsn: int = int(ready[1])
+        super().__init__(int(ready[1]))
         self.replayed: int = int(ready[2])
         self.open_seconds: float = float(ready[3])
         self.wal = RemoteWal(self, Path(settings.wal_dir), int(ready[4]))
@@ -329,14 +327,6 @@ class WriterProcess:
         self._channel.send(["remove_before", token, lsn])
         return future.result(CLOSE_TIMEOUT_SECONDS)
 
-    def add_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
-
-    def wait_for(self, lsn: int, timeout: float) -> int:
-        with self._applied:
-            self._applied.wait_for(lambda: self.applied_lsn >= lsn, timeout=timeout)
-            return self.applied_lsn
-
     def close(self) -> None:
         """Let the writer finish what is queued, then stop it (also after it died)."""
         with self._lock:
@@ -385,14 +375,8 @@ class WriterProcess:
         self.wal.last_lsn = wal_last_lsn
         if size:
             self.stats.add(size)
-        with self._applied:
-            self.applied_lsn = lsn
-            self._applied.notify_all()
-        for listener in self._listeners:  # before anyone is acknowledged, as in-process
-            try:
-                listener(lsn, keys)
-            except Exception as exc:
-                log.exception("Error: %s: commit listener failed: %s", type(exc).__name__, exc)
+        self._advance(lsn)
+        self._notify(lsn, keys)  # before anyone is acknowledged, as in-process
 
     def _on_done(self, message: list[Any]) -> None:
         _, token, outcomes = message

@@ -100,7 +100,40 @@ class BatchStats:
         self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
 
 
-class GroupCommitWriter:
+class CommitNotices:
+    """``applied_lsn``, waiting for it, and the commit listeners: what readers see of a
+    writer, in-process (``GroupCommitWriter``) or in the writer process."""
+
+    def __init__(self, applied_lsn: int) -> None:
+        self.applied_lsn = applied_lsn
+        self._applied = threading.Condition()
+        self._listeners: list[CommitListener] = []
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def wait_for(self, lsn: int, timeout: float) -> int:
+        """Block until ``applied_lsn >= lsn`` or the timeout passes; return applied_lsn."""
+        with self._applied:
+            self._applied.wait_for(lambda: self.applied_lsn >= lsn, timeout=timeout)
+            return self.applied_lsn
+
+    def _advance(self, lsn: int) -> None:
+        with self._applied:
+            self.applied_lsn = lsn
+            self._applied.notify_all()
+
+    def _notify(self, lsn: int, touched: set[SubjectPredicate]) -> None:
+        """Run the listeners (view invalidation, feed wake-ups): before anyone is
+        acknowledged; a failing listener is logged, not fatal."""
+        for listener in self._listeners:
+            try:
+                listener(lsn, touched)
+            except Exception as exc:
+                log.exception("Error: %s: commit listener failed: %s", error_type_of(exc), exc)
+
+
+class GroupCommitWriter(CommitNotices):
     def __init__(
         self,
         wal: Wal,
@@ -115,13 +148,11 @@ class GroupCommitWriter:
         self._clock = clock
         self._max_batch = max(1, max_batch)
         self._max_delay_seconds = max(0, max_delay_us) / 1e6
+        super().__init__(store.applied_lsn())
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
-        self._listeners: list[CommitListener] = []
         self._unapplied: list[Entry] = []
         self._last_committed_at = 0.0
         self.stats = BatchStats()
-        self.applied_lsn = store.applied_lsn()
-        self._applied = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=WRITER_THREAD_NAME, daemon=True)
         self._running = True
         self._thread.start()
@@ -140,15 +171,6 @@ class GroupCommitWriter:
         if items:
             self._queue.put(list(zip(items, slots, strict=True)))
         return group.future
-
-    def add_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
-
-    def wait_for(self, lsn: int, timeout: float) -> int:
-        """Block until ``applied_lsn >= lsn`` or the timeout passes; return applied_lsn."""
-        with self._applied:
-            self._applied.wait_for(lambda: self.applied_lsn >= lsn, timeout=timeout)
-            return self.applied_lsn
 
     def close(self) -> None:
         """Finish every queued batch, then stop."""
@@ -264,13 +286,8 @@ class GroupCommitWriter:
                 return
         else:
             touched = set()
-        # Listeners (view invalidation, feed wake-ups) run before anyone is acknowledged.
         if entries:
-            for listener in self._listeners:
-                try:
-                    listener(entries[-1].lsn, touched)
-                except Exception as exc:
-                    log.exception("Error: %s: commit listener failed: %s", error_type_of(exc), exc)
+            self._notify(entries[-1].lsn, touched)
         for (_, fut), result in zip(batch, outcomes, strict=True):
             if isinstance(result, int):
                 entry = entries[result]
@@ -288,7 +305,5 @@ class GroupCommitWriter:
             self._unapplied = entries
             raise
         self._unapplied = []
-        with self._applied:
-            self.applied_lsn = entries[-1].lsn
-            self._applied.notify_all()
+        self._advance(entries[-1].lsn)
         return touched
