@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +47,16 @@ class RecordingObserver:
 
 
 @pytest.fixture
-def open_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    opened: list[Engine] = []
+def open_engine(make_engine: Callable[..., Engine]) -> Callable[..., Engine]:
+    """``make_engine`` with the writer process, which keeps its own (real) clock."""
 
     def factory(**kwargs: Any) -> Engine:
         kwargs.setdefault("writer_process", True)
-        kwargs.setdefault("group_commit_max_delay_us", 0)
-        engine = Engine(tmp_path / "data", **kwargs)
-        opened.append(engine)
-        return engine
+        if kwargs["writer_process"]:
+            kwargs.setdefault("clock", None)
+        return make_engine(**kwargs)
 
-    yield factory
-    for engine in reversed(opened):
-        engine.close()
+    return factory
 
 
 def _writer_pid(engine: Engine) -> int:
