@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "hardening",
         "cpus": os.cpu_count(),
+        "machine": bench_http.machine_speed(),
         "fsync": True,
         "config": vars(args),
         "metrics_on_in_both": True,

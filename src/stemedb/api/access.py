@@ -1,6 +1,6 @@
 """Access control of every route: API keys, rate limits, quotas, per-agent breakers.
 
-``AccessControl.protect`` wraps each route's ASGI app in a ``RouteGuard`` chosen by the
+``AccessControl.protect`` gives each route's ``RouteApp`` a ``RouteGuard`` chosen by the
 route's path and methods (``Policy``):
 
 - public, never guarded: ``/health``, ``/v1/health``, ``/ready``, ``/metrics``,
@@ -13,9 +13,10 @@ route's path and methods (``Policy``):
 The guard runs before the handler: authentication (401/403), then the ``endpoint``,
 ``key`` and, for reads, ``agent`` rate limits and the reader's quota (429). A write's
 agent is its first signer, known only once the body is decoded: the write handlers
-call ``admit_agent`` (breaker 403, ``agent`` limit and quota 429). When the answer
-starts, the guard adds the ``RateLimit``/``X-RateLimit-*`` and ``X-Quota-*`` headers,
-charges the quota and tells the agent's breaker how the write went.
+call ``admit_agent`` (breaker 403, ``agent`` limit and quota 429). On the answer (the
+handler's response or a refusal, before it is sent) the guard charges the quota, adds
+the ``RateLimit``/``X-RateLimit-*`` and ``X-Quota-*`` headers to it and tells the
+agent's breaker how the write went.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Any, Final, NamedTuple
 
 import msgspec
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from stemedb.api.access_wire import AgentDetail, QuotaView
 from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
@@ -48,6 +50,7 @@ from stemedb.api.ratelimit import (
     open_counter,
     rate_headers,
 )
+from stemedb.api.routing import Handler, RouteApp
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,
@@ -109,7 +112,7 @@ class AccessControl:
         """Blocking: open ``keys.sqlite``, seed the root key, refuse a server without admin."""
         store = self.keys.open(data_dir, self.root_secret)
         for override in store.overrides():
-            self.rates.overrides[(override.scope, override.target)] = override.max_requests_per_min
+            self.rates.set_override(override.scope, override.target, override.max_requests_per_min)
         if self.auth_enabled and not self.keys.has_usable_admin():
             self.keys.close()
             raise ValidationError(
@@ -188,13 +191,13 @@ class AccessControl:
         return enforcing or (policy.write and not policy.admin)
 
     def protect(self, routes: Iterable[BaseRoute]) -> None:
-        """Wrap every route that needs it in a ``RouteGuard`` (idempotent)."""
+        """Give every route's ``RouteApp`` that needs one its ``RouteGuard`` (idempotent)."""
         for route in routes:
-            if not isinstance(route, Route) or isinstance(route.app, RouteGuard):
+            if not isinstance(route, Route) or not isinstance(route.app, RouteApp):
                 continue
             policy = self.policy(route)
             if policy is not None and self.needs_guard(policy):
-                route.app = RouteGuard(route.app, self, policy)
+                route.app.guard = RouteGuard(self, policy)
 
     # -- views ---------------------------------------------------------------------
 
@@ -223,13 +226,18 @@ class AccessControl:
 
 
 class RouteGuard:
-    def __init__(self, app: ASGIApp, access: AccessControl, policy: Policy) -> None:
-        self.app = app
+    """A route's guard (``routing.RouteApp.guard``): runs the request's ``Gate``."""
+
+    __slots__ = ("access", "policy")
+
+    def __init__(self, access: AccessControl, policy: Policy) -> None:
         self.access = access
         self.policy = policy
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gate = Gate(self.access, self.policy, scope, send)
+    async def respond(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Handler
+    ) -> Response:
+        gate = Gate(self.access, self.policy, scope)
         scope[GATE_KEY] = gate
         try:
             try:
@@ -239,12 +247,16 @@ class RouteGuard:
                 else:
                     await gate.limit()
             except StemeError as exc:
-                await gate.refuse(exc, receive)
-                return
+                gate.refused = True
+                return await gate.answer(_error_response(scope, exc))
             if gate.counts_body:
                 gate.downstream_receive = receive
                 receive = gate.receive
-            await self.app(scope, receive, gate.send)
+            try:
+                response = await endpoint(Request(scope, receive, send))
+            except StemeError as exc:
+                response = _error_response(scope, exc)
+            return await gate.answer(response)
         finally:
             # The gate refers to the scope and the scope to the gate: break the cycle
             # so both are freed now, not by the cyclic GC (whose extra collections
@@ -252,26 +264,32 @@ class RouteGuard:
             del scope[GATE_KEY]
 
 
+def _error_response(scope: Scope, exc: StemeError) -> Response:
+    scope[ERROR_KEY] = exc
+    return error_response(exc, str(scope.get(REQUEST_ID_KEY, "-")))
+
+
 class Gate:
     """One request's view of access control (in the ASGI scope under ``GATE_KEY``).
 
     With ``memory://`` counters (``AccessControl.memory``) the limits are counted by plain
-    calls (``limit_now``): a request's rate-limit scopes in one ``add_each``, its quota
-    key built once, looked at before the handler and charged when the answer starts.
-    Other storages are awaited and fail open (``limit``): the same checks in the same
-    order."""
+    calls (``limit_now``): a request's rate-limit scopes in one ``add_each``; its quota
+    checked and charged in one ``take`` as soon as its cost is known (a ``GET`` before
+    the handler, a write in ``admit``), else checked before the handler and charged on
+    the answer (``POST /v1/query``: the number of queries is known from its body). Other
+    storages are awaited and fail open (``limit``): checked first, charged on the
+    answer."""
 
     __slots__ = (
-        "access", "agent", "body_bytes", "counts_body", "downstream_receive",
-        "downstream_send", "failed_items", "items", "key", "policy", "quota_key",
-        "quota_window", "rate_window", "refused", "scope", "trial",
+        "access", "agent", "body_bytes", "charged", "counts_body", "downstream_receive",
+        "failed_items", "items", "key", "policy", "quota_key", "quota_window", "rate_window",
+        "refused", "scope", "trial",
     )  # fmt: skip
 
-    def __init__(self, access: AccessControl, policy: Policy, scope: Scope, send: Send) -> None:
+    def __init__(self, access: AccessControl, policy: Policy, scope: Scope) -> None:
         self.access = access
         self.policy = policy
         self.scope = scope
-        self.downstream_send = send
         self.downstream_receive: Receive | None = None
         self.key: StoredKey | None = None
         self.agent: str | None = None
@@ -283,6 +301,7 @@ class Gate:
         self.quota_window: Window | None = None
         self.quota_key: tuple[Any, ...] | None = None
         self.refused = False
+        self.charged = False  # the quota: charged already (``take``)
         self.counts_body = access.quota.enabled and policy.write
 
     # -- before the handler ----------------------------------------------------------
@@ -317,27 +336,17 @@ class Gate:
             self.agent = header_agent
             self.scope[AGENT_KEY] = header_agent
 
-    def _counters(self) -> list[tuple[Any, ...]]:
-        """This request's rate-limit counters before the handler, in order (endpoint,
-        key, agent), as ``MemoryCounter`` keys: ``(limit, window seconds, scope, …)``."""
-        rates, policy, key, agent = self.access.rates, self.policy, self.key, self.agent
-        counters: list[tuple[Any, ...]] = []
-        if policy.endpoint_limit is not None:
-            limit = policy.endpoint_limit
-            counters.append(rates.key("endpoint", policy.path, limit, self._caller()))
-        if key is not None:
-            counters.append(rates.key("key", key.id, rates.limit_of("key", key.id)))
-        if agent is not None:
-            counters.append(rates.key("agent", agent, rates.limit_of("agent", agent)))
-        return counters
-
-    def _caller(self) -> str:
-        if self.key is not None:
-            return "key:" + self.key.id
-        if self.agent is not None:
-            return "agent:" + self.agent
-        client = self.scope.get("client")
-        return "addr:" + (str(client[0]) if client else "-")
+    def _counters(self) -> tuple[tuple[Any, ...], ...]:
+        """This request's rate-limit counters before the handler (``request_counters``)."""
+        key, agent, policy = self.key, self.agent, self.policy
+        key_id = None if key is None else key.id
+        address = ""
+        if key_id is None and agent is None and policy.endpoint_limit is not None:
+            client = self.scope.get("client")
+            address = str(client[0]) if client else "-"
+        return self.access.rates.request_counters(
+            policy.path, policy.endpoint_limit, key_id, agent, address
+        )
 
     def limit_now(self, memory: MemoryCounter) -> None:
         """The rate limits and the quota (429) on ``memory://`` counters."""
@@ -348,8 +357,11 @@ class Gate:
                 index, window = memory.add_each(counters)
                 self._rated(counters[index][2], window)
         if self.agent is not None and access.quota.enabled and not self.policy.admin:
-            self.quota_key = access.quota.key(self.agent)
-            self._quota(memory.look(self.quota_key))
+            if self.policy.method == "GET":
+                self._take_quota(memory)
+            else:
+                self.quota_key = access.quota.key(self.agent)
+                self._quota(memory.look(self.quota_key))
 
     async def limit(self) -> None:
         """``limit_now`` on a shared storage: awaited, one counter at a time, fail open."""
@@ -372,9 +384,17 @@ class Gate:
             self.access.count_limited(self.policy.path, scope_name)
             raise limited(scope_name, window, self.access.rates.window_seconds)
 
+    def _take_quota(self, memory: MemoryCounter) -> None:
+        """Check and charge the agent's quota in one step (its cost is known)."""
+        assert self.agent is not None
+        cost = request_cost(self.policy.cost, self.items, self.body_bytes)
+        self._quota(memory.take(self.access.quota.key(self.agent), cost))
+        self.charged = True
+
     def _quota(self, window: Window | None) -> None:
+        """Keep the quota's window for the headers; refuse (429) when none was left."""
         self.quota_window = window
-        if window is not None and window.remaining <= 0:
+        if window is not None and not window.allowed:
             self.refused = True
             self.access.count_limited(self.policy.path, "quota")
             raise exhausted(window)
@@ -398,9 +418,8 @@ class Gate:
             if rates.enabled:
                 key = rates.key("agent", agent, rates.limit_of("agent", agent))
                 self._rated("agent", memory.add(key))
-            if quota.enabled:
-                self.quota_key = quota.key(agent)
-                self._quota(memory.look(self.quota_key))
+            if quota.enabled:  # the body is read: the write's cost is known
+                self._take_quota(memory)
             return
         if rates.enabled:
             self._rated("agent", await rates.hit("agent", agent, rates.limit_of("agent", agent)))
@@ -408,12 +427,6 @@ class Gate:
             self._quota(await quota.status(agent))
 
     # -- the answer ------------------------------------------------------------------
-
-    async def refuse(self, exc: StemeError, receive: Receive) -> None:
-        self.refused = True
-        self.scope[ERROR_KEY] = exc
-        request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))
-        await error_response(exc, request_id)(self.scope, receive, self.send)
 
     async def receive(self) -> Message:
         """The handler's ``receive`` when the body's size is not declared: counts it."""
@@ -423,24 +436,24 @@ class Gate:
             self.body_bytes += len(message.get("body", b""))
         return message
 
-    async def send(self, message: Message) -> None:
-        """The handler's ``send``: charges the quota, adds the limit headers."""
-        if message["type"] == "http.response.start":
-            access, agent, quota_window = self.access, self.agent, None
-            if access.quota.enabled and agent is not None and not self.policy.admin:
-                quota_window = self.quota_window
-                if not self.refused:
-                    cost = request_cost(self.policy.cost, self.items, self.body_bytes)
-                    memory = access.memory
-                    if memory is not None:
-                        key = self.quota_key or access.quota.key(agent)
-                        quota_window = memory.add(key, cost)
-                    else:
-                        quota_window = await access.quota.charge(agent, cost) or quota_window
-            extra = self._answer_headers(message["status"], quota_window)
-            if extra:
-                message["headers"] = [*message.get("headers", ()), *extra]
-        await self.downstream_send(message)
+    async def answer(self, response: Response) -> Response:
+        """``response`` (the handler's or a refusal) after the quota charge, with the
+        limit headers; tells the agent's breaker how the write went."""
+        access, agent, quota_window = self.access, self.agent, None
+        if access.quota.enabled and agent is not None and not self.policy.admin:
+            quota_window = self.quota_window
+            if not self.refused and not self.charged:
+                cost = request_cost(self.policy.cost, self.items, self.body_bytes)
+                memory = access.memory
+                if memory is not None:
+                    key = self.quota_key or access.quota.key(agent)
+                    quota_window = memory.add(key, cost)
+                else:
+                    quota_window = await access.quota.charge(agent, cost) or quota_window
+        extra = self._answer_headers(response.status_code, quota_window)
+        if extra:
+            response.raw_headers += extra
+        return response
 
     def _answer_headers(
         self, status: int, quota_window: Window | None

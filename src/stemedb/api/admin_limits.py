@@ -107,7 +107,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, access.keys.store.put_override, row)
-        rates.overrides[(scope, target)] = row.max_requests_per_min
+        rates.set_override(scope, target, row.max_requests_per_min)
         return json_response(view(row))
 
     async def delete_override(request: Request) -> Response:
@@ -117,7 +117,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
             raise NotFoundError(f"no rate-limit override for {target}", code="override_not_found")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, access.keys.store.delete_override, scope, target)
-        rates.overrides.pop((scope, target), None)
+        rates.remove_override(scope, target)
         return json_response(DeletedOverride(scope=scope, target=target, deleted=True))
 
     async def trip(request: Request) -> Response:

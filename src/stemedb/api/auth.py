@@ -7,10 +7,10 @@ directory lock guarantees that nothing else changes the file while the server ru
 
 Authentication hashes the presented secret (one SHA-256), looks the digest up and
 compares it again with ``hmac.compare_digest``; the lookup key is a hash of 256 random
-bits, so its timing says nothing about the secret. The digests of secrets that matched
-a key are remembered (at most ``DIGEST_CACHE_SIZE``; a digest never goes stale, it is a
-function of the secret): the key itself is still looked up, and its ``enabled`` flag
-and expiry checked, on every request. ``last_used_at`` is updated in
+bits, so its timing says nothing about the secret. Secrets that matched a key are
+remembered with their key (at most ``DIGEST_CACHE_SIZE``); whether that key still
+exists, its ``enabled`` flag and its expiry are checked on every request, so a deleted,
+disabled or expired key is refused at once. ``last_used_at`` is updated in
 memory (at most once a second per key) and flushed in one transaction every
 ``LAST_USED_FLUSH_SECONDS`` and at shutdown.
 """
@@ -104,7 +104,7 @@ class KeyRing:
         self._by_hash: dict[str, StoredKey] = {}
         self._by_id: dict[str, StoredKey] = {}
         self._dirty: dict[str, float] = {}
-        self._digests: dict[str, str] = {}  # secret -> hash_secret(secret), matched ones
+        self._known: dict[str, StoredKey] = {}  # secrets that matched a key -> the key
         self._change = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -153,15 +153,15 @@ class KeyRing:
             raise AuthenticationError(
                 "this endpoint needs an API key in the X-API-Key header", code="missing_api_key"
             )
-        cached = self._digests.get(secret)
-        digest = hash_secret(secret) if cached is None else cached
-        key = self._by_hash.get(digest)
-        if key is None or not same_hash(key.secret_hash, digest):
-            raise AuthenticationError("the API key is not valid", code="invalid_api_key")
-        if cached is None:
-            if len(self._digests) >= DIGEST_CACHE_SIZE:
-                self._digests.clear()
-            self._digests[secret] = digest
+        key = self._known.get(secret)
+        if key is None or self._by_id.get(key.id) is not key:  # unknown, or deleted since
+            digest = hash_secret(secret)
+            key = self._by_hash.get(digest)
+            if key is None or not same_hash(key.secret_hash, digest):
+                raise AuthenticationError("the API key is not valid", code="invalid_api_key")
+            if len(self._known) >= DIGEST_CACHE_SIZE:
+                self._known = {}
+            self._known[secret] = key
         if not key.enabled:
             raise AuthenticationError("the API key is disabled", code="api_key_disabled")
         now = self._clock()

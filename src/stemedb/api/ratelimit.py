@@ -141,6 +141,26 @@ class MemoryCounter:
                 tightest, tightest_amount, tightest_remaining = window, amount, remaining
         return -1, _new_window(Window, (True, tightest_amount, tightest_remaining, tightest[1]))
 
+    def take(self, key: tuple[Any, ...], cost: int) -> Window:
+        """``look`` and, if the counter ``key`` has anything left, ``add(key, cost)`` in one
+        step (a quota's admission and charge): the window after; ``allowed`` is False,
+        and nothing is charged, when nothing was left."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        amount: int = key[0]
+        window = self._windows.get(key)
+        if window is None or window[1] <= now:
+            if amount <= 0:
+                return _new_window(Window, (False, amount, 0, now))
+            window = self._windows[key] = [cost, now + key[1]]
+        elif window[0] >= amount:
+            return _new_window(Window, (False, amount, 0, window[1]))
+        else:
+            window[0] += cost
+        remaining = amount - int(window[0])
+        return _new_window(Window, (True, amount, remaining if remaining > 0 else 0, window[1]))
+
     def look(self, key: tuple[Any, ...]) -> Window:
         """The counter ``key``'s window, without counting."""
         now = self._clock()
@@ -266,6 +286,9 @@ class Counters:
             )  # fmt: skip
 
 
+COUNTER_CACHE_SIZE: Final = 4096
+
+
 class RateLimits:
     def __init__(self, config: RateLimitConfig, counters: Counters) -> None:
         self.enabled = config.enabled
@@ -274,9 +297,48 @@ class RateLimits:
         self.window_seconds = max(1, config.window_seconds)
         self.counters = counters
         self.overrides: dict[tuple[str, str], int] = {}
+        # (path, endpoint limit, key id, agent, address) -> that request's counter keys
+        self._request_counters: dict[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = {}
 
     def limit_of(self, scope: str, target: str) -> int:
         return self.overrides.get((scope, target), self.default_per_minute)
+
+    def set_override(self, scope: str, target: str, limit: int) -> None:
+        self.overrides[(scope, target)] = limit
+        self._request_counters = {}
+
+    def remove_override(self, scope: str, target: str) -> None:
+        self.overrides.pop((scope, target), None)
+        self._request_counters = {}
+
+    def request_counters(
+        self, path: str, endpoint_limit: int | None, key_id: str | None, agent: str | None,
+        address: str,
+    ) -> tuple[tuple[Any, ...], ...]:  # fmt: skip
+        """A request's counters before its handler, in order, as ``key``s: the route's
+        (``endpoint_limit``; per caller: the key, else the agent, else ``address``), the
+        key's, the agent's. Remembered per caller (at most ``COUNTER_CACHE_SIZE``,
+        forgotten when an override changes): most requests build none."""
+        cache_key = (path, endpoint_limit, key_id, agent, address)
+        found = self._request_counters.get(cache_key)
+        if found is not None:
+            return found
+        counters: list[tuple[Any, ...]] = []
+        if endpoint_limit is not None:
+            caller = (
+                "key:" + key_id if key_id is not None
+                else "agent:" + agent if agent is not None
+                else "addr:" + address
+            )  # fmt: skip
+            counters.append(self.key("endpoint", path, endpoint_limit, caller))
+        if key_id is not None:
+            counters.append(self.key("key", key_id, self.limit_of("key", key_id)))
+        if agent is not None:
+            counters.append(self.key("agent", agent, self.limit_of("agent", agent)))
+        if len(self._request_counters) >= COUNTER_CACHE_SIZE:
+            self._request_counters = {}
+        found = self._request_counters[cache_key] = tuple(counters)
+        return found
 
     async def hit(self, scope: str, target: str, limit: int, extra: str = "") -> Window | None:
         """Count one request against ``scope``/``target`` (None: storage unreachable)."""

@@ -1,4 +1,4 @@
-"""KeyRing remembers the digests of matched secrets, never whether a key may be used."""
+"""KeyRing remembers which key a secret matched, never whether the key may be used."""
 
 from __future__ import annotations
 
@@ -32,19 +32,19 @@ def _code(ring: KeyRing, secret: str) -> str:
     return caught.value.code
 
 
-def test_a_disabled_key_is_refused_at_once_though_its_digest_is_remembered(
+def test_a_disabled_key_is_refused_at_once_though_its_secret_is_remembered(
     tmp_path: Path,
 ) -> None:
     ring, _ = _ring(tmp_path)
     made = ring.create("w", "writer", None)
     assert ring.authenticate(made.secret).id == made.id
-    assert ring.authenticate(made.secret).id == made.id  # the remembered digest
+    assert ring.authenticate(made.secret).id == made.id  # the remembered secret
     ring.disable(made.id)
     assert _code(ring, made.secret) == "api_key_disabled"
     ring.close()
 
 
-def test_a_deleted_key_is_refused_at_once_though_its_digest_is_remembered(
+def test_a_deleted_key_is_refused_at_once_though_its_secret_is_remembered(
     tmp_path: Path,
 ) -> None:
     ring, _ = _ring(tmp_path)
@@ -56,7 +56,7 @@ def test_a_deleted_key_is_refused_at_once_though_its_digest_is_remembered(
     ring.close()
 
 
-def test_an_expired_key_is_refused_at_once_though_its_digest_is_remembered(
+def test_an_expired_key_is_refused_at_once_though_its_secret_is_remembered(
     tmp_path: Path,
 ) -> None:
     ring, clock = _ring(tmp_path)
@@ -74,11 +74,11 @@ def test_unknown_secrets_are_not_remembered_and_the_cache_is_bounded(
     ring, _ = _ring(tmp_path)
     for _ in range(5):
         assert _code(ring, "not-a-key-" + "x" * 40) == "invalid_api_key"
-    assert len(ring._digests) == 0
+    assert len(ring._known) == 0
     made = [ring.create(f"k{i}", "reader", None) for i in range(3)]
     for key in made:
         ring.authenticate(key.secret)
-        assert len(ring._digests) <= 2
+        assert len(ring._known) <= 2
     for key in made:
         assert ring.authenticate(key.secret).id == key.id
     ring.close()

@@ -9,28 +9,26 @@ from typing import Any
 
 import msgspec
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message
 
 from stemedb.api.access import AccessControl, admit_agent
 from stemedb.api.errors import AGENT_KEY
 from stemedb.api.metrics import Metrics
+from stemedb.api.routing import RouteApp
 from stemedb.config import Config, load_config
 
 AGENT = "ab" * 32
 BODY = b"x" * 5000  # 4 whole KiB: 4 tokens on top of an assertion's 10
 
 
-class Handler:
+async def handler(request: Request) -> Response:
     """A write endpoint: reads the body, names the signer, answers 201."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        await request.body()
-        scope[AGENT_KEY] = AGENT
-        await admit_agent(request)
-        await send({"type": "http.response.start", "status": 201, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
+    await request.body()
+    request.scope[AGENT_KEY] = AGENT
+    await admit_agent(request)
+    return Response(b"{}", status_code=201)
 
 
 def _config(data_dir: Path) -> Config:
@@ -64,7 +62,8 @@ def test_a_writes_quota_charge_is_the_same_with_or_without_content_length(
 ) -> None:
     access = AccessControl(_config(tmp_path), Metrics("test"))
     access.open(tmp_path)
-    route = Route("/v1/assert", Handler(), methods=["POST"])
+    route = Route("/v1/assert", handler, methods=["POST"])
+    route.app = RouteApp(handler)
     access.protect([route])
     try:
         declared = [(b"content-length", b"%d" % len(BODY))]

@@ -85,3 +85,73 @@ def test_abort_drops_what_is_buffered() -> None:
 
     inner = asyncio.run(main())
     assert inner.writes == [] and inner.closed
+
+
+# -- LeanCycle: the same response heads as uvicorn's cycle --------------------------------
+
+
+def _cycle(cls: type[Any], method: str = "GET", keep_alive: bool = True) -> tuple[Any, Any]:
+    import logging
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+
+    transport = RecordingTransport()
+    cycle = cls(
+        scope={"method": method, "type": "http"}, transport=transport,
+        flow=FlowControl(transport), logger=logging.getLogger("test"),
+        access_logger=logging.getLogger("test.access"), access_log=False,
+        default_headers=[(b"server", b"uvicorn")], message_event=asyncio.Event(),
+        expect_100_continue=False, keep_alive=keep_alive, on_response=lambda: None,
+    )  # fmt: skip
+    return cycle, transport
+
+
+HEADS: list[tuple[str, bool, int, list[tuple[bytes, bytes]]]] = [
+    ("GET", True, 200, [(b"content-length", b"2"), (b"content-type", b"application/json")]),
+    ("GET", True, 201, [(b"Content-Length", b"2"), (b"X-Quota-Remaining", b"5")]),
+    ("GET", True, 200, []),  # no length: chunked
+    ("HEAD", True, 200, []),
+    ("GET", True, 204, []),
+    ("GET", False, 200, [(b"content-length", b"0")]),  # connection: close added
+    ("GET", True, 200, [(b"connection", b"Keep-Alive, Close"), (b"content-length", b"0")]),
+    ("GET", True, 200, [(b"transfer-encoding", b"Chunked")]),
+]
+
+
+def test_lean_cycle_writes_the_same_heads_as_uvicorn() -> None:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from stemedb.api.transport import LeanCycle
+
+    async def head(cls: type[Any], method: str, keep_alive: bool, status: int,
+                   headers: list[tuple[bytes, bytes]]) -> tuple[list[bytes], Any]:  # fmt: skip
+        cycle, transport = _cycle(cls, method, keep_alive)
+        await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
+        state = (cycle.keep_alive, cycle.chunked_encoding, cycle.expected_content_length)
+        return transport.writes, state
+
+    for case in HEADS:
+        assert asyncio.run(head(LeanCycle, *case)) == asyncio.run(
+            head(RequestResponseCycle, *case)
+        ), case
+
+
+def test_lean_cycle_refuses_what_uvicorn_refuses() -> None:
+    from stemedb.api.transport import LeanCycle
+
+    async def start(headers: list[tuple[bytes, bytes]]) -> None:
+        cycle, _ = _cycle(LeanCycle)
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    good = (b"content-length", b"0")
+    for bad, message in [
+        ((b"x-bad name", b"v"), "name"),
+        ((b"x-ok", b"split\r\nx-injected: 1"), "value"),
+        ((b"x-ok", b"nul\x00"), "value"),
+    ]:
+        try:
+            asyncio.run(start([good, bad]))
+        except RuntimeError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
