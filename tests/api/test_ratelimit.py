@@ -101,6 +101,8 @@ def test_endpoint_limit_is_per_caller(auth_client: httpx.Client) -> None:
 def test_key_override_limits_one_key_until_it_is_removed(auth_client: httpx.Client) -> None:
     key = create_key(auth_client, "reader")
     headers = {"x-api-key": key["secret"]}
+    # counted under the default limit first: the override must apply from the next request
+    assert auth_client.get("/v1/epochs", headers=headers).status_code == 200
     set_ = auth_client.post(
         "/v1/admin/rate-limit", json={"api_key_id": key["id"], "max_requests_per_min": 2},
         headers=admin_headers(),
