@@ -416,8 +416,7 @@ class Gate:
         rates, quota, memory = access.rates, access.quota, access.memory
         if memory is not None:
             if rates.enabled:
-                key = rates.key("agent", agent, rates.limit_of("agent", agent))
-                self._rated("agent", memory.add(key))
+                self._rated("agent", memory.add(rates.agent_counter(agent)))
             if quota.enabled:  # the body is read: the write's cost is known
                 self._take_quota(memory)
             return

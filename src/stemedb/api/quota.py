@@ -82,13 +82,23 @@ def exhausted(window: Window) -> QuotaError:
     )
 
 
+_WindowHeaders = tuple[tuple[bytes, bytes], tuple[bytes, bytes]]
+_WINDOW_HEADERS: dict[tuple[int, float], _WindowHeaders] = {}
+
+
 def quota_headers(window: Window) -> list[tuple[bytes, bytes]]:
-    remaining = window.remaining
-    return [
-        (b"x-quota-limit", b"%d" % window.limit),
-        (b"x-quota-remaining", b"%d" % (remaining if remaining > 0 else 0)),
-        (b"x-quota-reset", b"%d" % math.ceil(window.reset_at)),
-    ]
+    """``X-Quota-Limit``, ``X-Quota-Remaining``, ``X-Quota-Reset`` (the first and the
+    last cached per window: they stay the same for its hour)."""
+    limit, remaining, reset_at = window.limit, window.remaining, window.reset_at
+    fixed = _WINDOW_HEADERS.get((limit, reset_at))
+    if fixed is None:
+        if len(_WINDOW_HEADERS) >= 1024:
+            _WINDOW_HEADERS.clear()
+        fixed = _WINDOW_HEADERS[(limit, reset_at)] = (
+            (b"x-quota-limit", b"%d" % limit),
+            (b"x-quota-reset", b"%d" % math.ceil(reset_at)),
+        )
+    return [fixed[0], (b"x-quota-remaining", b"%d" % (remaining if remaining > 0 else 0)), fixed[1]]
 
 
 __all__ = [

@@ -340,6 +340,10 @@ class RateLimits:
         found = self._request_counters[cache_key] = tuple(counters)
         return found
 
+    def agent_counter(self, agent: str) -> tuple[Any, ...]:
+        """The ``agent`` counter of a write's signer (remembered as ``request_counters``)."""
+        return self.request_counters("", None, None, agent, "")[0]
+
     async def hit(self, scope: str, target: str, limit: int, extra: str = "") -> Window | None:
         """Count one request against ``scope``/``target`` (None: storage unreachable)."""
         ids = (scope, target, extra) if extra else (scope, target)
@@ -374,21 +378,23 @@ def limited(scope: str, window: Window, window_seconds: int) -> RateLimitError:
     )  # fmt: skip
 
 
-_PolicyHeaders = tuple[tuple[bytes, bytes], tuple[bytes, bytes], bytes]
-_POLICY_HEADERS: dict[tuple[int, int], _PolicyHeaders] = {}
+_WindowHeaders = tuple[tuple[bytes, bytes], tuple[bytes, bytes], bytes, tuple[bytes, bytes]]
+_WINDOW_HEADERS: dict[tuple[int, int, float], _WindowHeaders] = {}
 
 
-def _policy_headers(limit: int, window_seconds: int) -> _PolicyHeaders:
-    """What depends on the limit only (cached: a few distinct limits): the
-    ``RateLimit-Policy`` and ``X-RateLimit-Limit`` headers, the start of ``RateLimit``."""
-    headers = _POLICY_HEADERS.get((limit, window_seconds))
+def _window_headers(limit: int, window_seconds: int, reset_at: float) -> _WindowHeaders:
+    """What stays the same for a counter's whole window (cached): the
+    ``RateLimit-Policy``, ``X-RateLimit-Limit`` and ``X-RateLimit-Reset`` headers and
+    the start of ``RateLimit``."""
+    headers = _WINDOW_HEADERS.get((limit, window_seconds, reset_at))
     if headers is None:
-        if len(_POLICY_HEADERS) >= 1024:
-            _POLICY_HEADERS.clear()
-        headers = _POLICY_HEADERS[(limit, window_seconds)] = (
+        if len(_WINDOW_HEADERS) >= 1024:
+            _WINDOW_HEADERS.clear()
+        headers = _WINDOW_HEADERS[(limit, window_seconds, reset_at)] = (
             (b"ratelimit-policy", b"%d;w=%d" % (limit, window_seconds)),
             (b"x-ratelimit-limit", b"%d" % limit),
             b"limit=%d, remaining=" % limit,
+            (b"x-ratelimit-reset", b"%d" % math.ceil(reset_at)),
         )
     return headers
 
@@ -399,14 +405,19 @@ def rate_headers(
     """``RateLimit-Policy``, ``RateLimit`` (IETF draft) and ``X-RateLimit-*``."""
     limit, remaining, reset_at = window.limit, window.remaining, window.reset_at
     reset_in = math.ceil(reset_at - (time.time() if now is None else now))  # seconds_until
-    policy, limit_header, ratelimit_start = _policy_headers(limit, window_seconds)
+    policy, limit_header, ratelimit_start, reset_header = _window_headers(
+        limit, window_seconds, reset_at
+    )
     remaining_bytes = b"%d" % (remaining if remaining > 0 else 0)
     return [
         policy,
-        (b"ratelimit", b"%s%s, reset=%d" % (ratelimit_start, remaining_bytes, max(1, reset_in))),
+        (
+            b"ratelimit",
+            b"%s%s, reset=%d" % (ratelimit_start, remaining_bytes, reset_in if reset_in > 1 else 1),
+        ),
         limit_header,
         (b"x-ratelimit-remaining", remaining_bytes),
-        (b"x-ratelimit-reset", b"%d" % math.ceil(reset_at)),
+        reset_header,
     ]
 
 
