@@ -8,7 +8,7 @@ directory lock guarantees that nothing else changes the file while the server ru
 Authentication hashes the presented secret (one SHA-256), looks the digest up and
 compares it again with ``hmac.compare_digest``; the lookup key is a hash of 256 random
 bits, so its timing says nothing about the secret. Secrets that matched a key are
-remembered with their key (at most ``DIGEST_CACHE_SIZE``); whether that key still
+remembered with their key (at most ``KNOWN_SECRETS_SIZE``); whether that key still
 exists, its ``enabled`` flag and its expiry are checked on every request, so a deleted,
 disabled or expired key is refused at once. ``last_used_at`` is updated in
 memory (at most once a second per key) and flushed in one transaction every
@@ -43,7 +43,7 @@ log = logging.getLogger("stemedb.api")
 
 LAST_USED_FLUSH_SECONDS: Final = 10.0
 LAST_USED_RESOLUTION_SECONDS: Final = 1.0
-DIGEST_CACHE_SIZE: Final = 1024
+KNOWN_SECRETS_SIZE: Final = 1024
 ROOT_KEY_NAME: Final = "root"
 
 
@@ -159,7 +159,7 @@ class KeyRing:
             key = self._by_hash.get(digest)
             if key is None or not same_hash(key.secret_hash, digest):
                 raise AuthenticationError("the API key is not valid", code="invalid_api_key")
-            if len(self._known) >= DIGEST_CACHE_SIZE:
+            if len(self._known) >= KNOWN_SECRETS_SIZE:
                 self._known = {}
             self._known[secret] = key
         if not key.enabled:
@@ -241,4 +241,4 @@ def _created_order(key: StoredKey) -> tuple[float, str]:
     return (key.created_at, key.id)
 
 
-__all__ = ["DIGEST_CACHE_SIZE", "KeyRing", "created", "is_usable", "new_key", "seed_root"]
+__all__ = ["KNOWN_SECRETS_SIZE", "KeyRing", "created", "is_usable", "new_key", "seed_root"]

@@ -90,7 +90,7 @@ def api_route(
     return route
 
 
-class RouteGuard(Protocol):
+class Guard(Protocol):
     """What ``api.access`` puts in front of a handler (``RouteApp.guard``)."""
 
     async def respond(
@@ -110,7 +110,7 @@ class RouteApp:
 
     def __init__(self, endpoint: Handler) -> None:
         self.endpoint = endpoint
-        self.guard: RouteGuard | None = None
+        self.guard: Guard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.guard is not None:
