@@ -6,8 +6,10 @@ one lens), other writes 10, other reads 1; plus 1 per whole KiB of request body.
 
 The agent is ``X-Agent-Id`` on reads and the first signer on writes; requests without
 an agent have no quota. A request is admitted while the agent has tokens left and is
-charged its full cost when it is answered (the balance can overshoot by at most one
-request). The window is a fixed hour (``quota.window_seconds``) in the rate-limit storage.
+charged its full cost as soon as that cost is known (``access.Gate``: a ``GET`` before
+its handler, a write when its signer is admitted, ``POST /v1/query`` when it is
+answered), so the balance can overshoot by about one request. The window is a fixed
+hour (``quota.window_seconds``) in the rate-limit storage.
 """
 
 from __future__ import annotations
