@@ -48,9 +48,11 @@ def test_failed_fsync_makes_the_node_read_only_and_not_ready_but_reads_go_on(
         error = assert_envelope(failed, 503, "StorageError", "fsync_failed")
         assert error["retryable"] is False
         assert "Retry-After" in failed.headers
-        assert any(r.getMessage().startswith("Error: StorageError: ") for r in caplog.records), (
-            "no error line with the error type"
-        )
+        # the error line is written right after the answer is sent, in the server's thread
+        deadline = time.monotonic() + 5.0
+        while not any(r.getMessage().startswith("Error: StorageError: ") for r in caplog.records):
+            assert time.monotonic() < deadline, "no error line with the error type"
+            time.sleep(0.01)
 
         # every later write is refused at once, though the disk would now sync fine
         later = post(client, "/v1/assert", _claim(subject, "z"))
