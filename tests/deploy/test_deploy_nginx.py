@@ -85,9 +85,7 @@ def render(prefix: Path, https_port: int, http_port: int, upstreams: tuple[int, 
         assert old in text, f"{old!r} is no longer in {CONF.name}: update this test"
         text = text.replace(old, new)
     (prefix / "stemedb.conf").write_text(text)
-    temp_paths = "\n".join(
-        f"    {name}_temp_path {prefix / 'tmp' / name};" for name in TEMP_DIRS
-    )
+    temp_paths = "\n".join(f"    {name}_temp_path {prefix / 'tmp' / name};" for name in TEMP_DIRS)
     main = prefix / "nginx.conf"
     main.write_text(
         f"worker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'};\n"

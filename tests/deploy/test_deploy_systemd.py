@@ -97,9 +97,7 @@ def test_verify_would_catch_a_typo(offline_root: Path) -> None:
 
 def test_api_unit_is_hardened_and_runs_the_server_with_the_reference_config() -> None:
     s = unit_settings("stemedb-api.service")
-    assert s["ExecStart"] == [
-        "/opt/stemedb/.venv/bin/stemedb serve --config /etc/stemedb/api.toml"
-    ]
+    assert s["ExecStart"] == ["/opt/stemedb/.venv/bin/stemedb serve --config /etc/stemedb/api.toml"]
     expected = {
         "User": "stemedb", "Group": "stemedb", "ProtectSystem": "strict", "ProtectHome": "yes",
         "PrivateTmp": "yes", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "",
@@ -178,11 +176,13 @@ def test_job_wrapper_records_success_then_failure_keeping_the_last_success(
     assert failed.returncode == 7  # the job's own status
     second = _values(prom)
     assert second["stemedb_backup_failed"] == 1
-    assert second["stemedb_backup_last_success_timestamp_seconds"] == (
-        first["stemedb_backup_last_success_timestamp_seconds"]
+    assert (
+        second["stemedb_backup_last_success_timestamp_seconds"]
+        == (first["stemedb_backup_last_success_timestamp_seconds"])
     )
-    assert second["stemedb_backup_last_run_timestamp_seconds"] >= (
-        first["stemedb_backup_last_run_timestamp_seconds"]
+    assert (
+        second["stemedb_backup_last_run_timestamp_seconds"]
+        >= (first["stemedb_backup_last_run_timestamp_seconds"])
     )
     assert [p.name for p in tmp_path.iterdir()] == [prom.name]  # no temp files left
 
