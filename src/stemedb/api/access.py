@@ -37,7 +37,7 @@ from starlette.types import Message, Receive, Scope, Send
 from stemedb.api.access_wire import AgentDetail, QuotaView
 from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
 from stemedb.api.breakers import AgentBreakers, Outcome
-from stemedb.api.errors import AGENT_KEY, ERROR_KEY, REQUEST_ID_KEY, error_response
+from stemedb.api.errors import AGENT_KEY, ERROR_KEY
 from stemedb.api.metrics import Metrics
 from stemedb.api.quota import Cost, QuotaMeter, cost_of, exhausted, quota_headers, request_cost
 from stemedb.api.ratelimit import (
@@ -50,7 +50,7 @@ from stemedb.api.ratelimit import (
     open_counter,
     rate_headers,
 )
-from stemedb.api.routing import Handler, RouteApp
+from stemedb.api.routing import Handler, RouteApp, envelope_response
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,
@@ -248,25 +248,20 @@ class RouteGuard:
                     await gate.limit()
             except StemeError as exc:
                 gate.refused = True
-                return await gate.answer(_error_response(scope, exc))
+                return await gate.answer(envelope_response(scope, exc))
             if gate.counts_body:
                 gate.downstream_receive = receive
                 receive = gate.receive
             try:
                 response = await endpoint(Request(scope, receive, send))
             except StemeError as exc:
-                response = _error_response(scope, exc)
+                response = envelope_response(scope, exc)
             return await gate.answer(response)
         finally:
             # The gate refers to the scope and the scope to the gate: break the cycle
             # so both are freed now, not by the cyclic GC (whose extra collections
             # cost ~10 µs a request under load).
             del scope[GATE_KEY]
-
-
-def _error_response(scope: Scope, exc: StemeError) -> Response:
-    scope[ERROR_KEY] = exc
-    return error_response(exc, str(scope.get(REQUEST_ID_KEY, "-")))
 
 
 class Gate:
@@ -421,7 +416,7 @@ class Gate:
                 self._take_quota(memory)
             return
         if rates.enabled:
-            self._rated("agent", await rates.hit("agent", agent, rates.limit_of("agent", agent)))
+            self._rated("agent", await rates.hit_key(rates.agent_counter(agent)))
         if quota.enabled:
             self._quota(await quota.status(agent))
 
