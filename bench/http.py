@@ -173,17 +173,19 @@ class Server:
                 continue
         return out
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds of the server's processes (user + system)."""
-        total = 0.0
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) of the server process and of its children (the
+        writer process of ``[wal] writer_process``)."""
+        out = {"server": 0.0, "writer": 0.0}
         for pid in self.pids():
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        return total
+            key = "server" if pid == self.proc.pid else "writer"
+            out[key] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return out
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
@@ -228,6 +230,32 @@ def batch_sizes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def cpu_fields(
+    before: dict[str, float], after: dict[str, float], load_cpu: float, wall: float, items: int
+) -> dict[str, Any]:
+    """A phase's CPU: both server processes, the load generator, the server's CPU per
+    item (assertion or query), and the rate that cost allows on this machine: every core
+    the load generator leaves, busy with nothing but this work (a ceiling, never reached:
+    it tells what a target asks of the code on this VM)."""
+    server = after["server"] - before["server"]
+    writer = after["writer"] - before["writer"]
+    total = server + writer
+    out: dict[str, Any] = {
+        "server_cpu_seconds": round(total, 2),
+        "writer_process_cpu_seconds": round(writer, 2),
+        "load_generator_cpu_seconds": round(load_cpu, 2),
+        "server_cpu_share": round(total / wall, 2),
+        "load_generator_cpu_share": round(load_cpu / wall, 2),
+    }
+    if items and total:
+        per_item = total / items
+        out["server_cpu_us_per_item"] = round(per_item * 1e6, 1)
+        out["writer_process_cpu_us_per_item"] = round(writer / items * 1e6, 1)
+        free_cores = (os.cpu_count() or 1) - load_cpu / wall
+        out["cpu_bound_ceiling_per_s"] = round(free_cores / per_item)
+    return out
+
+
 # -- wrk ------------------------------------------------------------------------------
 
 
@@ -260,7 +288,7 @@ def phase_wrk(
         script, server.url + path, env, threads=threads, connections=connections,
         seconds=seconds,
     )  # fmt: skip
-    server_cpu = server.cpu_seconds() - cpu0
+    cpu1 = server.cpu_seconds()
     hist1 = batch_histogram(server.metrics())
     duration = summary["duration_us"] / 1e6
     good = summary.get("created", summary.get("ok", 0))
@@ -277,10 +305,7 @@ def phase_wrk(
         "p90_ms": summary["p90_us"] / 1e3,
         "p99_ms": summary["p99_us"] / 1e3,
         "max_ms": summary["max_us"] / 1e3,
-        "server_cpu_seconds": round(server_cpu, 2),
-        "load_generator_cpu_seconds": round(load_cpu, 2),
-        "server_cpu_share": round(server_cpu / wall, 2),
-        "load_generator_cpu_share": round(load_cpu / wall, 2),
+        **cpu_fields(cpu0, cpu1, load_cpu, wall, good * max(1, per_request)),
     }
     if per_request:
         out["assertions_per_second"] = round(good * per_request / duration, 1)
@@ -350,7 +375,7 @@ def phase_pilot(server: Server, bodies: Sequence[bytes], rate: float) -> dict[st
     wall = time.monotonic() - started
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     load_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
-    server_cpu = server.cpu_seconds() - cpu0
+    cpu1 = server.cpu_seconds()
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -372,10 +397,7 @@ def phase_pilot(server: Server, bodies: Sequence[bytes], rate: float) -> dict[st
         "max_ms": round(latencies[-1] * 1e3, 2),
         "pilot_criterion_met": p99 <= 50.0 and other == 0,
         "wal_batch_size": batch_sizes(hist0, batch_histogram(server.metrics())),
-        "server_cpu_seconds": round(server_cpu, 2),
-        "load_generator_cpu_seconds": round(load_cpu, 2),
-        "server_cpu_share": round(server_cpu / wall, 2),
-        "load_generator_cpu_share": round(load_cpu / wall, 2),
+        **cpu_fields(cpu0, cpu1, load_cpu, wall, created),
     }
 
 
