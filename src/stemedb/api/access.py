@@ -50,7 +50,7 @@ from stemedb.api.ratelimit import (
     open_counter,
     rate_headers,
 )
-from stemedb.api.routing import Handler, RouteApp, envelope_response
+from stemedb.api.routing import Handler, RouteApp, envelope_response, handle
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,
@@ -252,11 +252,7 @@ class RouteGuard:
             if gate.counts_body:
                 gate.downstream_receive = receive
                 receive = gate.receive
-            try:
-                response = await endpoint(Request(scope, receive, send))
-            except StemeError as exc:
-                response = envelope_response(scope, exc)
-            return await gate.answer(response)
+            return await gate.answer(await handle(endpoint, scope, receive, send))
         finally:
             # The gate refers to the scope and the scope to the gate: break the cycle
             # so both are freed now, not by the cyclic GC (whose extra collections

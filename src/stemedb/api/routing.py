@@ -116,11 +116,16 @@ class RouteApp:
         if self.guard is not None:
             response = await self.guard.respond(scope, receive, send, self.endpoint)
         else:
-            try:
-                response = await self.endpoint(Request(scope, receive, send))
-            except StemeError as exc:
-                response = envelope_response(scope, exc)
+            response = await handle(self.endpoint, scope, receive, send)
         await response(scope, receive, send)
+
+
+async def handle(endpoint: Handler, scope: Scope, receive: Receive, send: Send) -> Response:
+    """``endpoint``'s answer; a StemeError it raises is answered with the envelope."""
+    try:
+        return await endpoint(Request(scope, receive, send))
+    except StemeError as exc:
+        return envelope_response(scope, exc)
 
 
 def envelope_response(scope: Scope, exc: StemeError) -> Response:
