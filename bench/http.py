@@ -15,6 +15,7 @@ share the machine's cores). Prints one JSON document. Benchmarks are not tests.
 
     uv run --locked python bench/http.py                       # everything, 5-min pilot
     uv run --locked python bench/http.py --duration 20 --seconds 5   # CI-sized
+    uv run --locked python bench/http.py --workers 2 --phases single,batch,query
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class Server:
         raise RuntimeError("server did not become ready")
 
     def pids(self) -> list[int]:
-        """The server and its children (the writer process of ``[wal] writer_process``)."""
+        """The server and its children (the writer process, the other HTTP workers)."""
         out = [self.proc.pid]
         for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
             try:
@@ -188,17 +189,18 @@ class Server:
         return out
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds (user + system) of the server process and of its children (the
-        writer process of ``[wal] writer_process``)."""
+        """CPU seconds (user + system) of the HTTP processes (``api.workers``) and of the
+        writer process (``[wal] writer_process``)."""
         out = {"server": 0.0, "writer": 0.0}
         for pid in self.pids():
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
+                writer = b"writer_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            key = "server" if pid == self.proc.pid else "writer"
-            out[key] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            out["writer" if writer else "server"] += seconds
         return out
 
     def metrics(self) -> str:
@@ -441,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single-rate-cap", type=float, default=12000.0,
                         help="records pre-signed for the single phase per second")  # fmt: skip
     parser.add_argument("--batch-rate-cap", type=float, default=40000.0)
+    parser.add_argument("--workers", type=int, default=1, help="the server's api.workers")
     parser.add_argument("--sign-workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
@@ -476,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         pilot_bodies = presign(int(args.rate * args.duration), "p", args.sign_workers)
     report["presign_seconds"] = round(time.monotonic() - t0, 1)
 
-    server = Server(tmp / "data", {})
+    server = Server(tmp / "data", {"STEMEDB_API_WORKERS": str(args.workers)})
     try:
         if "single" in phases:
             report["phases"].append(phase_wrk(

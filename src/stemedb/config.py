@@ -39,6 +39,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ApiConfig(_Section):
     bind: str = "127.0.0.1:18180"
+    workers: int = 1
     request_timeout_seconds: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch: int = 1000

@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import signal
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Final
 
+import msgspec
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -45,24 +49,41 @@ from stemedb.api.routing import ExactRoutes
 from stemedb.api.state import ApiState
 from stemedb.api.tls import watch_certificate
 from stemedb.api.transport import CoalescingHttpToolsProtocol
+from stemedb.api.workers import (
+    WorkerPool,
+    WorkerRole,
+    check_workers_config,
+    listen_socket,
+    say_ready,
+    serve_control,
+)
 from stemedb.config import Config
 from stemedb.engine import Engine
+from stemedb.engine.remote import WriterProcess
 from stemedb.errors import ValidationError
 from stemedb.query.service import QueryService
 
 log = logging.getLogger("stemedb.api")
 
 STARTUP_FAILURE_EXIT_CODE: Final = 3
+WORKER_FAILED_EXIT_CODE: Final = 1
+BACKLOG: Final = 2048
 GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 
 
-def _open(state: ApiState, engine_options: Mapping[str, object]) -> tuple[Engine, QueryService]:
+def _open(
+    state: ApiState, engine_options: Mapping[str, object], role: WorkerRole | None
+) -> tuple[Engine, QueryService]:
     config = state.config
-    # The test seams (``fs``, ``clock``) need the writer in this process.
-    process = config.wal.writer_process and not engine_options
-    engine = Engine.from_config(
-        config, wal_observer=state.metrics.wal, writer_process=process, **engine_options
-    )
+    if role is not None and not role.first:
+        engine = Engine.from_config(config, writer_link=role.link)
+    else:
+        # The test seams (``fs``, ``clock``) need the writer in this process.
+        process = config.wal.writer_process and not engine_options
+        engine = Engine.from_config(
+            config, wal_observer=state.metrics.wal, writer_process=process,
+            http_processes=1 if role is None else role.count, **engine_options,
+        )  # fmt: skip
     try:
         service = QueryService.from_config(engine, config)
     except BaseException:
@@ -89,10 +110,16 @@ class _App(Starlette):
         return app
 
 
-def create_app(config: Config, *, engine_options: Mapping[str, object] | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    *,
+    engine_options: Mapping[str, object] | None = None,
+    role: WorkerRole | None = None,
+) -> Starlette:
     """The app. ``engine_options`` is a test seam: extra ``Engine`` arguments, e.g.
-    ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk into a server."""
-    state = ApiState(config)
+    ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk into a server.
+    ``role``: which of several HTTP processes this app serves (``api.workers``)."""
+    state = ApiState(config, role)
     options = dict(engine_options or {})
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
@@ -100,17 +127,28 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        engine, service = await loop.run_in_executor(None, _open, state, options)
+        engine, service = await loop.run_in_executor(None, _open, state, options, role)
+        control: asyncio.AbstractServer | None = None
+        pool: WorkerPool | None = None
         try:  # API keys (refuses to start with auth on and no admin key), limits
             await state.access.start(config.data_dir)
+            if role is not None:
+                control = await serve_control(role, {b"metrics": state.own_metrics})
+            if role is not None and role.first:  # the other HTTP processes
+                assert isinstance(engine.writer, WriterProcess)
+                pool = WorkerPool(config, role, engine.writer.spare_links)
+                await loop.run_in_executor(None, pool.start)
         except BaseException:
+            if control is not None:
+                control.close()
             await loop.run_in_executor(None, _close, engine, service)
             raise
         state.access.protect(app.router.routes)  # every route, whoever added it
         state.metrics.wal.recovery_duration.set(engine.open_seconds)
-        state.metrics.assertions_total.set(
-            await loop.run_in_executor(None, engine.store.assertion_count)
-        )
+        if role is None or role.first:  # the others count only what they store
+            state.metrics.assertions_total.set(
+                await loop.run_in_executor(None, engine.store.assertion_count)
+            )
         state.metrics.watch_caches(
             lambda: {
                 "query": (engine.store.cache.hits, engine.store.cache.misses),
@@ -120,21 +158,37 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
         state.feed.attach(loop, lambda: engine.applied_lsn)
         engine.add_commit_listener(state.feed.on_commit)
         state.open(engine, service)
-        archiver = start_archiver(config, engine, state.metrics.registry)
+        archiver = (
+            None
+            if role is not None and not role.first
+            else start_archiver(config, engine, state.metrics.registry)
+        )
         # What start-up built (modules, routes, engine, caches' skeletons) lives as long
         # as the process: move it out of the cyclic GC's reach, so a full collection
         # walks only what requests made since (measured: -50 % write p99 latency).
         gc.collect()
         gc.freeze()
         state.accepting = True
-        log.info(
-            "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
-            state.version, engine.applied_lsn, engine.replayed,
-        )  # fmt: skip
+        watcher = None
+        if role is None or role.first:
+            log.info(
+                "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
+                state.version, engine.applied_lsn, engine.replayed,
+            )  # fmt: skip
+        if pool is not None:
+            watcher = asyncio.create_task(pool.watch(lambda: _fail_node(role)))
+        elif role is not None:
+            say_ready(role)
         try:
             yield
         finally:
             state.accepting = False
+            if pool is not None:
+                assert watcher is not None
+                watcher.cancel()
+                await loop.run_in_executor(None, pool.stop)
+            if control is not None:
+                control.close()
             state.feed.close()
             state.close_readers()
             if archiver is not None:
@@ -170,6 +224,13 @@ def create_app(config: Config, *, engine_options: Mapping[str, object] | None = 
     return app
 
 
+def _fail_node(role: WorkerRole | None) -> None:
+    """Another HTTP worker died: shut this node down gracefully, then exit 1."""
+    assert role is not None
+    role.failed = True
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def parse_bind(bind: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` → (host, port)."""
     host, sep, port = bind.rpartition(":")
@@ -195,11 +256,24 @@ class _Server(uvicorn.Server):
         self._state.feed.close_threadsafe()
 
 
-def serve(config: Config) -> None:
-    """Run the API server on ``config.api.bind`` until SIGINT/SIGTERM."""
+def serve(config: Config, role: WorkerRole | None = None) -> None:
+    """Run the API server on ``config.api.bind`` until SIGINT/SIGTERM. With
+    ``api.workers`` > 1, this process is worker 0 and starts the others (``role``: one
+    of those others, from ``api.worker_main``)."""
     configure_logging(config.logging)
+    check_workers_config(config)
     host, port = parse_bind(config.api.bind)
-    app = create_app(config)
+    sockets: list[socket.socket] | None = None
+    if role is not None or config.api.workers > 1:
+        sockets = [listen_socket(host, port, BACKLOG)]
+        if role is None:  # the others bind the port this one got (``:0`` in tests)
+            port = sockets[0].getsockname()[1]
+            bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            config = msgspec.structs.replace(
+                config, api=msgspec.structs.replace(config.api, bind=bound)
+            )
+            role = WorkerRole(0, config.api.workers, os.getpid())
+    app = create_app(config, role=role)
     uconfig = uvicorn.Config(
         app,
         host=host,
@@ -209,16 +283,18 @@ def serve(config: Config) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
-        backlog=2048,
+        backlog=BACKLOG,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         ssl_certfile=config.tls.cert_file or None,
         ssl_keyfile=config.tls.key_file or None,
     )
     server = _Server(uconfig, app.state.api)
-    server.run()
+    server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(STARTUP_FAILURE_EXIT_CODE)
+    if role is not None and role.failed:
+        raise SystemExit(WORKER_FAILED_EXIT_CODE)
 
 
 __all__ = ["create_app", "parse_bind", "serve"]

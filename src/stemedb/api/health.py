@@ -7,9 +7,11 @@ from starlette.responses import Response
 
 from stemedb.api.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
 from stemedb.api.metrics import CONTENT_TYPE
+from stemedb.api.metrics_merge import merge_expositions
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.api.wire import HealthResponse, ReadyResponse
+from stemedb.api.workers import ask_others
 
 
 def readiness(state: ApiState) -> tuple[list[str], int]:
@@ -50,12 +52,11 @@ def routes(state: ApiState) -> list[ApiRoute]:
         return json_response(ReadyResponse(status="ready", reasons=[], applied_lsn=applied))
 
     async def get_metrics(request: Request) -> Response:
-        engine = state.opened_engine
-        if engine is not None:
-            wal = state.metrics.wal
-            wal.segments.set(len(engine.wal.segments()))
-            wal.disk_usage.set(engine.wal.disk_usage_bytes())
-        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
+        page = await state.own_metrics()
+        role = state.role
+        if role is not None and role.count > 1:  # every HTTP worker's series, added up
+            page = merge_expositions([page, *await ask_others(role, b"metrics")])
+        return Response(page, media_type=CONTENT_TYPE)
 
     health_doc = EndpointDoc(summary="Liveness.", tag="operations", responses={200: HealthResponse})
     return [

@@ -24,6 +24,7 @@ from stemedb.api.ingest import WriteCoalescer
 from stemedb.api.metrics import Metrics
 from stemedb.api.resilience import StorageGuard
 from stemedb.api.slow_queries import SlowQueryLog
+from stemedb.api.workers import WorkerRole
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import UnavailableError, ValidationError
@@ -33,11 +34,13 @@ from stemedb.query.service import QueryService
 T = TypeVar("T")
 
 READ_THREADS = 4
+CATCH_UP_TIMEOUT_SECONDS = 2.0
 
 
 class ApiState:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, role: WorkerRole | None = None) -> None:
         self.config = config
+        self.role = role  # which of several HTTP processes (``api.workers``), if any
         self.version = __version__
         self.metrics = Metrics(self.version, top_agents=config.api.metrics_top_agents)
         # Storage calls: metrics, timeout and breakers (api.resilience); the stale-answer
@@ -73,6 +76,7 @@ class ApiState:
     def engine(self) -> Engine:
         if self._engine is None or not self.accepting:
             raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        self._catch_up(self._engine)
         return self._engine
 
     @property
@@ -84,13 +88,33 @@ class ApiState:
 
     @property
     def service(self) -> QueryService:
-        if self._service is None or not self.accepting:
+        if self._service is None or self._engine is None or not self.accepting:
             raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        self._catch_up(self._engine)
         return self._service
+
+    @staticmethod
+    def _catch_up(engine: Engine) -> None:
+        """With several HTTP processes, first absorb what another one acknowledged
+        (``api.workers``): a 201 from any worker is visible to the next read here.
+        Microseconds when nothing is missing (one shared 8-byte read)."""
+        if not engine.catch_up(CATCH_UP_TIMEOUT_SECONDS):
+            raise UnavailableError(
+                "this HTTP worker is behind the writer; retry", code="worker_behind"
+            )
 
     @property
     def opened_engine(self) -> Engine | None:
         return self._engine
+
+    async def own_metrics(self) -> bytes:
+        """This process's metrics page (``/metrics`` adds up every HTTP worker's)."""
+        engine = self._engine
+        if engine is not None:
+            wal = self.metrics.wal
+            wal.segments.set(len(engine.wal.segments()))
+            wal.disk_usage.set(engine.wal.disk_usage_bytes())
+        return self.metrics.exposition()
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_monotonic

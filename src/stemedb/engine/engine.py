@@ -3,7 +3,7 @@
 Write: validate + compute the id + verify signatures (in a thread pool: libsodium
 releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) -> store
 (one transaction per batch) -> acknowledge. With ``writer_process=True`` the WAL, the
-replay and the group-commit writer run in a process of their own (``engine.remote``,
+replay and the group-commit writer run in a process of their own (``engine.link``,
 ADR 0002) and this process reads the store.
 """
 
@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
+from typing import Final
 
 from stemedb.config import Config
-from stemedb.engine.remote import RemoteWal, WriterProcess, WriterSettings
+from stemedb.engine.link import WriterSettings
+from stemedb.engine.remote import RemoteWal, WriterProcess
 from stemedb.engine.replay import open_and_replay, replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import Outcomes, Verifier, prepare_record, settle
@@ -32,6 +35,13 @@ from stemedb.sys.lock import DirectoryLock
 from stemedb.wal import Wal, WalObserver
 
 log = logging.getLogger("stemedb.engine")
+
+APPLIED_LSN_FILE: Final = "writer.lsn"
+
+
+def applied_lsn_path(data_dir: Path) -> Path:
+    """Where the writer process shares its applied LSN with several HTTP processes."""
+    return data_dir / APPLIED_LSN_FILE
 
 
 class Engine:
@@ -54,11 +64,14 @@ class Engine:
         verify_threads: int = 2,
         wal_observer: WalObserver | None = None,
         writer_process: bool = False,
+        http_processes: int = 1,
+        writer_link: socket.socket | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.max_skew_seconds = signature_max_skew_seconds
         self.started_at = self.clock.time()
         self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
+        self._cache_bytes, self._busy_timeout_ms = cache_bytes, busy_timeout_ms
         self._closed = False
         self._verifier = Verifier(
             lambda items: self.writer.submit_group(items),  # rebuild() replaces the writer
@@ -68,6 +81,9 @@ class Engine:
         )
         self.wal: Wal | RemoteWal
         self.writer: GroupCommitWriter | WriterProcess
+        if writer_link is not None:  # another HTTP process's engine (``api.workers``)
+            self._join_writer_process(writer_link, data_dir, wal_dir or data_dir / "wal")
+            return
         if writer_process:
             if fs is not None or clock is not None:
                 raise ValueError("fs and clock are test seams of the in-process writer")
@@ -80,8 +96,12 @@ class Engine:
                     cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
                     max_skew_seconds=signature_max_skew_seconds, verify_threads=verify_threads,
                     log_level=logging.getLevelName(logging.getLogger().level).lower(),
+                    applied_lsn_file=(
+                        str(applied_lsn_path(data_dir)) if http_processes > 1 else ""
+                    ),
                 ),
                 wal_observer,
+                http_processes,
             )  # fmt: skip
             return
         started = time.monotonic()
@@ -95,22 +115,41 @@ class Engine:
         self.open_seconds = time.monotonic() - started
         self.writer = self._start_writer()
 
-    def _open_writer_process(self, settings: WriterSettings, observer: WalObserver | None) -> None:
-        """The WAL, the replay and group commit in ``engine.remote``'s process; this
-        process reads the store and keeps its in-memory state from the writer's deltas."""
+    def _open_writer_process(
+        self, settings: WriterSettings, observer: WalObserver | None, links: int
+    ) -> None:
+        """The WAL, the replay and group commit in ``engine.writer_main``'s process; this
+        process reads the store and keeps its in-memory state from the writer's deltas.
+        ``links`` > 1: the writer also serves that many HTTP processes less one, each
+        through a link of ``writer.spare_links`` (``Engine(writer_link=...)``)."""
+        writer = WriterProcess.spawn(settings, observer=observer, links=links)
+        data_dir = Path(settings.data_dir)
+        self._attach(writer, data_dir, settings.cache_bytes, settings.busy_timeout_ms)
+
+    def _join_writer_process(self, link: socket.socket, data_dir: Path, wal_dir: Path) -> None:
+        writer = WriterProcess.join(link, wal_dir, applied_lsn_path(data_dir))
+        self._attach(writer, data_dir, self._cache_bytes, self._busy_timeout_ms)
+
+    def _attach(
+        self, writer: WriterProcess, data_dir: Path, cache_bytes: int, busy_timeout_ms: int
+    ) -> None:
         self._lock = None  # the writer process holds the data directory's lock
-        writer = WriterProcess(settings, observer=observer)
         try:
             self.store = SqliteStore(
-                Path(settings.data_dir), cache_bytes=settings.cache_bytes,
-                busy_timeout_ms=settings.busy_timeout_ms,
-            )  # fmt: skip
+                data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms
+            )
         except BaseException:
             writer.close()
             raise
         writer.attach(self.store)
         self.writer, self.wal = writer, writer.wal
         self.replayed, self.open_seconds = writer.replayed, writer.open_seconds
+
+    def catch_up(self, timeout_seconds: float) -> bool:
+        """Absorb what another HTTP process may have acknowledged (``api.workers``);
+        False if that took longer than ``timeout_seconds``."""
+        writer = self.writer
+        return not isinstance(writer, WriterProcess) or writer.catch_up(timeout_seconds)
 
     def _start_writer(self) -> GroupCommitWriter:
         assert isinstance(self.wal, Wal)

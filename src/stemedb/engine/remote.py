@@ -1,24 +1,8 @@
-"""The writer process: the WAL, group commit and store writes in a process of their own.
+"""The server side of the writer process (``engine.link`` describes the protocol).
 
-The server's event loop, its verify threads and the group-commit writer used to share
-one GIL; a commit's Python work and every re-acquisition of the GIL after an fsync or
-SQLite call waited behind request handling (docs/design/adr-0002-writer-process.md).
-With ``[wal] writer_process = true`` (the server's default) the engine starts
-``python -m stemedb.engine.writer_main``, which holds the data directory's lock, opens and
-replays the WAL and the store, and runs the same ``GroupCommitWriter``. The server
-process keeps everything else: HTTP, verification, reads (SQLite readers of the same
-files) and its own store object, whose in-memory state it brings up to each applied
-batch from the ``StoreDelta`` the writer process sends *before* the batch's outcomes.
-So the rules do not change: an acknowledged write is durable, applied and visible to
-the next read, and the commit listeners (view invalidation, feed) run before it.
-
-Protocol: a socket pair, frames of a 4-byte big-endian length and a msgpack array whose
-first item names the message. Server → writer: ``submit`` (a token and
-``[kind, id, msgpack record]`` items), ``remove_before`` (archived WAL segments),
-``close``. Writer → server: ``ready`` / ``failed`` once, then ``applied`` (a batch's
-delta), ``done`` (a submission's outcomes), ``wal`` (observer events), ``read_only``,
-``removed``. EOF on either side ends the other: the writer finishes what is queued and
-exits; the server fails what is pending and turns read-only.
+``WriterProcess.spawn`` starts ``python -m stemedb.engine.writer_main`` with one link per
+HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP process's
+link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``.
 """
 
 from __future__ import annotations
@@ -27,147 +11,42 @@ import contextlib
 import itertools
 import logging
 import os
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 import msgspec
 
-from stemedb.engine.replay import open_and_replay
+from stemedb.engine.link import (
+    CLOSE_TIMEOUT_SECONDS,
+    ENCODER,
+    STARTUP_TIMEOUT_SECONDS,
+    AppliedLsn,
+    Channel,
+    WriterSettings,
+    error_from_wire,
+    outcome_from_wire,
+)
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.verify import Verifier, settle
-from stemedb.engine.writer import BatchStats, CommitNotices, GroupCommitWriter, GroupOutcome
-from stemedb.errors import ReadOnlyError, StemeError, StorageError, ValidationError
-from stemedb.model.kinds import KIND_OF_TYPE, TYPE_OF_KIND, AnyRecord, RecordKind
+from stemedb.engine.verify import settle
+from stemedb.engine.writer import BatchStats, CommitNotices, GroupOutcome
+from stemedb.errors import ReadOnlyError, StemeError, StorageError
+from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
-from stemedb.sys.clock import SystemClock
-from stemedb.wal import Wal, WalObserver
+from stemedb.wal import WalObserver
 from stemedb.wal.format import parse_segment_name
 from stemedb.wal.log import SegmentInfo
 
 log = logging.getLogger("stemedb.engine")
 
-_HEADER: Final = struct.Struct(">I")
-_ENCODER: Final = msgspec.msgpack.Encoder()
-_RECORD_DECODERS: Final[dict[int, msgspec.msgpack.Decoder[Any]]] = {
-    int(kind): msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()
-}
-STARTUP_TIMEOUT_SECONDS: Final = 600.0  # replaying a large WAL takes a while
-CLOSE_TIMEOUT_SECONDS: Final = 60.0
-
-
-@dataclass(frozen=True)
-class WriterSettings:
-    data_dir: str
-    wal_dir: str
-    segment_size_bytes: int
-    group_commit_max_batch: int
-    group_commit_max_delay_us: int
-    fsync: bool
-    cache_bytes: int
-    busy_timeout_ms: int
-    max_skew_seconds: int = 300
-    verify_threads: int = 2
-    log_level: str = "info"
-    log_format: str = "json"
-
-
-# -- frames ---------------------------------------------------------------------------
-
-
-class _Channel:
-    """Length-prefixed msgpack frames over a stream socket; ``send`` from any thread."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._reader: BinaryIO = sock.makefile("rb")
-        self._send_lock = threading.Lock()
-
-    def send(self, message: Sequence[Any]) -> None:
-        payload = _ENCODER.encode(message)
-        with self._send_lock:
-            self._sock.sendall(_HEADER.pack(len(payload)) + payload)
-
-    def receive(self) -> list[Any] | None:
-        """The next message, or None at end of stream."""
-        header = self._reader.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            return None
-        (size,) = _HEADER.unpack(header)
-        payload = self._reader.read(size)
-        if len(payload) < size:
-            return None
-        message: list[Any] = msgspec.msgpack.decode(payload)
-        return message
-
-    def close(self) -> None:
-        self._reader.close()
-        self._sock.close()
-
-
-# -- errors across the process boundary -------------------------------------------------
-
-
-def _error_classes() -> dict[str, type[StemeError]]:
-    found: dict[str, type[StemeError]] = {}
-    pending: list[type[StemeError]] = [StemeError]
-    while pending:
-        cls = pending.pop()
-        found[cls.__name__] = cls
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-_ERROR_CLASSES: Final = _error_classes()
-
-
-def error_to_wire(exc: BaseException) -> dict[str, Any]:
-    if not isinstance(exc, StemeError):
-        exc = StorageError(f"{type(exc).__name__}: {exc}", code="writer_failed")
-    wire: dict[str, Any] = {
-        "class": type(exc).__name__, "message": exc.message, "code": exc.code,
-        "status": exc.status, "details": exc.details, "retryable": exc.retryable,
-    }  # fmt: skip
-    if isinstance(exc, ValidationError):
-        wire["field"], wire["rule"] = exc.field, exc.rule
-    return wire
-
-
-def error_from_wire(wire: dict[str, Any]) -> StemeError:
-    cls = _ERROR_CLASSES.get(str(wire.get("class")), StorageError)
-    error = cls.__new__(cls)
-    StemeError.__init__(
-        error, str(wire["message"]), code=wire["code"], status=wire["status"],
-        details=dict(wire["details"]), retryable=wire["retryable"],
-    )  # fmt: skip
-    if isinstance(error, ValidationError):
-        error.field, error.rule = wire.get("field", ""), wire.get("rule", "")
-    return error
-
-
-def _outcome_to_wire(outcome: GroupOutcome) -> list[Any]:
-    if isinstance(outcome, WriteResult):
-        return ["ok", outcome.id, outcome.lsn, outcome.status]
-    return ["err", error_to_wire(outcome)]
-
-
-def _outcome_from_wire(wire: list[Any]) -> GroupOutcome:
-    if wire[0] == "ok":
-        return WriteResult(wire[1], wire[2], wire[3])
-    return error_from_wire(wire[1])
-
-
-# -- the server side ------------------------------------------------------------------
+ABSORB_DELAY_FAILPOINT: Final = "STEMEDB_FAILPOINT_ABSORB_DELAY_SECONDS"
 
 
 class RemoteWal:
@@ -216,17 +95,18 @@ class RemoteWal:
 class WriterProcess(CommitNotices):
     """The server side of the writer process; stands in for ``GroupCommitWriter``."""
 
-    def __init__(self, settings: WriterSettings, *, observer: WalObserver | None = None) -> None:
-        ours, theirs = socket.socketpair()
+    def __init__(
+        self, link: socket.socket, proc: subprocess.Popen[bytes] | None, wal_dir: Path, *,
+        observer: WalObserver | None, applied_lsn: AppliedLsn | None,
+        spare_links: list[socket.socket],
+    ) -> None:  # fmt: skip
+        """Use ``spawn`` or ``join``: this waits for the writer's ``ready`` on ``link``."""
+        self._proc = proc
         self._observer = observer
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.engine.writer_main", str(theirs.fileno()),
-             msgspec.json.encode(settings).decode()],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        theirs.close()
-        ours.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
-        self._channel = _Channel(ours)
+        self._applied_lsn = applied_lsn
+        self.spare_links = spare_links  # for the other HTTP processes (``api.workers``)
+        link.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
+        self._channel = Channel(link)
         self._pending: dict[int, Future[Any]] = {}  # a token's ``done`` answer
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
@@ -235,6 +115,7 @@ class WriterProcess(CommitNotices):
         self._running = True
         self._closed = False
         self.stats = BatchStats()
+        self._absorb_delay_seconds = 0.0
         try:
             ready = self._channel.receive()
         except OSError:  # no answer in STARTUP_TIMEOUT_SECONDS
@@ -243,23 +124,83 @@ class WriterProcess(CommitNotices):
             self._reap()
             if ready is not None and ready[0] == "failed":
                 raise error_from_wire(ready[1])
+            code = "unknown" if proc is None else proc.returncode
             raise StorageError(
-                f"the writer process did not start (exit code {self._proc.returncode})",
+                f"the writer process did not start (exit code {code})",
                 code="writer_failed",
                 retryable=False,
             )
-        ours.settimeout(None)
+        link.settimeout(None)
         super().__init__(int(ready[1]))
+        # ``applied_lsn`` advances before the commit listeners run (the feed reads it);
+        # ``absorbed_lsn`` after them: a read that waited for it sees fresh views.
+        self.absorbed_lsn = self.applied_lsn
+        self._absorbed = threading.Condition()
         self.replayed: int = int(ready[2])
         self.open_seconds: float = float(ready[3])
-        self.wal = RemoteWal(self, Path(settings.wal_dir), int(ready[4]))
+        self.wal = RemoteWal(self, wal_dir, int(ready[4]))
         self._thread = threading.Thread(
             target=self._receive, name="stemedb-writer-link", daemon=True
         )
 
+    @classmethod
+    def spawn(
+        cls, settings: WriterSettings, *, observer: WalObserver | None = None, links: int = 1
+    ) -> WriterProcess:
+        """Start the writer process with ``links`` links and keep the first; the others
+        wait in ``spare_links`` for the HTTP processes ``join`` will serve."""
+        pairs = [socket.socketpair() for _ in range(links)]
+        fds = [theirs.fileno() for _, theirs in pairs]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stemedb.engine.writer_main", ",".join(map(str, fds)),
+             msgspec.json.encode(settings).decode()],
+            pass_fds=fds, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _, theirs in pairs:
+            theirs.close()
+        applied_lsn = None
+        try:
+            writer = cls(
+                pairs[0][0], proc, Path(settings.wal_dir), observer=observer,
+                applied_lsn=None, spare_links=[ours for ours, _ in pairs[1:]],
+            )  # fmt: skip
+            if settings.applied_lsn_file:  # the writer made it before "ready"
+                applied_lsn = AppliedLsn(Path(settings.applied_lsn_file))
+        except BaseException:
+            for ours, _ in pairs[1:]:
+                ours.close()
+            raise
+        writer._applied_lsn = applied_lsn
+        return writer
+
+    @classmethod
+    def join(cls, link: socket.socket, wal_dir: Path, applied_lsn_file: Path) -> WriterProcess:
+        """Serve another HTTP process over a link of a writer process already running."""
+        writer = cls(
+            link, None, wal_dir, observer=None, applied_lsn=AppliedLsn(applied_lsn_file),
+            spare_links=[],
+        )  # fmt: skip
+        # A failpoint for the tests of ``catch_up``: absorb each batch this much later.
+        writer._absorb_delay_seconds = float(os.environ.get(ABSORB_DELAY_FAILPOINT, "0"))
+        return writer
+
     @property
-    def pid(self) -> int:
-        return self._proc.pid
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def catch_up(self, timeout_seconds: float) -> bool:
+        """Wait until this process has absorbed every batch the writer applied so far
+        (several HTTP processes: another one may have acknowledged it). False when that
+        took longer than ``timeout_seconds``."""
+        if self._applied_lsn is None:
+            return True
+        target = self._applied_lsn.get()
+        if target <= self.absorbed_lsn:
+            return True
+        with self._absorbed:
+            return self._absorbed.wait_for(
+                lambda: self.absorbed_lsn >= target, timeout=timeout_seconds
+            )
 
     def attach(self, store: SqliteStore) -> None:
         """Start relaying the writer's batches into ``store`` (this process's reader)."""
@@ -274,7 +215,7 @@ class WriterProcess(CommitNotices):
         if not items:
             future.set_result([])
             return future
-        wire = [[int(p.kind), p.record_id, _ENCODER.encode(p.record)] for p in items]
+        wire = [[int(p.kind), p.record_id, ENCODER.encode(p.record)] for p in items]
         self._send_tracked(future, ["submit", wire])
         return future
 
@@ -286,7 +227,7 @@ class WriterProcess(CommitNotices):
         (JSON allows integers past 64 bits, which validation refuses anyway): the caller
         verifies those in the server."""
         try:
-            wire = [[int(KIND_OF_TYPE[type(r)]), _ENCODER.encode(r)] for r in records]
+            wire = [[int(KIND_OF_TYPE[type(r)]), ENCODER.encode(r)] for r in records]
         except (OverflowError, msgspec.EncodeError):
             return None
         future: Future[list[WriteResult | StemeError]] = Future()
@@ -343,12 +284,16 @@ class WriterProcess(CommitNotices):
 
     def _reap(self) -> None:
         """Wait for the writer process to exit (kill it if it does not), close the link."""
-        try:
-            self._proc.wait(CLOSE_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        if self._proc is not None:
+            try:
+                self._proc.wait(CLOSE_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
         self._channel.close()
+        if self._applied_lsn is not None:
+            self._applied_lsn.close()
+            self._applied_lsn = None
 
     # -- messages from the writer ----------------------------------------------------
 
@@ -366,6 +311,8 @@ class WriterProcess(CommitNotices):
 
     def _on_applied(self, message: list[Any]) -> None:
         _, lsn, touched, trust, retracted, epochs, size, wal_last_lsn = message
+        if self._absorb_delay_seconds:
+            time.sleep(self._absorb_delay_seconds)
         keys = {(s, p) for s, p in touched}
         delta = StoreDelta(
             lsn, keys, {a: (v[0], v[1]) for a, v in trust.items()}, retracted, epochs
@@ -377,13 +324,16 @@ class WriterProcess(CommitNotices):
             self.stats.add(size)
         self._advance(lsn)
         self._notify(lsn, keys)  # before anyone is acknowledged, as in-process
+        with self._absorbed:
+            self.absorbed_lsn = lsn
+            self._absorbed.notify_all()
 
     def _on_done(self, message: list[Any]) -> None:
         _, token, outcomes = message
         with self._lock:
             future = self._pending.pop(token, None)
         if future is not None:
-            settle(future, lambda: [_outcome_from_wire(o) for o in outcomes])
+            settle(future, lambda: [outcome_from_wire(o) for o in outcomes])
 
     def _on_wal(self, message: list[Any]) -> None:
         observer, event = self._observer, message[1]
@@ -410,7 +360,7 @@ class WriterProcess(CommitNotices):
 
     def _on_exit(self) -> None:
         """The writer process is gone: fail what waits; no more writes."""
-        code = self._proc.poll()
+        code = "unknown" if self._proc is None else self._proc.poll()
         with self._lock:
             expected = not self._running
             self._running = False
@@ -424,150 +374,3 @@ class WriterProcess(CommitNotices):
         for waiter in [*pending.values(), *removals.values()]:
             with contextlib.suppress(InvalidStateError):
                 waiter.set_exception(error)
-
-
-# -- the writer process ---------------------------------------------------------------
-
-
-class _ForwardingObserver:
-    """The writer process's ``WalObserver``: events go to the server process."""
-
-    def __init__(self) -> None:
-        self.channel: _Channel | None = None
-
-    def _send(self, message: list[Any]) -> None:
-        if self.channel is not None:
-            self.channel.send(message)
-
-    def on_fsync(self, duration_seconds: float) -> None:
-        self._send(["wal", "fsync", duration_seconds])
-
-    def on_append(self, records: int, bytes: int) -> None:
-        self._send(["wal", "append", records, bytes])
-
-    def on_rotation(self) -> None:
-        self._send(["wal", "rotation"])
-
-    def on_fsync_error(self) -> None:
-        self._send(["wal", "fsync_error"])
-
-
-def run_writer(channel: _Channel, settings: WriterSettings) -> int:
-    """The writer process's life: open, replay, serve submissions until EOF or close."""
-    started = time.monotonic()
-    observer = _ForwardingObserver()
-    clock = SystemClock()
-    try:
-        lock, wal, store, replayed = open_and_replay(
-            Path(settings.data_dir), Path(settings.wal_dir), fs=None, clock=clock,
-            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
-            observer=observer, cache_bytes=settings.cache_bytes,
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )  # fmt: skip
-    except StemeError as exc:
-        channel.send(["failed", error_to_wire(exc)])
-        return 3
-    writer = GroupCommitWriter(
-        wal, store, clock, max_batch=settings.group_commit_max_batch,
-        max_delay_us=settings.group_commit_max_delay_us,
-    )  # fmt: skip
-    observer.channel = channel
-    reports = _Reports(channel, wal, writer.stats)
-    store.delta_hook = reports.applied
-    channel.send(["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn])
-    verifier = Verifier(
-        writer.submit_group, time.time, max_skew_seconds=settings.max_skew_seconds,
-        threads=settings.verify_threads,
-    )  # fmt: skip
-    try:
-        _serve(channel, writer, verifier, wal, reports)
-    finally:
-        verifier.close()  # what is being verified still reaches the writer
-        writer.close()
-        wal.close()
-        store.close()
-        lock.release()
-    return 0
-
-
-class _Reports:
-    """What the writer process tells the server: each applied batch (from the store's
-    ``delta_hook``, in the writer thread, before the batch's outcomes), each
-    submission's outcomes, and once that the WAL turned read-only."""
-
-    def __init__(self, channel: _Channel, wal: Wal, stats: BatchStats) -> None:
-        self._channel = channel
-        self._wal = wal
-        self._stats = stats
-        self._records_seen = 0
-        self._told_read_only = False
-
-    def applied(self, delta: StoreDelta) -> None:
-        records = self._stats.records  # counted before the batch was applied
-        size, self._records_seen = records - self._records_seen, records
-        self.send([
-            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
-            delta.retracted, delta.epochs, size, self._wal.last_lsn,
-        ])  # fmt: skip
-
-    def done(self, token: int) -> Callable[[Future[Any]], None]:
-        def reply(group: Future[Any]) -> None:
-            self.send(["done", token, [_outcome_to_wire(o) for o in group.result()]])
-
-        return reply
-
-    def send(self, message: list[Any]) -> None:
-        """Send, telling first (once) that the WAL turned read-only; a server that is
-        gone is not an error here: the writes stay durable, and EOF ends this process."""
-        with contextlib.suppress(OSError):
-            reason = self._wal.read_only_reason
-            if reason is not None and not self._told_read_only:
-                self._told_read_only = True
-                self._channel.send(["read_only", reason])
-            self._channel.send(message)
-
-
-def _serve(
-    channel: _Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
-) -> None:
-    while (message := channel.receive()) is not None:
-        kind = message[0]
-        if kind == "records":
-            _, token, together, wire = message
-            try:
-                records = [_RECORD_DECODERS[k].decode(raw) for k, raw in wire]
-            except (KeyError, msgspec.DecodeError) as exc:  # a server bug: say so, go on
-                error = StorageError(f"the writer process cannot decode a record: {exc}")
-                reports.send(["done", token, [_outcome_to_wire(error)] * len(wire)])
-                continue
-            verifier.submit(records, together=together).add_done_callback(reports.done(token))
-        elif kind == "submit":
-            _, token, wire = message
-            items = [
-                Prepared(RecordKind(k), rid, _RECORD_DECODERS[k].decode(raw))
-                for k, rid, raw in wire
-            ]
-            writer.submit_group(items).add_done_callback(reports.done(token))
-        elif kind == "remove_before":
-            _, token, lsn = message
-            removed = wal.remove_segments_before(lsn)
-            channel.send(["removed", token, [str(p) for p in removed]])
-        elif kind == "close":
-            return
-
-
-def main(argv: Sequence[str]) -> int:
-    """The writer process's entry (``stemedb.engine.writer_main``)."""
-    # The server decides when this process ends (``close`` or EOF): a Ctrl-C or a
-    # SIGTERM sent to the whole group must not cut a group commit short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    fd, raw_settings = int(argv[0]), argv[1]
-    settings = msgspec.json.decode(raw_settings, type=WriterSettings)
-    from stemedb.api.logs import configure_logging  # the server's log format, here too
-    from stemedb.config import LoggingConfig
-
-    configure_logging(
-        msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
-    )
-    return run_writer(_Channel(socket.socket(fileno=fd)), settings)

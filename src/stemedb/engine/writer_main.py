@@ -1,11 +1,223 @@
-"""``python -m stemedb.engine.writer_main FD SETTINGS_JSON``: the writer process
-(``stemedb.engine.remote``), started by the server's engine, never by hand."""
+"""``python -m stemedb.engine.writer_main FD[,FD...] SETTINGS_JSON``: the writer process
+(``engine.link`` describes the protocol), started by the server's engine, never by hand.
+
+One link per HTTP process: the first one's process started this one and owns the WAL
+metrics and the archiver; the main thread serves it, a thread serves each other link.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
 import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
-from stemedb.engine.remote import main
+import msgspec
+
+from stemedb.engine.link import (
+    RECORD_DECODERS,
+    AppliedLsn,
+    Channel,
+    WriterSettings,
+    error_to_wire,
+    outcome_to_wire,
+)
+from stemedb.engine.replay import open_and_replay
+from stemedb.engine.submission import Prepared
+from stemedb.engine.verify import Verifier
+from stemedb.engine.writer import BatchStats, GroupCommitWriter
+from stemedb.errors import StemeError, StorageError
+from stemedb.model.kinds import RecordKind
+from stemedb.store.apply import StoreDelta
+from stemedb.sys.clock import SystemClock
+from stemedb.wal import Wal
+
+
+class _ForwardingObserver:
+    """The writer process's ``WalObserver``: events go to the first link's process."""
+
+    def __init__(self) -> None:
+        self.channel: Channel | None = None
+
+    def _send(self, message: list[Any]) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(OSError):
+                self.channel.send(message)
+
+    def on_fsync(self, duration_seconds: float) -> None:
+        self._send(["wal", "fsync", duration_seconds])
+
+    def on_append(self, records: int, bytes: int) -> None:
+        self._send(["wal", "append", records, bytes])
+
+    def on_rotation(self) -> None:
+        self._send(["wal", "rotation"])
+
+    def on_fsync_error(self) -> None:
+        self._send(["wal", "fsync_error"])
+
+
+def run_writer(links: Sequence[Channel], settings: WriterSettings) -> int:
+    """The writer process's life: open, replay, serve submissions until the first link
+    ends (EOF or ``close``)."""
+    started = time.monotonic()
+    observer = _ForwardingObserver()
+    clock = SystemClock()
+    try:
+        lock, wal, store, replayed = open_and_replay(
+            Path(settings.data_dir), Path(settings.wal_dir), fs=None, clock=clock,
+            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
+            observer=observer, cache_bytes=settings.cache_bytes,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        )  # fmt: skip
+    except StemeError as exc:
+        for link in links:
+            with contextlib.suppress(OSError):
+                link.send(["failed", error_to_wire(exc)])
+        return 3
+    writer = GroupCommitWriter(
+        wal, store, clock, max_batch=settings.group_commit_max_batch,
+        max_delay_us=settings.group_commit_max_delay_us,
+    )  # fmt: skip
+    applied_lsn = None
+    if settings.applied_lsn_file:
+        applied_lsn = AppliedLsn(Path(settings.applied_lsn_file), create=True)
+        applied_lsn.set(writer.applied_lsn)
+    observer.channel = links[0]
+    reports = _Reports(links, wal, writer.stats, applied_lsn)
+    store.delta_hook = reports.applied
+    ready = ["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn]
+    for link in links:
+        reports.send(link, ready)
+    verifier = Verifier(
+        writer.submit_group, time.time, max_skew_seconds=settings.max_skew_seconds,
+        threads=settings.verify_threads,
+    )  # fmt: skip
+    for index, link in enumerate(links[1:], 1):
+        threading.Thread(
+            target=_serve_other, args=(link, writer, verifier, wal, reports),
+            name=f"stemedb-link-{index}", daemon=True,
+        ).start()  # fmt: skip
+    try:
+        _serve(links[0], writer, verifier, wal, reports)
+    finally:
+        verifier.close()  # what is being verified still reaches the writer
+        writer.close()
+        wal.close()
+        store.close()
+        lock.release()
+        if applied_lsn is not None:
+            applied_lsn.close()
+    return 0
+
+
+class _Reports:
+    """What the writer process tells the HTTP processes: each applied batch (from the
+    store's ``delta_hook``, in the writer thread, before the batch's outcomes) to every
+    link, each submission's outcomes to its own link, and once per link that the WAL
+    turned read-only."""
+
+    def __init__(
+        self, links: Sequence[Channel], wal: Wal, stats: BatchStats,
+        applied_lsn: AppliedLsn | None,
+    ) -> None:  # fmt: skip
+        self._links = links
+        self._wal = wal
+        self._stats = stats
+        self._applied_lsn = applied_lsn
+        self._records_seen = 0
+        self._told_read_only: set[int] = set()
+
+    def applied(self, delta: StoreDelta) -> None:
+        records = self._stats.records  # counted before the batch was applied
+        size, self._records_seen = records - self._records_seen, records
+        message = [
+            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
+            delta.retracted, delta.epochs, size, self._wal.last_lsn,
+        ]  # fmt: skip
+        for link in self._links:
+            self.send(link, message)
+        if self._applied_lsn is not None:  # after every link has the delta
+            self._applied_lsn.set(delta.lsn)
+
+    def done(self, link: Channel, token: int) -> Callable[[Future[Any]], None]:
+        def reply(group: Future[Any]) -> None:
+            self.send(link, ["done", token, [outcome_to_wire(o) for o in group.result()]])
+
+        return reply
+
+    def send(self, link: Channel, message: list[Any]) -> None:
+        """Send, telling first (once) that the WAL turned read-only; a server process
+        that is gone is not an error here: the writes stay durable, and EOF on the
+        first link ends this process."""
+        with contextlib.suppress(OSError):
+            reason = self._wal.read_only_reason
+            if reason is not None and id(link) not in self._told_read_only:
+                self._told_read_only.add(id(link))
+                link.send(["read_only", reason])
+            link.send(message)
+
+
+def _serve_other(
+    link: Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
+) -> None:
+    """Serve a link other than the first until it ends, then end it for its process
+    too (shut down, not closed: the writer thread may still be sending on it)."""
+    try:
+        _serve(link, writer, verifier, wal, reports)
+    finally:
+        link.shutdown()
+
+
+def _serve(
+    link: Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
+) -> None:
+    while (message := link.receive()) is not None:
+        kind = message[0]
+        if kind == "records":
+            _, token, together, wire = message
+            try:
+                records = [RECORD_DECODERS[k].decode(raw) for k, raw in wire]
+            except (KeyError, msgspec.DecodeError) as exc:  # a server bug: say so, go on
+                error = StorageError(f"the writer process cannot decode a record: {exc}")
+                reports.send(link, ["done", token, [outcome_to_wire(error)] * len(wire)])
+                continue
+            verifier.submit(records, together=together).add_done_callback(reports.done(link, token))
+        elif kind == "submit":
+            _, token, wire = message
+            items = [
+                Prepared(RecordKind(k), rid, RECORD_DECODERS[k].decode(raw)) for k, rid, raw in wire
+            ]
+            writer.submit_group(items).add_done_callback(reports.done(link, token))
+        elif kind == "remove_before":
+            _, token, lsn = message
+            removed = wal.remove_segments_before(lsn)
+            reports.send(link, ["removed", token, [str(p) for p in removed]])
+        elif kind == "close":
+            return
+
+
+def main(argv: Sequence[str]) -> int:
+    # The server decides when this process ends (``close`` or EOF on the first link): a
+    # Ctrl-C or a SIGTERM sent to the whole group must not cut a group commit short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fds, raw_settings = [int(fd) for fd in argv[0].split(",")], argv[1]
+    settings = msgspec.json.decode(raw_settings, type=WriterSettings)
+    from stemedb.api.logs import configure_logging  # the server's log format, here too
+    from stemedb.config import LoggingConfig
+
+    configure_logging(
+        msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
+    )
+    return run_writer([Channel(socket.socket(fileno=fd)) for fd in fds], settings)
+
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -309,7 +309,7 @@ def deletion_bound(
 
 class SegmentOwner(Protocol):
     """What archiving needs of the WAL: ``Wal``, or ``RemoteWal`` when the writer runs
-    in its own process (``engine.remote``)."""
+    in its own process (``engine.link``)."""
 
     @property
     def directory(self) -> Path: ...

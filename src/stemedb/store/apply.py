@@ -146,7 +146,7 @@ class StoreWrites(StoreBase):
     def absorb(self, delta: StoreDelta) -> None:
         """Bring the in-memory state (trust, retractions, replaced epochs, the result
         cache) up to a batch applied to the tables: by ``apply``, or by the writer
-        process when this store only reads (``engine.remote``)."""
+        process when this store only reads (``engine.link``)."""
         self._trust.update(delta.trust)
         self._retracted.update(delta.retracted)
         for epoch_id, lsn in delta.epochs.items():

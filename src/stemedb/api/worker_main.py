@@ -1,0 +1,27 @@
+"""``python -m stemedb.api.worker_main INDEX COUNT SUPERVISOR_PID LINK_FD READY_FD``: one
+of several HTTP processes (``api.workers``; ``api.workers`` describes them), started by
+worker 0, never by hand. The configuration arrives as one JSON line on stdin."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import msgspec
+
+from stemedb.api.app import serve
+from stemedb.api.workers import WorkerRole, watch_supervisor
+from stemedb.config import Config
+
+
+def main(argv: list[str]) -> int:
+    index, count, supervisor_pid, link_fd, ready_fd = (int(a) for a in argv)
+    config = msgspec.json.decode(sys.stdin.buffer.readline(), type=Config)
+    watch_supervisor(sys.stdin.fileno())
+    role = WorkerRole(index, count, supervisor_pid, socket.socket(fileno=link_fd), ready_fd)
+    serve(config, role)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

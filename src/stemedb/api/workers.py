@@ -1,0 +1,311 @@
+"""Several HTTP processes on one port (``api.workers``; docs/design/adr-0003-http-workers.md).
+
+``stemedb serve`` with ``api.workers = N > 1``: the process started by hand (worker 0)
+binds the address with ``SO_REUSEPORT``, starts the writer process with N links, and
+then N - 1 more HTTP processes (``python -m stemedb.api.worker_main``), each with its own
+``SO_REUSEPORT`` socket on the same port, its link to the writer and its own app; the
+kernel spreads new connections over the N sockets. Worker 0 accepts requests only once
+every other worker has said it is ready. Each worker absorbs every batch the writer
+applies; a request waits, before it runs, until its worker has absorbed whatever any
+worker acknowledged (``Engine.catch_up``), so a 201 still means visible on every
+connection.
+
+What stays per worker: caches, the feed's waiters, the storage circuit breakers. What
+stays in worker 0 only: the WAL metrics, the archiver and the count of stored assertions
+at start-up. ``/metrics`` on any worker adds up every worker's series
+(``api.metrics_merge``), asking the others over an abstract Unix socket each
+(``control_address``).
+
+Lifecycle: a worker that exits while the node runs takes the node down (worker 0 shuts
+down gracefully and exits 1, for the service manager to restart the whole node), like
+PostgreSQL's postmaster after a backend crash. SIGTERM to worker 0 stops the others
+first, then the writer. A worker whose worker 0 is gone (its stdin, a pipe from worker
+0, ends) shuts itself down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
+
+from stemedb.config import Config
+from stemedb.errors import StorageError, ValidationError
+
+log = logging.getLogger("stemedb.api")
+
+MAX_WORKERS: Final = 64
+WORKER_START_TIMEOUT_SECONDS: Final = 120.0
+WORKER_STOP_TIMEOUT_SECONDS: Final = 30.0
+CONTROL_TIMEOUT_SECONDS: Final = 5.0
+
+
+@dataclass
+class WorkerRole:
+    """Which of ``count`` HTTP processes this one is; worker 0 started the others."""
+
+    index: int
+    count: int
+    supervisor_pid: int
+    link: socket.socket | None = None  # workers > 0: their link to the writer process
+    ready_fd: int | None = None  # workers > 0: written to once the app accepts requests
+    failed: bool = field(default=False)  # worker 0: another worker died; exit 1
+
+    @property
+    def first(self) -> bool:
+        return self.index == 0
+
+
+def check_workers_config(config: Config) -> None:
+    """Refuse what several HTTP processes cannot do yet (each names its key)."""
+    workers = config.api.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValidationError(
+            "api.workers", f"between 1 and {MAX_WORKERS}",
+            f"api.workers must be between 1 and {MAX_WORKERS}, not {workers}",
+        )  # fmt: skip
+    if workers == 1:
+        return
+    refusals = [
+        ("wal.writer_process", not config.wal.writer_process,
+         "the HTTP processes share the writer process"),
+        ("auth.enabled", config.auth.enabled,
+         "API keys are kept in each process's memory (ADR 0003: not built yet)"),
+        ("rate_limit.enabled", config.rate_limit.enabled
+         and config.rate_limit.storage in ("", "memory://"),
+         "memory:// counters would be per process; use a redis:// rate_limit.storage"),
+        ("quota.enabled", config.quota.enabled
+         and config.rate_limit.storage in ("", "memory://"),
+         "memory:// counters would be per process; use a redis:// rate_limit.storage"),
+    ]  # fmt: skip
+    for key, refused, why in refusals:
+        if refused:
+            raise ValidationError(
+                "api.workers", f"not with {key}",
+                f"api.workers = {workers} cannot be used with this {key}: {why}",
+            )  # fmt: skip
+
+
+def listen_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket with ``SO_REUSEPORT``: every worker binds one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ValidationError(
+            "api.bind", "cannot bind", f"cannot listen on {host}:{port}: {exc}"
+        ) from exc
+    return sock
+
+
+def control_address(supervisor_pid: int, index: int) -> str:
+    """Worker ``index``'s control socket: abstract (no file), named by worker 0's pid."""
+    return f"\0stemedb-{supervisor_pid}-worker-{index}"
+
+
+# -- worker 0: start, watch and stop the others ---------------------------------------
+
+
+class WorkerPool:
+    """The HTTP processes worker 0 started; each gets the configuration on its stdin,
+    which stays open: its end tells the worker that worker 0 is gone."""
+
+    def __init__(self, config: Config, role: WorkerRole, links: list[socket.socket]) -> None:
+        self._config = msgspec.json.encode(config) + b"\n"
+        self._role = role
+        self._links = links
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start every other worker and wait until each accepts requests."""
+        waiting: dict[int, int] = {}  # ready pipe -> worker index
+        try:
+            for index, link in enumerate(self._links, 1):
+                ready_read, ready_write = os.pipe()
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "stemedb.api.worker_main", str(index),
+                     str(self._role.count), str(self._role.supervisor_pid),
+                     str(link.fileno()), str(ready_write)],
+                    stdin=subprocess.PIPE, pass_fds=(link.fileno(), ready_write),
+                )  # fmt: skip
+                os.close(ready_write)
+                link.close()
+                self.procs.append(proc)
+                waiting[ready_read] = index
+                assert proc.stdin is not None
+                proc.stdin.write(self._config)
+                proc.stdin.flush()
+            self._wait_ready(waiting)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            for fd in waiting:
+                os.close(fd)
+
+    def _wait_ready(self, waiting: dict[int, int]) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+        pending = set(waiting)
+        while pending:
+            left = deadline - time.monotonic()
+            readable, _, _ = select.select(list(pending), [], [], max(0.0, left))
+            if not readable:
+                raise StorageError(
+                    f"HTTP workers {sorted(waiting[fd] for fd in pending)} did not start in"
+                    f" {WORKER_START_TIMEOUT_SECONDS:.0f} s", code="worker_failed",
+                    retryable=False,
+                )  # fmt: skip
+            for fd in readable:
+                pending.discard(fd)
+                if not os.read(fd, 1):  # closed without a word: it failed
+                    index = waiting[fd]
+                    code = self.procs[index - 1].wait()
+                    raise StorageError(
+                        f"HTTP worker {index} did not start (exit code {code})",
+                        code="worker_failed", retryable=False,
+                    )  # fmt: skip
+
+    def exited(self) -> tuple[int, int] | None:
+        """(index, exit code) of a worker that has exited, if any."""
+        for index, proc in enumerate(self.procs, 1):
+            code = proc.poll()
+            if code is not None:
+                return index, code
+        return None
+
+    def stop(self) -> None:
+        """SIGTERM every worker (each finishes its requests), wait, kill the late."""
+        self._stopping = True
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + WORKER_STOP_TIMEOUT_SECONDS
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("Error: StorageError: HTTP worker pid %d did not stop; killed", proc.pid)
+                proc.kill()
+                proc.wait()
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        for link in self._links:
+            link.close()
+
+    async def watch(self, on_exit: Callable[[], None]) -> None:
+        """Call ``on_exit`` once if a worker exits while the node runs."""
+        while not self._stopping:
+            await asyncio.sleep(0.5)
+            gone = self.exited()
+            if gone is not None and not self._stopping:
+                log.error(
+                    "Error: StorageError: HTTP worker %d exited unexpectedly (exit code %d);"
+                    " shutting the node down", *gone,
+                )  # fmt: skip
+                on_exit()
+                return
+
+
+# -- workers > 0 ------------------------------------------------------------------------
+
+
+def say_ready(role: WorkerRole) -> None:
+    """Tell worker 0 that this worker accepts requests."""
+    if role.ready_fd is not None:
+        os.write(role.ready_fd, b"r")
+        os.close(role.ready_fd)
+        role.ready_fd = None
+
+
+def watch_supervisor(stdin: int) -> None:
+    """Shut this worker down (SIGTERM to itself) when its stdin, from worker 0, ends."""
+
+    def wait() -> None:
+        while os.read(stdin, 4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name="stemedb-supervisor-watch", daemon=True).start()
+
+
+# -- the control sockets ----------------------------------------------------------------
+
+
+async def serve_control(
+    role: WorkerRole, answers: dict[bytes, Callable[[], Awaitable[bytes]]]
+) -> asyncio.AbstractServer:
+    """Answer other workers' questions (one line: a command) on this worker's socket."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            command = (await reader.readline()).strip()
+            answer = answers.get(command)
+            if answer is not None:
+                writer.write(await answer())
+                await writer.drain()
+        finally:
+            writer.close()
+
+    # Sockets made here: uvloop refuses abstract addresses given as a path.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(control_address(role.supervisor_pid, role.index))
+        sock.listen()
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.start_unix_server(handle, sock=sock)
+
+
+async def ask_others(role: WorkerRole, command: bytes) -> list[bytes]:
+    """Every other worker's answer to ``command``; a worker that does not answer in
+    ``CONTROL_TIMEOUT_SECONDS`` is left out (and logged)."""
+
+    async def ask(index: int) -> bytes | None:
+        try:
+            async with asyncio.timeout(CONTROL_TIMEOUT_SECONDS):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    loop = asyncio.get_running_loop()
+                    await loop.sock_connect(sock, control_address(role.supervisor_pid, index))
+                except BaseException:
+                    sock.close()
+                    raise
+                reader, writer = await asyncio.open_unix_connection(sock=sock)
+                try:
+                    writer.write(command + b"\n")
+                    await writer.drain()
+                    return await reader.read()
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError) as exc:
+            log.warning("HTTP worker %d did not answer %r: %s", index, command.decode(), exc)
+            return None
+
+    others = [i for i in range(role.count) if i != role.index]
+    answers = await asyncio.gather(*(ask(i) for i in others))
+    return [a for a in answers if a is not None]

@@ -1,0 +1,207 @@
+"""Several HTTP processes on one port (``api.workers = 2``, ADR 0003): a write
+acknowledged by one worker is visible to the next read on any connection, a long-poll on
+either worker is woken by a write through the other, ``/metrics`` adds both up, and the
+processes live and die together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_helpers import last_lsn, post
+from api_server import ServerProcess
+from prometheus_client.parser import text_string_to_metric_families
+
+from stemedb.api.workers import control_address
+from stemedb.engine.remote import ABSORB_DELAY_FAILPOINT
+from stemedb.model.signing import AgentKey, sign_assertion
+
+WORKERS = 2
+ABSORB_DELAY_SECONDS = 0.2
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(p) for p in (task / "children").read_text().split())
+    return out
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_gone(pids: list[int], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not all(gone(p) for p in pids):
+        time.sleep(0.05)
+    assert all(gone(p) for p in pids), [cmdline(p) for p in pids if not gone(p)]
+
+
+def worker_page(supervisor: int, index: int) -> str:
+    """What worker ``index`` alone counts (its control socket, as ``/metrics`` asks)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(control_address(supervisor, index))
+        sock.sendall(b"metrics\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def requests_of(page: str, path: str) -> float:
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(page)
+        if f.name == "stemedb_http_requests"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels["path"] == path
+    )
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("stemedb-workers")
+    proc = ServerProcess(
+        base / "data", base / "server.log", STEMEDB_API_WORKERS=str(WORKERS),
+        # worker 1 absorbs each batch late: a read there must wait for it, not miss it
+        **{ABSORB_DELAY_FAILPOINT: str(ABSORB_DELAY_SECONDS)},
+    )  # fmt: skip
+    yield proc
+    assert proc.stop() == 0, proc.log_path.read_text()[-2000:]
+
+
+def test_node_runs_one_writer_and_two_http_processes(node: ServerProcess) -> None:
+    kinds = sorted(cmdline(p).split()[2] for p in children(node.proc.pid))
+    assert kinds == ["stemedb.api.worker_main", "stemedb.engine.writer_main"]
+
+
+def test_a_write_is_visible_at_once_on_every_fresh_connection(
+    node: ServerProcess, alice: AgentKey, subject: str
+) -> None:
+    """Each request on a new connection, so the kernel spreads them over both workers.
+    Both have the pair's answer cached before each write; a 201 from either must be
+    visible to the very next read on the other."""
+    params = {"subject": subject, "predicate": "p"}
+
+    def objects() -> list[float]:
+        with httpx.Client(base_url=node.url) as reader:
+            answer = reader.get("/v1/query", params=params)
+        assert answer.status_code == 200
+        return sorted(c["object"]["value"] for c in answer.json()["claims"])
+
+    for i in range(25):
+        for _ in range(4):  # warm both workers' result caches
+            assert objects() == list(range(i))
+        record = sign_assertion(alice, subject=subject, predicate="p", object=i, confidence=0.5)
+        with httpx.Client(base_url=node.url) as writer:
+            assert post(writer, "/v1/assert", record).status_code == 201
+        assert objects() == list(range(i + 1)), i
+
+
+def test_metrics_add_up_what_each_worker_served(node: ServerProcess) -> None:
+    path = "/v1/health"
+    before = requests_of(httpx.get(node.url + "/metrics").text, path)
+    for _ in range(40):
+        assert httpx.get(node.url + path).status_code == 200  # a connection each
+    merged = requests_of(httpx.get(node.url + "/metrics").text, path)
+    per_worker = [requests_of(worker_page(node.proc.pid, i), path) for i in range(WORKERS)]
+    assert merged == before + 40 == sum(per_worker)
+    assert all(n > 0 for n in per_worker), per_worker  # both served some
+
+
+def test_long_polls_on_both_workers_are_woken_by_one_write(
+    node: ServerProcess, alice: AgentKey, subject: str
+) -> None:
+    with httpx.Client(base_url=node.url) as client:
+        start = last_lsn(client)
+    pages: list[list[str]] = []
+
+    def wait() -> None:
+        with httpx.Client(base_url=node.url, timeout=30) as client:  # its own connection
+            page = client.get("/v1/feed", params={"after": start, "wait_seconds": 20}).json()
+            pages.append([i["record"]["subject"] for i in page["items"]])
+
+    waiters = [threading.Thread(target=wait) for _ in range(8)]
+    for thread in waiters:
+        thread.start()
+    time.sleep(1.0)
+    record = sign_assertion(alice, subject=subject, predicate="p", object="x", confidence=0.5)
+    began = time.monotonic()
+    with httpx.Client(base_url=node.url) as client:
+        assert post(client, "/v1/assert", record).status_code == 201
+    for thread in waiters:
+        thread.join()
+    assert pages == [[subject]] * 8
+    assert time.monotonic() - began < 10
+
+
+def test_sigterm_stops_every_process_and_keeps_the_writes(
+    tmp_path: Path, alice: AgentKey, subject: str
+) -> None:
+    node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
+    pids = children(node.proc.pid)
+    record = sign_assertion(alice, subject=subject, predicate="p", object=1, confidence=0.5)
+    with node.client() as client:
+        assert post(client, "/v1/assert", record).status_code == 201
+    assert node.stop() == 0
+    wait_gone(pids)
+    again = ServerProcess(tmp_path / "data", tmp_path / "log2")
+    try:
+        with again.client() as client:
+            claims = client.get("/v1/query", params={"subject": subject, "predicate": "p"})
+        assert [c["object"]["value"] for c in claims.json()["claims"]] == [1]
+    finally:
+        assert again.stop() == 0
+
+
+def test_a_worker_that_dies_takes_the_node_down_with_exit_code_1(tmp_path: Path) -> None:
+    node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
+    pids = children(node.proc.pid)
+    worker = next(p for p in pids if "worker_main" in cmdline(p))
+    os.kill(worker, signal.SIGKILL)
+    assert node.proc.wait(30) == 1
+    wait_gone(pids)
+    assert any("HTTP worker 1 exited unexpectedly" in line for line in node.log_lines())
+    node.stop()
+
+
+def test_workers_stop_when_worker_0_is_killed(tmp_path: Path) -> None:
+    node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
+    pids = children(node.proc.pid)
+    node.proc.kill()
+    node.proc.wait()
+    wait_gone(pids)  # the writer (its first link ended) and worker 1 (its stdin ended)
+    node.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": "x" * 40}, "auth.enabled"),
+        ({"STEMEDB_RATE_LIMIT_ENABLED": "true"}, "rate_limit.enabled"),
+        ({"STEMEDB_QUOTA_ENABLED": "true"}, "quota.enabled"),
+        ({"STEMEDB_WAL_WRITER_PROCESS": "false"}, "wal.writer_process"),
+    ],
+)
+def test_workers_refuse_what_they_cannot_share_naming_the_key(
+    tmp_path: Path, env: dict[str, str], key: str
+) -> None:
+    with pytest.raises(RuntimeError, match=f"api.workers = 2 cannot be used with this {key}"):
+        ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2", **env)
+    assert not (tmp_path / "data" / "wal").exists()  # refused before opening anything
