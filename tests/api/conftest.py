@@ -17,10 +17,14 @@ from api_server import ServerProcess
 from stemedb.model.signing import AgentKey
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="session", params=[1, 2], ids=["workers1", "workers2"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """Every test of the shared server runs against one HTTP process and against two
+    (``api.workers``, ADR 0003)."""
     base = tmp_path_factory.mktemp("stemedb-api")
-    proc = ServerProcess(base / "data", base / "server.log")
+    proc = ServerProcess(base / "data", base / "server.log", STEMEDB_API_WORKERS=str(request.param))
     yield proc
     assert proc.stop() == 0, proc.log_path.read_text()[-2000:]
 
