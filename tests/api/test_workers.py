@@ -205,3 +205,16 @@ def test_workers_refuse_what_they_cannot_share_naming_the_key(
     with pytest.raises(RuntimeError, match=f"api.workers = 2 cannot be used with this {key}"):
         ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2", **env)
     assert not (tmp_path / "data" / "wal").exists()  # refused before opening anything
+
+
+def test_a_second_node_with_workers_cannot_share_the_port(
+    node: ServerProcess, tmp_path: Path
+) -> None:
+    """SO_REUSEPORT would let two nodes' workers split one port's traffic."""
+    with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1"):
+        ServerProcess(
+            tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2",
+            STEMEDB_BIND_ADDR=f"127.0.0.1:{node.port}",
+        )  # fmt: skip
+    with httpx.Client(base_url=node.url) as client:
+        assert client.get("/ready").status_code == 200

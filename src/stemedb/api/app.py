@@ -265,7 +265,7 @@ def serve(config: Config, role: WorkerRole | None = None) -> None:
     host, port = parse_bind(config.api.bind)
     sockets: list[socket.socket] | None = None
     if role is not None or config.api.workers > 1:
-        sockets = [listen_socket(host, port, BACKLOG)]
+        sockets = [listen_socket(host, port, BACKLOG, first=role is None)]
         if role is None:  # the others bind the port this one got (``:0`` in tests)
             port = sockets[0].getsockname()[1]
             bound = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -99,9 +99,20 @@ def check_workers_config(config: Config) -> None:
             )  # fmt: skip
 
 
-def listen_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening TCP socket with ``SO_REUSEPORT``: every worker binds one."""
+def listen_socket(host: str, port: int, backlog: int, *, first: bool) -> socket.socket:
+    """A listening TCP socket with ``SO_REUSEPORT``: every worker binds one. The first
+    worker binds the address once without it: ``SO_REUSEPORT`` would also let it share
+    the port with another node's workers (same user), silently splitting the traffic."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if first and port != 0:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise ValidationError(
+                    "api.bind", "cannot bind", f"cannot listen on {host}:{port}: {exc}"
+                ) from exc
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
