@@ -7,11 +7,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,7 +22,6 @@ from auth_server import (
     ServerProcess,
     admin_headers,
     create_key,
-    free_port,
     fresh_agent,
     send,
     start_refused,
@@ -171,31 +166,6 @@ def test_health_ready_and_metrics_are_never_limited(auth_client: httpx.Client) -
 
 
 # -- Redis ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (scripts/install-debian-deps.sh adds it)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_redis_storage_is_shared_by_two_servers(tmp_path: Path, redis_url: str) -> None:

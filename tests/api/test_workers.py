@@ -5,6 +5,7 @@ processes live and die together."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ import httpx
 import pytest
 from api_helpers import last_lsn, post
 from api_server import ServerProcess
+from auth_server import AUTH_ENV, admin_headers, create_key, wait_for_new_window
+from auth_server import ServerProcess as AuthServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from stemedb.api.workers import control_address
@@ -193,7 +196,6 @@ def test_workers_stop_when_worker_0_is_killed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "key"),
     [
-        ({"STEMEDB_AUTH_ENABLED": "true", "STEMEDB_ROOT_API_KEY": "x" * 40}, "auth.enabled"),
         ({"STEMEDB_RATE_LIMIT_ENABLED": "true"}, "rate_limit.enabled"),
         ({"STEMEDB_QUOTA_ENABLED": "true"}, "quota.enabled"),
         ({"STEMEDB_WAL_WRITER_PROCESS": "false"}, "wal.writer_process"),
@@ -218,3 +220,43 @@ def test_a_second_node_with_workers_cannot_share_the_port(
         )  # fmt: skip
     with httpx.Client(base_url=node.url) as client:
         assert client.get("/ready").status_code == 200
+
+
+def test_keys_and_overrides_changed_through_one_worker_hold_at_once_on_every_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """API keys and rate-limit overrides live in ``keys.sqlite`` and in each worker's
+    memory: a change through one worker reaches the other before its next request."""
+    if importlib.util.find_spec("redis") is None:
+        pytest.skip("the redis Python package is not installed")
+    node = AuthServer(
+        tmp_path / "data", tmp_path / "log", **AUTH_ENV, STEMEDB_API_WORKERS="2",
+        STEMEDB_RATE_LIMIT_STORAGE=redis_url,
+    )  # fmt: skip
+
+    def codes(secret: str, count: int) -> list[int]:
+        out = []
+        for _ in range(count):  # a connection each: both workers answer some
+            with httpx.Client(base_url=node.url) as client:
+                out.append(client.get("/v1/epochs", headers={"x-api-key": secret}).status_code)
+        return out
+
+    try:
+        for _ in range(5):
+            with httpx.Client(base_url=node.url) as admin:
+                key = create_key(admin, "reader")
+            assert codes(key["secret"], 6) == [200] * 6
+        with httpx.Client(base_url=node.url) as admin:
+            override = {"api_key_id": key["id"], "max_requests_per_min": 3}
+            answer = admin.post("/v1/admin/rate-limit", json=override, headers=admin_headers())
+            assert answer.status_code == 200, answer.text
+        wait_for_new_window()
+        assert codes(key["secret"], 8) == [200] * 3 + [429] * 5
+        with httpx.Client(base_url=node.url) as admin:
+            disabled = admin.post(
+                f"/v1/admin/api-keys/{key['id']}/disable", headers=admin_headers()
+            )
+            assert disabled.status_code == 200, disabled.text
+        assert codes(key["secret"], 6) == [401] * 6
+    finally:
+        assert node.stop() == 0, node.log_text()[-2000:]

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -63,8 +64,11 @@ from stemedb.model.apikey import role_allows
 from stemedb.model.signing import is_hex64
 from stemedb.query.provenance import AgentInfo
 from stemedb.store.keys import StoredKey
+from stemedb.sys.shared import SharedInt
 
 log = logging.getLogger("stemedb.api")
+
+ACCESS_GENERATION_FILE: Final = "keys.generation"
 
 GATE_KEY: Final = "stemedb.gate"
 PUBLIC_PATHS: Final = frozenset(
@@ -105,16 +109,27 @@ class AccessControl:
             config.resilience, metrics.breakers_open, authenticated=config.auth.enabled
         )
         self._flusher: asyncio.Task[None] | None = None
+        self._generation: SharedInt | None = None  # several HTTP processes
+        self._seen_generation = 0
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def open(self, data_dir: Path) -> None:
-        """Blocking: open ``keys.sqlite``, seed the root key, refuse a server without admin."""
-        store = self.keys.open(data_dir, self.root_secret)
-        for override in store.overrides():
-            self.rates.set_override(override.scope, override.target, override.max_requests_per_min)
+    def open(self, data_dir: Path, *, shared: bool = False) -> None:
+        """Blocking: open ``keys.sqlite``, seed the root key, refuse a server without admin.
+
+        ``shared``: other HTTP processes of this node (``api.workers``) change the same
+        keys and overrides; each change bumps ``<data_dir>/keys.generation`` and every
+        process reloads both before its next guarded request (``refresh``)."""
+        if shared:
+            self._generation = SharedInt(data_dir / ACCESS_GENERATION_FILE, create=True)
+            self._seen_generation = self._generation.get()  # before reading what it covers
+        self.keys.open(data_dir, self.root_secret)
+        self._load_overrides()
         if self.auth_enabled and not self.keys.has_usable_admin():
             self.keys.close()
+            if self._generation is not None:
+                self._generation.close()
+                self._generation = None
             raise ValidationError(
                 "auth.root_api_key",
                 "required",
@@ -125,10 +140,30 @@ class AccessControl:
                 code="no_admin_key",
             )
 
-    async def start(self, data_dir: Path) -> None:
+    def _load_overrides(self) -> None:
+        self.rates.replace_overrides({
+            (o.scope, o.target): o.max_requests_per_min for o in self.keys.store.overrides()
+        })  # fmt: skip
+
+    def refresh(self) -> None:
+        """Reload the keys and the rate-limit overrides if another HTTP process changed
+        them since (one shared 8-byte read when it did not)."""
+        generation = self._generation
+        if generation is not None and (value := generation.get()) != self._seen_generation:
+            self._seen_generation = value  # read first: a change after it is seen next
+            self.keys.reload()
+            self._load_overrides()
+
+    def changed(self) -> None:
+        """Tell the other HTTP processes that keys or overrides changed (after the
+        change is committed to ``keys.sqlite``)."""
+        if self._generation is not None:
+            self._generation.increment()
+
+    async def start(self, data_dir: Path, *, shared: bool = False) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, self.open, data_dir)
+            await loop.run_in_executor(None, partial(self.open, data_dir, shared=shared))
         except StemeError as exc:
             log.error("Error: %s: %s", exc.type_name, exc.message)
             raise
@@ -155,6 +190,8 @@ class AccessControl:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.keys.close)
         await self.counters.counter.close()
+        if self._generation is not None:
+            self._generation.close()
 
     async def _flush_periodically(self) -> None:
         loop = asyncio.get_running_loop()
@@ -237,6 +274,7 @@ class RouteGuard:
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Handler
     ) -> Response:
+        self.access.refresh()
         gate = Gate(self.access, self.policy, scope)
         scope[GATE_KEY] = gate
         try:

@@ -14,7 +14,8 @@ The guard (``api.access``) requires the admin role for all of them when auth is 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -33,6 +34,8 @@ from stemedb.model.apikey import ApiKey, CreatedApiKey
 from stemedb.model.records import TrustOutcome
 from stemedb.model.signing import is_hex64
 
+T = TypeVar("T")
+
 CREATE_DECODER: Final = msgspec.json.Decoder(CreateKeyBody)
 OUTCOME_DECODER: Final = msgspec.json.Decoder(OutcomeBody)
 ADMIN_ERRORS: Final = {
@@ -45,26 +48,34 @@ NO_STORE: Final = {"Cache-Control": "no-store"}
 def routes(state: ApiState) -> list[ApiRoute]:
     max_body = state.config.api.max_body_bytes
     timeout = state.config.api.request_timeout_seconds
-    keys = state.access.keys
+    access = state.access
+    keys = access.keys
 
     async def list_keys(request: Request) -> Response:
         QueryString(request).finish()
+        access.refresh()
         return json_response(ApiKeyList(keys=keys.list()), headers=NO_STORE)
+
+    async def change(fn: Callable[..., T], *args: object) -> T:
+        """A change to the keys, off the loop; then the other HTTP processes reload."""
+        access.refresh()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, fn, *args)
+        finally:
+            access.changed()
 
     async def create_key(request: Request) -> Response:
         body = await read_json(request, CREATE_DECODER, max_body)
-        loop = asyncio.get_running_loop()
-        made = await loop.run_in_executor(None, keys.create, body.name, body.role, body.expires_at)
+        made = await change(keys.create, body.name, body.role, body.expires_at)
         return json_response(made, 201, headers=NO_STORE)
 
     async def disable_key(request: Request) -> Response:
-        loop = asyncio.get_running_loop()
-        key = await loop.run_in_executor(None, keys.disable, str(request.path_params["id"]))
+        key = await change(keys.disable, str(request.path_params["id"]))
         return json_response(key, headers=NO_STORE)
 
     async def delete_key(request: Request) -> Response:
-        loop = asyncio.get_running_loop()
-        key = await loop.run_in_executor(None, keys.delete, str(request.path_params["id"]))
+        key = await change(keys.delete, str(request.path_params["id"]))
         return json_response(DeletedKey(id=key.id, deleted=True), headers=NO_STORE)
 
     async def post_outcome(request: Request) -> Response:

@@ -91,6 +91,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
 
     async def list_overrides(request: Request) -> Response:
         QueryString(request).finish()
+        access.refresh()
         loop = asyncio.get_running_loop()
         rows = await loop.run_in_executor(None, overrides)
         return json_response(RateOverrideList(
@@ -108,16 +109,19 @@ def routes(state: ApiState) -> list[ApiRoute]:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, access.keys.store.put_override, row)
         rates.set_override(scope, target, row.max_requests_per_min)
+        access.changed()
         return json_response(view(row))
 
     async def delete_override(request: Request) -> Response:
         target = str(request.path_params["agent_id"])
         scope: OverrideScope = "agent" if is_hex64(target) else "key"
+        access.refresh()
         if (scope, target) not in rates.overrides:
             raise NotFoundError(f"no rate-limit override for {target}", code="override_not_found")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, access.keys.store.delete_override, scope, target)
         rates.remove_override(scope, target)
+        access.changed()
         return json_response(DeletedOverride(scope=scope, target=target, deleted=True))
 
     async def trip(request: Request) -> Response:

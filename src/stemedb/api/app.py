@@ -131,7 +131,7 @@ def create_app(
         control: asyncio.AbstractServer | None = None
         pool: WorkerPool | None = None
         try:  # API keys (refuses to start with auth on and no admin key), limits
-            await state.access.start(config.data_dir)
+            await state.access.start(config.data_dir, shared=role is not None)
             if role is not None:
                 control = await serve_control(role, {b"metrics": state.own_metrics})
             if role is not None and role.first:  # the other HTTP processes

@@ -3,7 +3,9 @@
 The ``KeyRing`` keeps every key in memory (by the SHA-256 of its secret and by id) and
 writes each change through to ``<data_dir>/keys.sqlite`` before it answers: a disabled
 or deleted key is refused from the next request on, with no cache to expire. The data
-directory lock guarantees that nothing else changes the file while the server runs.
+directory lock keeps other programs from changing the file while the server runs; the
+server's other HTTP processes (``api.workers``) do change it, and each reloads the keys
+when another one did (``reload``, called by ``AccessControl.refresh``).
 
 Authentication hashes the presented secret (one SHA-256), looks the digest up and
 compares it again with ``hmac.compare_digest``; the lookup key is a hash of 256 random
@@ -124,6 +126,15 @@ class KeyRing:
             raise
         self._store = store
         return store
+
+    def reload(self) -> None:
+        """Read every key again (another HTTP process changed them, ``api.workers``);
+        ``last_used_at`` values not yet flushed stay pending."""
+        keys = self.store.all_keys()
+        with self._change:
+            self._by_hash = {k.secret_hash: k for k in keys}
+            self._by_id = {k.id: k for k in keys}
+            self._known = {}
 
     def close(self) -> None:
         if self._store is not None:

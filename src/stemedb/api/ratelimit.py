@@ -311,6 +311,10 @@ class RateLimits:
         self.overrides.pop((scope, target), None)
         self._request_counters = {}
 
+    def replace_overrides(self, overrides: dict[tuple[str, str], int]) -> None:
+        self.overrides = overrides
+        self._request_counters = {}
+
     def request_counters(
         self, path: str, endpoint_limit: int | None, key_id: str | None, agent: str | None,
         address: str,

@@ -10,7 +10,8 @@ applies; a request waits, before it runs, until its worker has absorbed whatever
 worker acknowledged (``Engine.catch_up``), so a 201 still means visible on every
 connection.
 
-What stays per worker: caches, the feed's waiters, the storage circuit breakers. What
+API keys and rate-limit overrides are node-wide (``AccessControl.refresh``). What stays
+per worker: caches, the feed's waiters, the storage circuit breakers. What
 stays in worker 0 only: the WAL metrics, the archiver and the count of stored assertions
 at start-up. ``/metrics`` on any worker adds up every worker's series
 (``api.metrics_merge``), asking the others over an abstract Unix socket each
@@ -82,8 +83,6 @@ def check_workers_config(config: Config) -> None:
     refusals = [
         ("wal.writer_process", not config.wal.writer_process,
          "the HTTP processes share the writer process"),
-        ("auth.enabled", config.auth.enabled,
-         "API keys are kept in each process's memory (ADR 0003: not built yet)"),
         ("rate_limit.enabled", config.rate_limit.enabled
          and config.rate_limit.storage in ("", "memory://"),
          "memory:// counters would be per process; use a redis:// rate_limit.storage"),

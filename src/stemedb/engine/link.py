@@ -24,7 +24,7 @@ and turns the node read-only.
 
 With several HTTP processes a read served by one of them must see a write another one
 acknowledged. The writer stores each applied LSN in an 8-byte file shared by mmap
-(``AppliedLsn``) after sending the batch's delta and before any of its outcomes; a
+(``sys.shared.SharedInt``) after sending the batch's delta and before any of its outcomes; a
 process that sees a larger LSN there than it has absorbed waits for that delta
 (``CommitNotices.wait_for``) before it reads.
 """
@@ -32,14 +32,11 @@ process that sees a larger LSN there than it has absorbed waits for that delta
 from __future__ import annotations
 
 import contextlib
-import mmap
-import os
 import socket
 import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import msgspec
@@ -56,7 +53,6 @@ RECORD_DECODERS: Final[dict[int, msgspec.msgpack.Decoder[Any]]] = {
 }
 STARTUP_TIMEOUT_SECONDS: Final = 600.0  # replaying a large WAL takes a while
 CLOSE_TIMEOUT_SECONDS: Final = 60.0
-_LSN: Final = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ class WriterSettings:
     verify_threads: int = 2
     log_level: str = "info"
     log_format: str = "json"
-    applied_lsn_file: str = ""  # several HTTP processes: the shared ``AppliedLsn``
+    applied_lsn_file: str = ""  # several HTTP processes: a ``SharedInt``
 
 
 # -- frames ---------------------------------------------------------------------------
@@ -112,36 +108,6 @@ class Channel:
     def close(self) -> None:
         self._reader.close()
         self._sock.close()
-
-
-# -- the applied LSN, shared by the writer and the HTTP processes ------------------------
-
-
-class AppliedLsn:
-    """An 8-byte file mapped into every process: the last LSN the writer applied.
-
-    Not durable and not read at start-up (the writer rewrites it once open); an aligned
-    8-byte store into a shared mapping is seen whole by the other processes."""
-
-    def __init__(self, path: Path, *, create: bool = False) -> None:
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
-        fd = os.open(path, flags, 0o600)
-        try:
-            if create:
-                os.ftruncate(fd, _LSN.size)
-            self._map = mmap.mmap(fd, _LSN.size)
-        finally:
-            os.close(fd)
-
-    def get(self) -> int:
-        value: int = _LSN.unpack_from(self._map)[0]
-        return value
-
-    def set(self, lsn: int) -> None:
-        _LSN.pack_into(self._map, 0, lsn)
-
-    def close(self) -> None:
-        self._map.close()
 
 
 # -- errors and outcomes across the process boundary -----------------------------------

@@ -27,7 +27,6 @@ from stemedb.engine.link import (
     CLOSE_TIMEOUT_SECONDS,
     ENCODER,
     STARTUP_TIMEOUT_SECONDS,
-    AppliedLsn,
     Channel,
     WriterSettings,
     error_from_wire,
@@ -40,6 +39,7 @@ from stemedb.errors import ReadOnlyError, StemeError, StorageError
 from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
+from stemedb.sys.shared import SharedInt
 from stemedb.wal import WalObserver
 from stemedb.wal.format import parse_segment_name
 from stemedb.wal.log import SegmentInfo
@@ -97,7 +97,7 @@ class WriterProcess(CommitNotices):
 
     def __init__(
         self, link: socket.socket, proc: subprocess.Popen[bytes] | None, wal_dir: Path, *,
-        observer: WalObserver | None, applied_lsn: AppliedLsn | None,
+        observer: WalObserver | None, applied_lsn: SharedInt | None,
         spare_links: list[socket.socket],
     ) -> None:  # fmt: skip
         """Use ``spawn`` or ``join``: this waits for the writer's ``ready`` on ``link``."""
@@ -165,7 +165,7 @@ class WriterProcess(CommitNotices):
                 applied_lsn=None, spare_links=[ours for ours, _ in pairs[1:]],
             )  # fmt: skip
             if settings.applied_lsn_file:  # the writer made it before "ready"
-                applied_lsn = AppliedLsn(Path(settings.applied_lsn_file))
+                applied_lsn = SharedInt(Path(settings.applied_lsn_file))
         except BaseException:
             for ours, _ in pairs[1:]:
                 ours.close()
@@ -177,7 +177,7 @@ class WriterProcess(CommitNotices):
     def join(cls, link: socket.socket, wal_dir: Path, applied_lsn_file: Path) -> WriterProcess:
         """Serve another HTTP process over a link of a writer process already running."""
         writer = cls(
-            link, None, wal_dir, observer=None, applied_lsn=AppliedLsn(applied_lsn_file),
+            link, None, wal_dir, observer=None, applied_lsn=SharedInt(applied_lsn_file),
             spare_links=[],
         )  # fmt: skip
         # A failpoint for the tests of ``catch_up``: absorb each batch this much later.

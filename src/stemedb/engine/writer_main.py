@@ -22,7 +22,6 @@ import msgspec
 
 from stemedb.engine.link import (
     RECORD_DECODERS,
-    AppliedLsn,
     Channel,
     WriterSettings,
     error_to_wire,
@@ -36,6 +35,7 @@ from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import RecordKind
 from stemedb.store.apply import StoreDelta
 from stemedb.sys.clock import SystemClock
+from stemedb.sys.shared import SharedInt
 from stemedb.wal import Wal
 
 
@@ -87,7 +87,7 @@ def run_writer(links: Sequence[Channel], settings: WriterSettings) -> int:
     )  # fmt: skip
     applied_lsn = None
     if settings.applied_lsn_file:
-        applied_lsn = AppliedLsn(Path(settings.applied_lsn_file), create=True)
+        applied_lsn = SharedInt(Path(settings.applied_lsn_file), create=True)
         applied_lsn.set(writer.applied_lsn)
     observer.channel = links[0]
     reports = _Reports(links, wal, writer.stats, applied_lsn)
@@ -125,7 +125,7 @@ class _Reports:
 
     def __init__(
         self, links: Sequence[Channel], wal: Wal, stats: BatchStats,
-        applied_lsn: AppliedLsn | None,
+        applied_lsn: SharedInt | None,
     ) -> None:  # fmt: skip
         self._links = links
         self._wal = wal
