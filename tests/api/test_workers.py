@@ -13,12 +13,23 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from api_helpers import last_lsn, post
 from api_server import ServerProcess
-from auth_server import AUTH_ENV, admin_headers, create_key, wait_for_new_window
+from auth_server import (
+    AUTH_ENV,
+    QUOTA_TOKENS,
+    SKEPTIC_LIMIT,
+    admin_headers,
+    create_key,
+    fresh_agent,
+    send,
+    wait_for_new_window,
+)
 from auth_server import ServerProcess as AuthServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -193,19 +204,20 @@ def test_workers_stop_when_worker_0_is_killed(tmp_path: Path) -> None:
     node.stop()
 
 
-@pytest.mark.parametrize(
-    ("env", "key"),
-    [
-        ({"STEMEDB_RATE_LIMIT_ENABLED": "true"}, "rate_limit.enabled"),
-        ({"STEMEDB_QUOTA_ENABLED": "true"}, "quota.enabled"),
-        ({"STEMEDB_WAL_WRITER_PROCESS": "false"}, "wal.writer_process"),
-    ],
-)
-def test_workers_refuse_what_they_cannot_share_naming_the_key(
-    tmp_path: Path, env: dict[str, str], key: str
+@pytest.mark.parametrize("workers", ["0", "65"])
+def test_a_worker_count_out_of_range_is_refused_naming_the_key(
+    tmp_path: Path, workers: str
 ) -> None:
-    with pytest.raises(RuntimeError, match=f"api.workers = 2 cannot be used with this {key}"):
-        ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2", **env)
+    with pytest.raises(RuntimeError, match=r"api\.workers must be between 1 and 64"):
+        ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS=workers)
+
+
+def test_workers_without_the_writer_process_are_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"cannot be used with this wal\.writer_process"):
+        ServerProcess(
+            tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2",
+            STEMEDB_WAL_WRITER_PROCESS="false",
+        )  # fmt: skip
     assert not (tmp_path / "data" / "wal").exists()  # refused before opening anything
 
 
@@ -258,5 +270,90 @@ def test_keys_and_overrides_changed_through_one_worker_hold_at_once_on_every_wor
             )
             assert disabled.status_code == 200, disabled.text
         assert codes(key["secret"], 6) == [401] * 6
+    finally:
+        assert node.stop() == 0, node.log_text()[-2000:]
+
+
+def test_memory_rate_limits_and_quotas_hold_for_the_node_not_for_each_worker(
+    tmp_path: Path,
+) -> None:
+    """``memory://`` counters are one table for both workers (``api.node_counter``)."""
+    node = AuthServer(tmp_path / "data", tmp_path / "log", **AUTH_ENV, STEMEDB_API_WORKERS="2")
+    try:
+        with httpx.Client(base_url=node.url) as admin:
+            writer = {"x-api-key": create_key(admin, "writer")["secret"]}
+        skeptic = []
+        for _ in range(SKEPTIC_LIMIT + 3):  # a connection each: both workers answer some
+            with httpx.Client(base_url=node.url) as client:
+                answer = client.get("/v1/skeptic", params={"subject": "s", "predicate": "p"},
+                                    headers=writer)  # fmt: skip
+                skeptic.append(answer.status_code)
+        assert skeptic == [200] * SKEPTIC_LIMIT + [429] * 3
+        agent, written = fresh_agent(), []
+        for index in range(QUOTA_TOKENS // 10 + 2):  # an assertion costs 10 tokens
+            record = sign_assertion(agent, subject="test/quota", predicate="p", object=index,
+                                    confidence=0.5)  # fmt: skip
+            with httpx.Client(base_url=node.url) as client:
+                written.append(send(client, "/v1/assert", record, writer).status_code)
+        assert written == [201] * (QUOTA_TOKENS // 10) + [429] * 2
+    finally:
+        assert node.stop() == 0, node.log_text()[-2000:]
+
+
+def test_admin_views_and_breaker_trips_cover_every_worker(tmp_path: Path) -> None:
+    """Slow queries, breakers and cache figures live in each worker; the admin views
+    gather them, and an admin's trip and reset reach every worker."""
+    node = AuthServer(
+        tmp_path / "data", tmp_path / "log", **AUTH_ENV, STEMEDB_API_WORKERS="2",
+        STEMEDB_API_SLOW_QUERY_MS="0",  # every query is a slow one
+    )  # fmt: skip
+
+    def fresh(method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(base_url=node.url) as client:  # a connection each
+            return client.request(method, path, **kwargs)
+
+    def writes(agent: AgentKey) -> list[int]:
+        out = []
+        for index in range(6):
+            record = sign_assertion(agent, subject="test/trip", predicate="p", object=index,
+                                    confidence=0.5)  # fmt: skip
+            out.append(
+                fresh(
+                    "POST",
+                    "/v1/assert",
+                    content=msgspec.json.encode(record),
+                    headers={**writer, "content-type": "application/json"},
+                ).status_code
+            )
+        return out
+
+    try:
+        with httpx.Client(base_url=node.url) as admin:
+            writer = {"x-api-key": create_key(admin, "writer")["secret"]}
+        subjects = [f"test/slow-{i}" for i in range(12)]
+        for subject in subjects:
+            params = {"subject": subject, "predicate": "p"}
+            assert fresh("GET", "/v1/query", params=params, headers=writer).status_code == 200
+        slow = fresh("GET", "/v1/admin/slow-queries", headers=admin_headers()).json()
+        assert {q["subject"] for q in slow["queries"]} >= set(subjects)
+
+        agent = fresh_agent()
+        trip = {"agent_id": agent.agent_id, "reason": "test"}
+        tripped = fresh(
+            "POST", "/v1/admin/circuit-breaker/trip", json=trip, headers=admin_headers()
+        )
+        assert tripped.status_code == 200, tripped.text
+        assert writes(agent) == [403] * 6
+        listed = fresh("GET", "/v1/admin/circuit-breakers", headers=admin_headers()).json()
+        assert [b["state"] for b in listed["breakers"] if b["agent_id"] == agent.agent_id] == [
+            "open"
+        ]
+        reset = {"agent_id": agent.agent_id}
+        assert fresh("POST", "/v1/admin/circuit-breaker/reset", json=reset,
+                     headers=admin_headers()).status_code == 200  # fmt: skip
+        assert writes(agent) == [201] * 6
+
+        stats = fresh("GET", "/v1/admin/storage/stats", headers=admin_headers()).json()
+        assert stats["cache_max_bytes"] == 2 * 64 * 1024 * 1024  # both workers' caches
     finally:
         assert node.stop() == 0, node.log_text()[-2000:]

@@ -40,6 +40,7 @@ from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
 from stemedb.api.breakers import AgentBreakers, Outcome
 from stemedb.api.errors import AGENT_KEY, ERROR_KEY
 from stemedb.api.metrics import Metrics
+from stemedb.api.node_counter import COUNTERS_FILE, NodeCounter
 from stemedb.api.quota import Cost, QuotaMeter, cost_of, exhausted, quota_headers, request_cost
 from stemedb.api.ratelimit import (
     Counters,
@@ -52,6 +53,7 @@ from stemedb.api.ratelimit import (
     rate_headers,
 )
 from stemedb.api.routing import Handler, RouteApp, envelope_response, handle
+from stemedb.api.workers import WorkerRole
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,
@@ -114,15 +116,20 @@ class AccessControl:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def open(self, data_dir: Path, *, shared: bool = False) -> None:
+    def open(self, data_dir: Path, *, workers: WorkerRole | None = None) -> None:
         """Blocking: open ``keys.sqlite``, seed the root key, refuse a server without admin.
 
-        ``shared``: other HTTP processes of this node (``api.workers``) change the same
+        ``workers``: other HTTP processes of this node (``api.workers``) change the same
         keys and overrides; each change bumps ``<data_dir>/keys.generation`` and every
-        process reloads both before its next guarded request (``refresh``)."""
-        if shared:
+        process reloads both before its next guarded request (``refresh``). Their
+        ``memory://`` counters are one table (``api.node_counter``)."""
+        if workers is not None:
             self._generation = SharedInt(data_dir / ACCESS_GENERATION_FILE, create=True)
             self._seen_generation = self._generation.get()  # before reading what it covers
+            if self.memory is not None:
+                counter = NodeCounter(data_dir / COUNTERS_FILE, reset=workers.first)
+                self.counters.share(counter)
+                self.memory = counter
         self.keys.open(data_dir, self.root_secret)
         self._load_overrides()
         if self.auth_enabled and not self.keys.has_usable_admin():
@@ -160,10 +167,10 @@ class AccessControl:
         if self._generation is not None:
             self._generation.increment()
 
-    async def start(self, data_dir: Path, *, shared: bool = False) -> None:
+    async def start(self, data_dir: Path, *, workers: WorkerRole | None = None) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, partial(self.open, data_dir, shared=shared))
+            await loop.run_in_executor(None, partial(self.open, data_dir, workers=workers))
         except StemeError as exc:
             log.error("Error: %s: %s", exc.type_name, exc.message)
             raise

@@ -20,6 +20,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api import node_views
 from stemedb.api.access_wire import (
     BreakerList,
     DeletedOverride,
@@ -131,15 +132,15 @@ def routes(state: ApiState) -> list[ApiRoute]:
             raise ValidationError(
                 "reason", "too_long", f"reason is at most {REASON_MAX_CHARS} characters"
             )
-        return json_response(access.breakers.trip(agent, body.reason))
+        return json_response(await node_views.trip(state, agent, body.reason))
 
     async def reset(request: Request) -> Response:
         body = await read_json(request, RESET_DECODER, max_body)
-        return json_response(access.breakers.reset(checked_agent(body.agent_id)))
+        return json_response(await node_views.reset(state, checked_agent(body.agent_id)))
 
     async def list_breakers(request: Request) -> Response:
         QueryString(request).finish()
-        return json_response(BreakerList(breakers=access.breakers.list()))
+        return json_response(BreakerList(breakers=await node_views.breakers(state)))
 
     return [
         api_route("/v1/admin/rate-limit", list_overrides, ["GET"], EndpointDoc(

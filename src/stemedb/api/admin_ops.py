@@ -25,6 +25,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api import node_views
 from stemedb.api.health import readiness
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
@@ -182,13 +183,20 @@ def routes(state: ApiState, *, authorize: Authorize = allow_all) -> list[ApiRout
     async def get_slow_queries(request: Request) -> Response:
         await authorize(request)
         QueryString(request).finish()
-        return json_response(SlowQueryList(state.slow_queries.newest_first()))
+        return json_response(SlowQueryList(await node_views.slow_queries(state)))
 
     async def get_storage_stats(request: Request) -> Response:
         await authorize(request)
         QueryString(request).finish()
         engine = state.engine
-        return json_response(await state.offload_unguarded(storage_stats, state, engine))
+        stats = await state.offload_unguarded(storage_stats, state, engine)
+        if state.role is not None:  # the caches of every HTTP worker
+            caches = await node_views.node_caches(state, node_views.cache_figures(state))
+            stats = msgspec.structs.replace(
+                stats, **msgspec.structs.asdict(caches),
+                cache_hit_ratio=_ratio(caches.cache_hits, caches.cache_misses),
+            )  # fmt: skip
+        return json_response(stats)
 
     async def get_cluster_status(request: Request) -> Response:
         await authorize(request)

@@ -34,6 +34,7 @@ from stemedb.api import (
     admin_ops,
     feed,
     health,
+    node_views,
     openapi,
     queries,
     records,
@@ -120,6 +121,7 @@ def create_app(
     ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk into a server.
     ``role``: which of several HTTP processes this app serves (``api.workers``)."""
     state = ApiState(config, role)
+    node_views.answer_workers(state)
     options = dict(engine_options or {})
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
@@ -131,9 +133,9 @@ def create_app(
         control: asyncio.AbstractServer | None = None
         pool: WorkerPool | None = None
         try:  # API keys (refuses to start with auth on and no admin key), limits
-            await state.access.start(config.data_dir, shared=role is not None)
+            await state.access.start(config.data_dir, workers=role)
             if role is not None:
-                control = await serve_control(role, {b"metrics": state.own_metrics})
+                control = await serve_control(role, state.control)
             if role is not None and role.first:  # the other HTTP processes
                 assert isinstance(engine.writer, WriterProcess)
                 pool = WorkerPool(config, role, engine.writer.spare_links)
@@ -251,6 +253,8 @@ class _Server(uvicorn.Server):
         self._state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._state.role is not None:
+            self._state.role.stopping = True
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
         self._state.feed.close_threadsafe()

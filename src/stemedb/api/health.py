@@ -11,7 +11,6 @@ from stemedb.api.metrics_merge import merge_expositions
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.api.wire import HealthResponse, ReadyResponse
-from stemedb.api.workers import ask_others
 
 
 def readiness(state: ApiState) -> tuple[list[str], int]:
@@ -53,9 +52,9 @@ def routes(state: ApiState) -> list[ApiRoute]:
 
     async def get_metrics(request: Request) -> Response:
         page = await state.own_metrics()
-        role = state.role
-        if role is not None and role.count > 1:  # every HTTP worker's series, added up
-            page = merge_expositions([page, *await ask_others(role, b"metrics")])
+        others = await state.ask_workers(b"metrics")
+        if others:  # every HTTP worker's series, added up
+            page = merge_expositions([page, *others])
         return Response(page, media_type=CONTENT_TYPE)
 
     health_doc = EndpointDoc(summary="Liveness.", tag="operations", responses={200: HealthResponse})

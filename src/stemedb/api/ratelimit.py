@@ -250,6 +250,10 @@ class Counters:
         self._items: dict[tuple[int, int], RateLimitItem] = {}
         self._last_error_log = 0.0
 
+    def share(self, counter: MemoryCounter) -> None:
+        """Count ``memory://`` limits in ``counter`` instead (``api.node_counter``)."""
+        self.counter = self.memory = counter
+
     def item(self, amount: int, window_seconds: int) -> RateLimitItem:
         """``amount`` per fixed window of ``window_seconds`` (cached)."""
         item = self._items.get((amount, window_seconds))

@@ -7,6 +7,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api import node_views
 from stemedb.api.access_wire import AgentDetail
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
@@ -44,7 +45,9 @@ def routes(state: ApiState) -> list[ApiRoute]:
         info = await state.offload(
             provenance.agent, str(request.path_params["agent_id"]), engine.clock.time()
         )
-        return json_response(await state.access.agent_detail(info))
+        detail = await state.access.agent_detail(info)
+        detail.breaker = await node_views.breaker(state, info.agent_id)  # every worker's
+        return json_response(detail)
 
     async def get_audit_queries(request: Request) -> Response:
         qs = QueryString(request)

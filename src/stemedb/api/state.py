@@ -24,7 +24,7 @@ from stemedb.api.ingest import WriteCoalescer
 from stemedb.api.metrics import Metrics
 from stemedb.api.resilience import StorageGuard
 from stemedb.api.slow_queries import SlowQueryLog
-from stemedb.api.workers import WorkerRole
+from stemedb.api.workers import ControlAnswer, WorkerRole, ask_others
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import UnavailableError, ValidationError
@@ -59,6 +59,8 @@ class ApiState:
         self._service: QueryService | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._coalescer: WriteCoalescer | None = None
+        # What this worker answers the others (``api.workers``): route modules add theirs.
+        self.control: dict[bytes, ControlAnswer] = {b"metrics": lambda _: self.own_metrics()}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -115,6 +117,14 @@ class ApiState:
             wal.segments.set(len(engine.wal.segments()))
             wal.disk_usage.set(engine.wal.disk_usage_bytes())
         return self.metrics.exposition()
+
+    async def ask_workers(self, command: bytes, argument: bytes = b"") -> list[bytes]:
+        """The other HTTP workers' answers to ``command`` (``api.workers``); none with
+        one worker."""
+        role = self.role
+        if role is None or role.count == 1:
+            return []
+        return await ask_others(role, command, argument)
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_monotonic

@@ -64,6 +64,7 @@ class WorkerRole:
     link: socket.socket | None = None  # workers > 0: their link to the writer process
     ready_fd: int | None = None  # workers > 0: written to once the app accepts requests
     failed: bool = field(default=False)  # worker 0: another worker died; exit 1
+    stopping: bool = field(default=False)  # a signal asked this process to stop
 
     @property
     def first(self) -> bool:
@@ -71,31 +72,19 @@ class WorkerRole:
 
 
 def check_workers_config(config: Config) -> None:
-    """Refuse what several HTTP processes cannot do yet (each names its key)."""
+    """Refuse what several HTTP processes cannot do (naming the key)."""
     workers = config.api.workers
     if not 1 <= workers <= MAX_WORKERS:
         raise ValidationError(
             "api.workers", f"between 1 and {MAX_WORKERS}",
             f"api.workers must be between 1 and {MAX_WORKERS}, not {workers}",
         )  # fmt: skip
-    if workers == 1:
-        return
-    refusals = [
-        ("wal.writer_process", not config.wal.writer_process,
-         "the HTTP processes share the writer process"),
-        ("rate_limit.enabled", config.rate_limit.enabled
-         and config.rate_limit.storage in ("", "memory://"),
-         "memory:// counters would be per process; use a redis:// rate_limit.storage"),
-        ("quota.enabled", config.quota.enabled
-         and config.rate_limit.storage in ("", "memory://"),
-         "memory:// counters would be per process; use a redis:// rate_limit.storage"),
-    ]  # fmt: skip
-    for key, refused, why in refusals:
-        if refused:
-            raise ValidationError(
-                "api.workers", f"not with {key}",
-                f"api.workers = {workers} cannot be used with this {key}: {why}",
-            )  # fmt: skip
+    if workers > 1 and not config.wal.writer_process:
+        raise ValidationError(
+            "api.workers", "not with wal.writer_process",
+            f"api.workers = {workers} cannot be used with this wal.writer_process: the HTTP"
+            " processes share the writer process",
+        )  # fmt: skip
 
 
 def listen_socket(host: str, port: int, backlog: int, *, first: bool) -> socket.socket:
@@ -229,7 +218,8 @@ class WorkerPool:
         while not self._stopping:
             await asyncio.sleep(0.5)
             gone = self.exited()
-            if gone is not None and not self._stopping:
+            # Ctrl-C reaches every worker: one that stops then is not a failure
+            if gone is not None and not self._stopping and not self._role.stopping:
                 log.error(
                     "Error: StorageError: HTTP worker %d exited unexpectedly (exit code %d);"
                     " shutting the node down", *gone,
@@ -263,18 +253,24 @@ def watch_supervisor(stdin: int) -> None:
 # -- the control sockets ----------------------------------------------------------------
 
 
+ControlAnswer = Callable[[bytes], Awaitable[bytes]]  # the command's argument -> answer
+
+
 async def serve_control(
-    role: WorkerRole, answers: dict[bytes, Callable[[], Awaitable[bytes]]]
+    role: WorkerRole, answers: dict[bytes, ControlAnswer]
 ) -> asyncio.AbstractServer:
-    """Answer other workers' questions (one line: a command) on this worker's socket."""
+    """Answer other workers' questions on this worker's socket: one line, a command and
+    an optional argument (JSON) after a space; the answer, then the end of the stream."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            command = (await reader.readline()).strip()
+            command, _, argument = (await reader.readline()).strip().partition(b" ")
             answer = answers.get(command)
             if answer is not None:
-                writer.write(await answer())
+                writer.write(await answer(argument))
                 await writer.drain()
+        except Exception as exc:  # a bad question must not take the worker down
+            log.warning("control socket: %s: %s", type(exc).__name__, exc)
         finally:
             writer.close()
 
@@ -290,7 +286,7 @@ async def serve_control(
     return await asyncio.start_unix_server(handle, sock=sock)
 
 
-async def ask_others(role: WorkerRole, command: bytes) -> list[bytes]:
+async def ask_others(role: WorkerRole, command: bytes, argument: bytes = b"") -> list[bytes]:
     """Every other worker's answer to ``command``; a worker that does not answer in
     ``CONTROL_TIMEOUT_SECONDS`` is left out (and logged)."""
 
@@ -307,7 +303,7 @@ async def ask_others(role: WorkerRole, command: bytes) -> list[bytes]:
                     raise
                 reader, writer = await asyncio.open_unix_connection(sock=sock)
                 try:
-                    writer.write(command + b"\n")
+                    writer.write(command + (b" " + argument if argument else b"") + b"\n")
                     await writer.drain()
                     return await reader.read()
                 finally:
