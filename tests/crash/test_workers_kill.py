@@ -1,0 +1,95 @@
+"""SIGKILL one process of a node with two HTTP workers under write load (``api.workers``):
+worker 1, worker 0 or the writer process. Every write any worker acknowledged (201) is
+in the store after a restart, and no process of the killed node is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from support.server import ServerProcess
+
+from stemedb.model.signing import AgentKey, sign_assertion
+
+WRITERS = 4
+LOAD_SECONDS = 1.5
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(p) for p in (task / "children").read_text().split())
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def write_until_stopped(url: str, agent: AgentKey, tag: str, stop: threading.Event,
+                        acknowledged: list[str]) -> None:  # fmt: skip
+    index = 0
+    while not stop.is_set():
+        record = sign_assertion(agent, subject=f"test/kill-{tag}", predicate=f"p{index % 7}",
+                                object=index, confidence=0.5)  # fmt: skip
+        index += 1
+        try:
+            with httpx.Client(base_url=url, timeout=5) as client:  # a connection each
+                answer = client.post("/v1/assert", content=msgspec.json.encode(record),
+                                     headers={"content-type": "application/json"})  # fmt: skip
+        except httpx.HTTPError:
+            continue  # the node is going down: not acknowledged
+        if answer.status_code == 201:
+            acknowledged.append(answer.json()["id"])
+
+
+@pytest.mark.parametrize("victim", ["worker 1", "worker 0", "writer"])
+def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: str) -> None:
+    node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
+    kids = children(node.proc.pid)
+    by_module = {Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[2]: p for p in kids}
+    pid = {
+        "worker 0": node.proc.pid,
+        "worker 1": by_module[b"stemedb.api.worker_main"],
+        "writer": by_module[b"stemedb.engine.writer_main"],
+    }[victim]
+    stop = threading.Event()
+    acknowledged: list[list[str]] = [[] for _ in range(WRITERS)]
+    threads = [
+        threading.Thread(target=write_until_stopped, args=(
+            node.url, AgentKey.from_seed(bytes([i + 1]) * 32), str(i), stop, acknowledged[i],
+        ))
+        for i in range(WRITERS)
+    ]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    time.sleep(LOAD_SECONDS)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    node.stop()  # SIGTERM worker 0 (a node whose writer died stays up, read-only)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(p) for p in [node.proc.pid, *kids]):
+        time.sleep(0.05)
+    assert not any(alive(p) for p in [node.proc.pid, *kids])
+    ids = [i for per_writer in acknowledged for i in per_writer]
+    assert len(ids) > 20, "the load did not get going"
+    again = ServerProcess(tmp_path / "data", tmp_path / "log2")
+    try:
+        with again.client() as client:
+            missing = [i for i in ids if client.get(f"/v1/assertions/{i}").status_code != 200]
+        assert missing == []
+    finally:
+        assert again.stop() == 0
