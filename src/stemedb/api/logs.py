@@ -20,6 +20,7 @@ from stemedb.config import LoggingConfig
 
 ACCESS_LOGGER: Final = "stemedb.access"
 ERROR_LOGGER: Final = "stemedb.api"
+ATOMIC_WRITE: Final = 4096  # PIPE_BUF on Linux, in bytes; JSON lines are mostly ASCII
 
 _ENCODER: Final = msgspec.json.Encoder()
 
@@ -87,15 +88,27 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_out()
 
     def _write_out(self) -> None:
+        """Write what is buffered, whole lines at a time and at most ``ATOMIC_WRITE``
+        characters a write (one line longer than that goes alone): the node's processes
+        (HTTP workers, the writer) share stdout, and a write of up to ``PIPE_BUF`` bytes
+        to a pipe, or any write to a file opened for appending, is not interleaved."""
         if not self._lines:
             return
-        data = "".join(self._lines)
-        self._lines.clear()
+        lines, self._lines = self._lines, []
         try:
-            self.stream.write(data)
-            self.stream.flush()
+            start, size = 0, 0
+            for end, line in enumerate(lines):
+                if size and size + len(line) > ATOMIC_WRITE:
+                    self._write("".join(lines[start:end]))
+                    start, size = end, 0
+                size += len(line)
+            self._write("".join(lines[start:]))
         except Exception:  # like StreamHandler: a broken stdout must not fail requests
             pass
+
+    def _write(self, data: str) -> None:
+        self.stream.write(data)
+        self.stream.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

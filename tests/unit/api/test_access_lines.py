@@ -80,3 +80,29 @@ def test_another_handler_turns_the_fast_path_off(json_logging: io.StringIO) -> N
     finally:
         logging.getLogger().removeHandler(extra)
     assert logs._fast_access.usable() is not None
+
+
+class Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.writes.append(s)
+        return super().write(s)
+
+
+def test_buffered_lines_go_out_whole_in_writes_no_larger_than_pipe_buf() -> None:
+    """The node's processes share stdout: a write of whole lines of at most PIPE_BUF
+    bytes is never interleaved with another process's."""
+    stream = Writes()
+    handler = logs.LoopBatchedHandler(stream)
+    lines = [f"{i:05d} " + "x" * (50 + i % 300) + "\n" for i in range(200)] + ["y" * 9000 + "\n"]
+    for line in lines:
+        handler._lines.append(line)
+    handler.flush()
+    assert "".join(stream.writes) == "".join(lines)
+    assert all(w.endswith("\n") for w in stream.writes)
+    assert all(len(w) <= logs.ATOMIC_WRITE for w in stream.writes[:-1])
+    assert stream.writes[-1] == lines[-1]  # longer than that: alone
+    assert len(stream.writes) < len(lines) / 5  # still batched
