@@ -10,17 +10,14 @@ from the digest (BLAKE2b of the counter's key, 8 bytes, never 0); a slot whose w
 ended is reused. A lookup stops at an empty slot (slots never become empty again) or
 after ``PROBES`` slots; a counter that finds no room is not counted (fail open, logged
 once a minute), as the ``redis://`` storage does when it is down. Every operation holds
-``flock`` on the file (``with self``: two system calls, about 1 to 2 µs). Worker 0
+``flock`` on the file (``sys.shared.SharedFile``: two system calls, about 1 to 2 µs). Worker 0
 empties the file at start-up: counters do not survive a restart, as with one process.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import mmap
-import os
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from stemedb.api.ratelimit import MemoryCounter, Window
+from stemedb.sys.shared import SharedFile
 
 log = logging.getLogger("stemedb.api")
 
@@ -42,16 +40,7 @@ _DIGESTS_CACHED: Final = 8192
 class NodeCounter(MemoryCounter):
     def __init__(self, path: Path, *, reset: bool, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
-        flags = os.O_RDWR | os.O_CREAT
-        self._fd = os.open(path, flags, 0o600)
-        try:
-            if reset:
-                os.ftruncate(self._fd, 0)
-            os.ftruncate(self._fd, SLOTS * _SLOT.size)
-            self._map = mmap.mmap(self._fd, SLOTS * _SLOT.size)
-        except BaseException:
-            os.close(self._fd)
-            raise
+        self._table = SharedFile(path, SLOTS * _SLOT.size, create=True, reset=reset)
         self._digests: dict[tuple[Any, ...], int] = {}
         self._last_full_log = 0.0
 
@@ -68,7 +57,7 @@ class NodeCounter(MemoryCounter):
     def _find(self, digest: int, now: float) -> tuple[int, int, float]:
         """(offset, count, window end) of ``digest``'s live counter, or of the slot it
         may take (window end 0), or offset -1 when there is no room."""
-        table, size = self._map, _SLOT.size
+        table, size = self._table.map, _SLOT.size
         free = -1
         index = digest % SLOTS
         for _ in range(PROBES):
@@ -100,7 +89,7 @@ class NodeCounter(MemoryCounter):
             return Window(False, amount, 0, end)
         else:
             count += cost
-        _SLOT.pack_into(self._map, offset, digest, count, end)
+        _SLOT.pack_into(self._table.map, offset, digest, count, end)
         remaining = amount - count
         if only_if_left:
             return Window(True, amount, max(remaining, 0), end)
@@ -119,21 +108,15 @@ class NodeCounter(MemoryCounter):
 
     # -- MemoryCounter's interface, across processes ---------------------------------
 
-    def __enter__(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
     def add(self, key: tuple[Any, ...], cost: int = 1) -> Window:
         now = self._clock()
-        with self:
+        with self._table:
             return self._count(key, cost, now, only_if_left=False)
 
     def add_each(self, keys: Sequence[tuple[Any, ...]]) -> tuple[int, Window]:
         now = self._clock()
         tightest: Window | None = None
-        with self:
+        with self._table:
             for index, key in enumerate(keys):
                 window = self._count(key, 1, now, only_if_left=False)
                 if not window.allowed:
@@ -145,13 +128,13 @@ class NodeCounter(MemoryCounter):
 
     def take(self, key: tuple[Any, ...], cost: int) -> Window:
         now = self._clock()
-        with self:
+        with self._table:
             return self._count(key, cost, now, only_if_left=True)
 
     def look(self, key: tuple[Any, ...]) -> Window:
         now = self._clock()
         amount: int = key[0]
-        with self:
+        with self._table:
             offset, count, end = self._find(self._digest(key), now)
         if offset < 0 or end == 0.0:
             return Window(amount > 0, amount, amount, now)
@@ -161,5 +144,4 @@ class NodeCounter(MemoryCounter):
         return Window(False, amount, 0, end)
 
     async def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
+        self._table.close()
