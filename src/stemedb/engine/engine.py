@@ -123,20 +123,16 @@ class Engine:
         ``links`` > 1: the writer also serves that many HTTP processes less one, each
         through a link of ``writer.spare_links`` (``Engine(writer_link=...)``)."""
         writer = WriterProcess.spawn(settings, observer=observer, links=links)
-        data_dir = Path(settings.data_dir)
-        self._attach(writer, data_dir, settings.cache_bytes, settings.busy_timeout_ms)
+        self._attach(writer, Path(settings.data_dir))
 
     def _join_writer_process(self, link: socket.socket, data_dir: Path, wal_dir: Path) -> None:
-        writer = WriterProcess.join(link, wal_dir, applied_lsn_path(data_dir))
-        self._attach(writer, data_dir, self._cache_bytes, self._busy_timeout_ms)
+        self._attach(WriterProcess.join(link, wal_dir, applied_lsn_path(data_dir)), data_dir)
 
-    def _attach(
-        self, writer: WriterProcess, data_dir: Path, cache_bytes: int, busy_timeout_ms: int
-    ) -> None:
+    def _attach(self, writer: WriterProcess, data_dir: Path) -> None:
         self._lock = None  # the writer process holds the data directory's lock
         try:
             self.store = SqliteStore(
-                data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms
+                data_dir, cache_bytes=self._cache_bytes, busy_timeout_ms=self._busy_timeout_ms
             )
         except BaseException:
             writer.close()
