@@ -32,6 +32,7 @@ from auth_server import (
 )
 from auth_server import ServerProcess as AuthServer
 from prometheus_client.parser import text_string_to_metric_families
+from support.processes import children, module_of, wait_gone
 
 from stemedb.api.workers import control_address
 from stemedb.engine.remote import ABSORB_DELAY_FAILPOINT
@@ -39,32 +40,6 @@ from stemedb.model.signing import AgentKey, sign_assertion
 
 WORKERS = 2
 ABSORB_DELAY_SECONDS = 0.2
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out.extend(int(p) for p in (task / "children").read_text().split())
-    return out
-
-
-def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def wait_gone(pids: list[int], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not all(gone(p) for p in pids):
-        time.sleep(0.05)
-    assert all(gone(p) for p in pids), [cmdline(p) for p in pids if not gone(p)]
 
 
 def worker_page(supervisor: int, index: int) -> str:
@@ -101,7 +76,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def test_node_runs_one_writer_and_two_http_processes(node: ServerProcess) -> None:
-    kinds = sorted(cmdline(p).split()[2] for p in children(node.proc.pid))
+    kinds = sorted(module_of(p) for p in children(node.proc.pid))
     assert kinds == ["stemedb.api.worker_main", "stemedb.engine.writer_main"]
 
 
@@ -187,7 +162,7 @@ def test_sigterm_stops_every_process_and_keeps_the_writes(
 def test_a_worker_that_dies_takes_the_node_down_with_exit_code_1(tmp_path: Path) -> None:
     node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
     pids = children(node.proc.pid)
-    worker = next(p for p in pids if "worker_main" in cmdline(p))
+    worker = next(p for p in pids if module_of(p) == "stemedb.api.worker_main")
     os.kill(worker, signal.SIGKILL)
     assert node.proc.wait(30) == 1
     wait_gone(pids)

@@ -13,27 +13,13 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from support.processes import children, module_of, wait_gone
 from support.server import ServerProcess
 
 from stemedb.model.signing import AgentKey, sign_assertion
 
 WRITERS = 4
 LOAD_SECONDS = 1.5
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out.extend(int(p) for p in (task / "children").read_text().split())
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def write_until_stopped(url: str, agent: AgentKey, tag: str, stop: threading.Event,
@@ -57,11 +43,11 @@ def write_until_stopped(url: str, agent: AgentKey, tag: str, stop: threading.Eve
 def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: str) -> None:
     node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
     kids = children(node.proc.pid)
-    by_module = {Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[2]: p for p in kids}
+    by_module = {module_of(p): p for p in kids}
     pid = {
         "worker 0": node.proc.pid,
-        "worker 1": by_module[b"stemedb.api.worker_main"],
-        "writer": by_module[b"stemedb.engine.writer_main"],
+        "worker 1": by_module["stemedb.api.worker_main"],
+        "writer": by_module["stemedb.engine.writer_main"],
     }[victim]
     stop = threading.Event()
     acknowledged: list[list[str]] = [[] for _ in range(WRITERS)]
@@ -80,10 +66,7 @@ def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: st
     for thread in threads:
         thread.join()
     node.stop()  # SIGTERM worker 0 (a node whose writer died stays up, read-only)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(alive(p) for p in [node.proc.pid, *kids]):
-        time.sleep(0.05)
-    assert not any(alive(p) for p in [node.proc.pid, *kids])
+    wait_gone([node.proc.pid, *kids])
     ids = [i for per_writer in acknowledged for i in per_writer]
     assert len(ids) > 20, "the load did not get going"
     again = ServerProcess(tmp_path / "data", tmp_path / "log2")
