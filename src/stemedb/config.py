@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 
 import msgspec
 
@@ -118,6 +118,11 @@ class TlsConfig(_Section):
     key_file: str = ""
 
 
+class AuditConfig(_Section):
+    retention_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    prune_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+
+
 class BackupConfig(_Section):
     dir: str = ""
     s3_url: str = ""
@@ -172,6 +177,7 @@ class Config(_Section):
     slo: SloConfig = msgspec.field(default_factory=SloConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     backup: BackupConfig = msgspec.field(default_factory=BackupConfig)
     archive: ArchiveConfig = msgspec.field(default_factory=ArchiveConfig)
     dr: DrConfig = msgspec.field(default_factory=DrConfig)
@@ -203,6 +209,8 @@ def _sections() -> dict[str, type[_Section]]:
 
 def _env_value(raw: str, name: str, section: str, key: str) -> Any:
     field_type = next(f.type for f in msgspec.structs.fields(_sections()[section]) if f.name == key)
+    if get_origin(field_type) is Annotated:  # a bounded number: the bound is checked later
+        field_type = get_args(field_type)[0]
     if field_type is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -148,3 +149,41 @@ def test_graceful_shutdown_keeps_acknowledged_writes(tmp_path: Path, alice: Agen
             )
     finally:
         assert second.stop() == 0
+
+
+def test_audit_retention_prunes_every_workers_queries(tmp_path: Path, alice: AgentKey) -> None:
+    retention_seconds = 3.0
+    server = ServerProcess(
+        tmp_path / "data", tmp_path / "server.log",
+        STEMEDB_API_WORKERS="2",
+        STEMEDB_AUDIT_RETENTION_DAYS=str(retention_seconds / 86400),
+        STEMEDB_AUDIT_PRUNE_INTERVAL_SECONDS="0.2",
+    )  # fmt: skip
+    record = sign_assertion(alice, subject="audit/x", predicate="p", object=1, confidence=1)
+    params = {"subject": "audit/x", "predicate": "p"}
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            post(client, "/v1/assert", record)
+        asked = []
+        for _ in range(8):  # a connection each: both workers answer some
+            with httpx.Client(base_url=server.url) as client:
+                asked.append(client.get("/v1/query", params=params).json()["query_id"])
+        with httpx.Client(base_url=server.url) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                listed = client.get("/v1/audit/queries", params={"limit": 100}).json()
+                if not listed["queries"]:
+                    break
+                time.sleep(0.2)
+            assert listed["queries"] == []
+            for query_id in asked:
+                assert client.get(f"/v1/audit/queries/{query_id}").status_code == 404
+            fresh = client.get("/v1/query", params=params).json()["query_id"]
+            assert client.get(f"/v1/audit/queries/{fresh}").status_code == 200
+            pruned = re.search(
+                r"^stemedb_audit_queries_pruned_total (\S+)$", client.get("/metrics").text, re.M
+            )
+            assert pruned is not None and float(pruned.group(1)) == len(asked)
+    finally:
+        assert server.stop() == 0
+    assert any("audit: pruned" in line for line in server.log_lines())

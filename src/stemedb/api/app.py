@@ -86,7 +86,7 @@ def _open(
             http_processes=1 if role is None else role.count, **engine_options,
         )  # fmt: skip
     try:
-        service = QueryService.from_config(engine, config)
+        service = QueryService.from_config(engine, config, prune_audit=role is None or role.first)
     except BaseException:
         engine.close()
         raise
@@ -157,6 +157,7 @@ def create_app(
                 "fallback": (state.fallback.hits, state.fallback.misses),
             }
         )
+        state.metrics.watch_audit(lambda: (service.audit.pruned, service.audit.dropped))
         state.feed.attach(loop, lambda: engine.applied_lsn)
         engine.add_commit_listener(state.feed.on_commit)
         state.open(engine, service)

@@ -51,6 +51,26 @@ class _CacheCollector(Collector):
         yield misses
 
 
+class _AuditCollector(Collector):
+    """The query audit log's pruned and dropped rows, read at scrape time."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        pruned, dropped = self._read()
+        yield CounterMetricFamily(
+            "stemedb_audit_queries_pruned",
+            "Audited queries deleted by the audit.retention_days retention.",
+            value=pruned,
+        )
+        yield CounterMetricFamily(
+            "stemedb_audit_records_dropped",
+            "Audit records lost: buffer full or a failed flush to audit.sqlite.",
+            value=dropped,
+        )
+
+
 class AssertionCount(Collector):
     """``stemedb_assertions_total``: assertions in the store. API.md calls it a gauge,
     but a gauge named ``*_total`` fails ``promtool check metrics``, which API.md also
@@ -132,6 +152,9 @@ class Metrics:
 
     def watch_caches(self, read: Callable[[], dict[str, tuple[int, int]]]) -> None:
         self.registry.register(_CacheCollector(read))
+
+    def watch_audit(self, read: Callable[[], tuple[int, int]]) -> None:
+        self.registry.register(_AuditCollector(read))
 
     def agent_label(self, agent: str | None) -> str:
         label, dropped = self.top_agents.label(agent)

@@ -4,6 +4,10 @@ Audit rows are derived data, not part of the WAL: they are buffered in memory an
 flushed to ``audit.sqlite`` by a background thread every ``flush_interval_seconds``
 (or when the buffer fills), so a read never waits for a write transaction. A crash
 loses at most the last interval of audit rows; ``flush()`` runs on clean shutdown.
+
+With a retention (``audit.retention_days``), the same thread deletes the rows of older
+queries every ``audit.prune_interval_seconds``, a chunk per transaction, so the file
+stops growing under a steady read load (SQLite reuses the freed pages).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -22,6 +28,7 @@ log = logging.getLogger("stemedb.audit")
 
 FLUSH_INTERVAL_SECONDS: Final = 0.5
 MAX_BUFFERED_RECORDS: Final = 50_000
+PRUNE_CHUNK_QUERIES: Final = 2_000
 
 
 class Contribution(msgspec.Struct, array_like=True):
@@ -43,15 +50,35 @@ class AuditRecord(msgspec.Struct, kw_only=True):
     duration_ms: float
 
 
+class _Contributions(msgspec.Struct):
+    """The part of an ``AuditRecord`` that pruning needs (its links to claims)."""
+
+    contributions: list[Contribution]
+
+
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(AuditRecord)
+_CONTRIBUTIONS = msgspec.msgpack.Decoder(_Contributions)
 
 
 class AuditLog:
+    """``retention_seconds``: prune the rows of queries older than this (None: keep
+    every row; on a node with several HTTP processes only the first one prunes)."""
+
     def __init__(
-        self, store: SqliteStore, *, flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS
+        self,
+        store: SqliteStore,
+        *,
+        flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS,
+        retention_seconds: float | None = None,
+        prune_interval_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ):
         self._store = store
+        self._retention = retention_seconds
+        self._prune_interval = prune_interval_seconds
+        self._clock = clock
+        self.pruned = 0
         self._buffer: list[AuditRecord] = []
         self._recent: dict[str, AuditRecord] = {}
         self._lock = threading.Lock()
@@ -126,11 +153,46 @@ class AuditLog:
             )  # fmt: skip
             self.dropped += len(batch)
 
+    def prune(self) -> int:
+        """Delete the rows of queries asked more than the retention ago, a chunk per
+        transaction, flushing the buffer before each chunk so it never fills; returns how
+        many queries went."""
+        if self._retention is None:
+            return 0
+        cutoff = self._clock() - self._retention
+        total = 0
+        while not self._stop:
+            with self._flush_lock:
+                self._flush()
+                rows = self._store.expired_audit(cutoff, PRUNE_CHUNK_QUERIES)
+                claims = [
+                    (c.assertion_id, seq)
+                    for seq, blob in rows
+                    for c in _CONTRIBUTIONS.decode(blob).contributions
+                ]
+                self._store.delete_audit([seq for seq, _ in rows], claims)
+            total += len(rows)
+            self.pruned += len(rows)
+            if len(rows) < PRUNE_CHUNK_QUERIES:
+                break
+        if total:
+            log.info(
+                "audit: pruned %d queries older than %.6g days", total, self._retention / 86400
+            )
+        return total
+
     def _run(self) -> None:
+        next_prune = time.monotonic()  # a first pass at start-up
         while not self._stop:
             self._wake.wait(self._interval)
             self._wake.clear()
             self.flush()
+            if self._retention is not None and time.monotonic() >= next_prune:
+                try:
+                    self.prune()
+                except Exception as exc:
+                    log.error("Error: %s: audit prune failed: %s", error_type_of(exc), exc)
+                next_prune = time.monotonic() + self._prune_interval
 
     def close(self) -> None:
         self._stop = True

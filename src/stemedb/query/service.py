@@ -80,26 +80,42 @@ class QueryService:
         default_lens: str = "consensus",
         max_limit: int = 1000,
         refresh_views: bool = True,
+        audit_retention_seconds: float | None = None,
+        audit_prune_interval_seconds: float = 60.0,
     ) -> None:
         self.engine = engine
         self.store: SqliteStore = engine.store
         self.lens_config = lens_config or LensConfig.default()
         self.default_lens = default_lens
         self.max_limit = max_limit
-        self.audit = AuditLog(self.store)
+        self.audit = AuditLog(
+            self.store,
+            retention_seconds=audit_retention_seconds,
+            prune_interval_seconds=audit_prune_interval_seconds,
+            clock=engine.clock.time,
+        )
         self.provenance = Provenance(self.store, self.audit)
         self._digests: dict[tuple[QueryParams, str], str] = {}
         self.views = ViewKeeper(self, enabled=refresh_views)
         engine.add_commit_listener(self.views.on_commit)
 
     @classmethod
-    def from_config(cls, engine: Engine, config: Config) -> QueryService:
+    def from_config(
+        cls, engine: Engine, config: Config, *, prune_audit: bool = True
+    ) -> QueryService:
+        """``prune_audit``: this process applies ``audit.retention_days`` (one process
+        per node does)."""
+        retention_days = config.audit.retention_days
         return cls(
             engine,
             lens_config=lens_config_from(config.lens),
             default_lens=config.lens.default,
             max_limit=config.api.max_query_limit,
             refresh_views=config.storage.view_refresh,
+            audit_retention_seconds=(
+                retention_days * 86400.0 if prune_audit and retention_days > 0 else None
+            ),
+            audit_prune_interval_seconds=config.audit.prune_interval_seconds,
         )
 
     def close(self) -> None:

@@ -37,6 +37,32 @@ class StoreAudit(StoreBase):
         except apsw.Error as exc:
             raise _translate(exc, "audit") from exc
 
+    def expired_audit(self, before: float, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest audit rows (seq, record) of queries asked before ``before``."""
+        try:
+            return [
+                (int(r[0]), bytes(r[1]))
+                for r in self._audit_writer.execute(
+                    "SELECT seq, record FROM audit_queries WHERE at < ? ORDER BY at LIMIT ?",
+                    (before, limit),
+                )
+            ]
+        except apsw.Error as exc:
+            raise _translate(exc, "audit") from exc
+
+    def delete_audit(self, seqs: Sequence[int], claims: Sequence[tuple[str, int]]) -> None:
+        """Delete audit rows and their (assertion_id, seq) links in one transaction."""
+        try:
+            with self._audit_writer:
+                self._audit_writer.executemany(
+                    "DELETE FROM audit_claims WHERE assertion_id = ? AND seq = ?", claims
+                )
+                self._audit_writer.executemany(
+                    "DELETE FROM audit_queries WHERE seq = ?", [(seq,) for seq in seqs]
+                )
+        except apsw.Error as exc:
+            raise _translate(exc, "audit") from exc
+
     def audit_queries(
         self, *, agent: str | None, since: float | None, until: float | None, limit: int
     ) -> list[bytes]:

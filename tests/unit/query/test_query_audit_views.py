@@ -90,6 +90,84 @@ def test_audit_survives_a_restart_of_the_service(
         reopened.close()
 
 
+def _audit_rows(service: QueryService) -> tuple[int, int]:
+    """(audit_queries, audit_claims) rows in audit.sqlite."""
+    conn = service.store._audit_reader()
+    return tuple(  # type: ignore[return-value]
+        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("audit_queries", "audit_claims")
+    )
+
+
+@pytest.mark.parametrize("chunk", [2, 2_000])
+def test_audit_retention_deletes_old_queries_and_their_claim_links(
+    engine: Engine,
+    clock: FakeClock,
+    claim: Claim,
+    keys: list[AgentKey],
+    chunk: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stemedb.query.audit.PRUNE_CHUNK_QUERIES", chunk)
+    a = engine.write(claim("rare")).id
+    engine.write(claim("common", key=keys[1]))
+    service = QueryService(
+        engine, refresh_views=False, audit_retention_seconds=3600.0,
+        audit_prune_interval_seconds=3600.0,
+    )  # fmt: skip
+    try:
+        old = [service.query(PLAIN, asker="early").query_id for _ in range(5)]
+        clock.advance(3000)
+        middle = service.query(PLAIN, asker="middle").query_id
+        clock.advance(1000)  # the first five are 4,000 s old, the middle one 1,000 s
+        new = service.query(PLAIN, asker="late").query_id
+        service.audit.flush()
+        assert _audit_rows(service) == (7, 14)
+        assert service.audit.prune() == 5
+        assert service.audit.pruned == 5
+        assert _audit_rows(service) == (2, 4)  # no claim link of a pruned query is left
+        for query_id in old:
+            with pytest.raises(NotFoundError):
+                service.audit_record(query_id)
+        assert service.audit_record(middle).agent_id == "middle"
+        assert set(service.audit.queries_using(a)) == {middle, new}
+        listed = service.audit.list(agent_id=None, since=None, until=None, limit=10)
+        assert [r.query_id for r in listed] == [new, middle]
+        assert service.audit.prune() == 0  # nothing more is old enough
+    finally:
+        service.close()
+
+
+def test_without_retention_nothing_is_pruned(
+    engine: Engine, service: QueryService, clock: FakeClock, claim: Claim
+) -> None:
+    engine.write(claim())
+    service.query(PLAIN)
+    clock.advance(10 * 365 * 86400)
+    assert service.audit.prune() == 0
+    service.audit.flush()
+    assert _audit_rows(service) == (1, 1)
+
+
+def test_the_audit_thread_prunes_on_its_own(engine: Engine, clock: FakeClock, claim: Claim) -> None:
+    engine.write(claim())
+    service = QueryService(
+        engine, refresh_views=False, audit_retention_seconds=60.0,
+        audit_prune_interval_seconds=0.05,
+    )  # fmt: skip
+    try:
+        query_id = service.query(PLAIN).query_id
+        clock.advance(61)
+        deadline = time.monotonic() + 10
+        while service.audit.pruned == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.audit.pruned == 1
+        with pytest.raises(NotFoundError):
+            service.audit_record(query_id)
+    finally:
+        service.close()
+
+
 # -- provenance -------------------------------------------------------------------------
 
 
