@@ -73,6 +73,9 @@ class Engine:
         self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
         self._cache_bytes, self._busy_timeout_ms = cache_bytes, busy_timeout_ms
         self._closed = False
+        # Coalesced single writes are verified in the writer process when one HTTP
+        # process sends them all; with several, each verifies its own (see ``_writes``).
+        self._single_writes_verified_by_writer = writer_link is None and http_processes == 1
         self._verifier = Verifier(
             lambda items: self.writer.submit_group(items),  # rebuild() replaces the writer
             self.clock.time,
@@ -201,11 +204,18 @@ class Engine:
         return futures
 
     def _writes(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
-        """Verify and commit. With the writer process, records that do not belong
-        together (coalesced single writes, which arrive while the event loop is busy)
-        are verified there, under its own GIL; batches here, where the loop is idle
-        between a few large requests: both processes' cores verify."""
-        if isinstance(self.writer, WriterProcess) and not together:
+        """Verify and commit. With the writer process and one HTTP process, records
+        that do not belong together (coalesced single writes, which arrive while the
+        event loop is busy) are verified there, under its own GIL; batches here, where
+        the loop is idle between a few large requests: both processes' cores verify.
+        With several HTTP processes each verifies everything it receives: they already
+        use both cores, and the writer's commit thread then has its GIL to itself
+        (measured: +3-8 % single writes with two, 195 -> 85 µs of writer CPU a write)."""
+        if (
+            isinstance(self.writer, WriterProcess)
+            and not together
+            and self._single_writes_verified_by_writer
+        ):
             sent = self.writer.submit_records(records, together=False)
             if sent is not None:
                 return sent
