@@ -39,7 +39,10 @@ ARCHIVE_METRICS: Final = frozenset({
     "stemedb_wal_archive_failures_total", "stemedb_wal_archive_segments_total",
 })  # fmt: skip
 # Exposed by the server in addition to API.md's table (documented in docs/reference/api.md).
-EXTRA_SERVER_METRICS: Final = frozenset({"stemedb_storage_circuit_open"})
+EXTRA_SERVER_METRICS: Final = frozenset({
+    "stemedb_storage_circuit_open", "stemedb_audit_queries_pruned_total",
+    "stemedb_audit_records_dropped_total",
+})  # fmt: skip
 # Standard exporters' series the rules and the dashboard use.
 EXPORTER_METRICS: Final = frozenset({
     "up", "process_resident_memory_bytes", "node_memory_MemAvailable_bytes",
