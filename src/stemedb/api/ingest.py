@@ -1,9 +1,10 @@
 """Coalesces concurrent single-record writes into one engine call per loop iteration.
 
 Every ``POST /v1/assert`` (and other single-record write) that arrives in the same
-event-loop iteration joins one ``Engine.write_each_async`` call: one hop to the verify
-pool per 16 records instead of one per request, the verify threads hand each chunk to
-the writer themselves, and the loop wakes once per chunk when it is committed. Under
+event-loop iteration joins one ``Engine.write_each_async`` call, which verifies them
+(in the writer process with one HTTP process; with several, here: a small group in the
+loop itself, a larger one on the verify threads, 16 records a chunk) and hands them to
+the writer; the loop wakes once per chunk when it is committed. Under
 light load a request is alone in its iteration and goes straight through (the flush is
 a ``call_soon``, not a timer), so latency does not grow. Each record keeps its own
 outcome: a bad signature fails only its request, and an in-group duplicate is answered

@@ -24,7 +24,13 @@ from stemedb.engine.link import WriterSettings
 from stemedb.engine.remote import RemoteWal, WriterProcess
 from stemedb.engine.replay import open_and_replay, replay
 from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.verify import Outcomes, Verifier, prepare_record, settle
+from stemedb.engine.verify import (
+    VERIFY_HERE_RECORDS,
+    Outcomes,
+    Verifier,
+    prepare_record,
+    settle,
+)
 from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StorageError
 from stemedb.model.kinds import AnyRecord
@@ -210,15 +216,16 @@ class Engine:
         the loop is idle between a few large requests: both processes' cores verify.
         With several HTTP processes each verifies everything it receives: they already
         use both cores, and the writer's commit thread then has its GIL to itself
-        (measured: +3-8 % single writes with two, 195 -> 85 µs of writer CPU a write)."""
-        if (
-            isinstance(self.writer, WriterProcess)
-            and not together
-            and self._single_writes_verified_by_writer
-        ):
-            sent = self.writer.submit_records(records, together=False)
-            if sent is not None:
-                return sent
+        (measured: +3-8 % single writes with two, 195 -> 85 µs of writer CPU a write);
+        a small group of single writes is verified right here, in the event loop,
+        without the hop to a verify thread and back (+8-11 %, docs/performance.md)."""
+        if isinstance(self.writer, WriterProcess) and not together:
+            if self._single_writes_verified_by_writer:
+                sent = self.writer.submit_records(records, together=False)
+                if sent is not None:
+                    return sent
+            elif len(records) <= VERIFY_HERE_RECORDS:
+                return self._verifier.submit_here(records)
         return self._verifier.submit(records, together=together)
 
     def write(self, record: AnyRecord) -> WriteResult:

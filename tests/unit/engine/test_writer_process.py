@@ -19,6 +19,7 @@ import msgspec
 import pytest
 
 from stemedb.engine import Engine
+from stemedb.engine.verify import VERIFY_HERE_RECORDS
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion, sign_vote
@@ -291,3 +292,40 @@ def test_a_waiter_that_gives_up_does_not_disturb_the_writer(
         asyncio.run(give_up_then_write_again(engine))
         assert not engine.read_only
         assert engine.wait_for_lsn(2, timeout=10) == 2  # the abandoned write landed too
+
+
+@pytest.mark.parametrize("group", [5, 40])  # verified by the caller / by the verify pool
+def test_single_writes_verified_in_the_http_process_get_the_writers_answers(
+    tmp_path: Path, claim: Claim, keys: list[AgentKey], group: int
+) -> None:
+    """With several HTTP processes each verifies its own coalesced single writes (a
+    small group in the calling thread); every record gets the same outcome as when the
+    writer process verifies them (one HTTP process)."""
+    forged = msgspec.structs.replace(claim("forged"), signatures=claim("other").signatures)
+    records: list[Any] = [claim(f"v{i}", key=keys[i % len(keys)]) for i in range(group - 3)] + [
+        forged,
+        claim("late", timestamp=int(time.time()) + 3600),
+        claim("v0", key=keys[0]),
+    ]
+    answers = []
+    for processes in (1, 2):
+        with Engine(
+            tmp_path / f"data-{processes}", writer_process=True, http_processes=processes
+        ) as engine:
+            outcomes = asyncio.run(engine.write_each_async(records))
+            answers.append(
+                [
+                    (type(o).__name__, getattr(o, "code", None))
+                    if isinstance(o, StemeError)
+                    else (o.status, o.id)
+                    for o in outcomes
+                ]
+            )
+            assert engine.store.counts()["assertions"] == group - 3
+            pool_started = bool(engine._verifier._pool._threads)  # threads start on use
+            assert pool_started == (processes == 2 and group > VERIFY_HERE_RECORDS)
+            for spare in getattr(engine.writer, "spare_links", []):  # no second process
+                spare.close()
+    assert answers[0] == answers[1]
+    assert answers[1][-3][0] == "SignatureError" and answers[1][-2][0] == "ValidationError"
+    assert answers[1][-1][0] == "exists"
