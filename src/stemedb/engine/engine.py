@@ -215,10 +215,9 @@ class Engine:
         event loop is busy) are verified there, under its own GIL; batches here, where
         the loop is idle between a few large requests: both processes' cores verify.
         With several HTTP processes each verifies everything it receives: they already
-        use both cores, and the writer's commit thread then has its GIL to itself
-        (measured: +3-8 % single writes with two, 195 -> 85 µs of writer CPU a write);
-        a small group of single writes is verified right here, in the event loop,
-        without the hop to a verify thread and back (+8-11 %, docs/performance.md)."""
+        use both cores, and the writer's commit thread then has its GIL to itself; a
+        small group of single writes is verified right here, in the event loop, without
+        the hop to a verify thread and back (both measured in docs/performance.md)."""
         if isinstance(self.writer, WriterProcess) and not together:
             if self._single_writes_verified_by_writer:
                 sent = self.writer.submit_records(records, together=False)

@@ -29,6 +29,7 @@ log = logging.getLogger("stemedb.audit")
 FLUSH_INTERVAL_SECONDS: Final = 0.5
 MAX_BUFFERED_RECORDS: Final = 50_000
 PRUNE_CHUNK_QUERIES: Final = 2_000
+PRUNE_INTERVAL_SECONDS: Final = 60.0
 
 
 class Contribution(msgspec.Struct, array_like=True):
@@ -71,7 +72,7 @@ class AuditLog:
         *,
         flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS,
         retention_seconds: float | None = None,
-        prune_interval_seconds: float = 60.0,
+        prune_interval_seconds: float = PRUNE_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.time,
     ):
         self._store = store

@@ -15,7 +15,7 @@ from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.lens import LENS_NAMES, LensConfig, Resolution, resolve
 from stemedb.model.records import Assertion, Signature
-from stemedb.query.audit import AuditLog, AuditRecord, Contribution
+from stemedb.query.audit import PRUNE_INTERVAL_SECONDS, AuditLog, AuditRecord, Contribution
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
 from stemedb.query.params import QueryParams, validate_params
 from stemedb.query.provenance import Provenance
@@ -81,7 +81,7 @@ class QueryService:
         max_limit: int = 1000,
         refresh_views: bool = True,
         audit_retention_seconds: float | None = None,
-        audit_prune_interval_seconds: float = 60.0,
+        audit_prune_interval_seconds: float = PRUNE_INTERVAL_SECONDS,
     ) -> None:
         self.engine = engine
         self.store: SqliteStore = engine.store
