@@ -146,7 +146,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], command: Sequence[str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "server.log"
@@ -161,7 +163,7 @@ class Server:
         environ.pop("STEMEDB_CONFIG", None)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.api"], env=environ, stdout=self._log,
+            command or [sys.executable, "-m", "stemedb.api"], env=environ, stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
