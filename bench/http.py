@@ -197,7 +197,7 @@ class Server:
         for pid in self.pids():
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                writer = b"writer_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                writer = b"runtime.writer_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()

@@ -34,9 +34,9 @@ from auth_server import ServerProcess as AuthServer
 from prometheus_client.parser import text_string_to_metric_families
 from support.processes import children, module_of, wait_gone
 
-from stemedb.api.workers import control_address
-from stemedb.engine.remote import ABSORB_DELAY_FAILPOINT
 from stemedb.model.signing import AgentKey, sign_assertion
+from stemedb.runtime.control import control_address
+from stemedb.runtime.writer_client import ABSORB_DELAY_FAILPOINT
 
 WORKERS = 2
 ABSORB_DELAY_SECONDS = 0.2
@@ -77,7 +77,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def test_node_runs_one_writer_and_two_http_processes(node: ServerProcess) -> None:
     kinds = sorted(module_of(p) for p in children(node.proc.pid))
-    assert kinds == ["stemedb.api.worker_main", "stemedb.engine.writer_main"]
+    assert kinds == ["stemedb.api.worker_main", "stemedb.runtime.writer_process"]
 
 
 def test_a_write_is_visible_at_once_on_every_fresh_connection(

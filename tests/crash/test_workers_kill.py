@@ -47,7 +47,7 @@ def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: st
     pid = {
         "worker 0": node.proc.pid,
         "worker 1": by_module["stemedb.api.worker_main"],
-        "writer": by_module["stemedb.engine.writer_main"],
+        "writer": by_module["stemedb.runtime.writer_process"],
     }[victim]
     stop = threading.Event()
     acknowledged: list[list[str]] = [[] for _ in range(WRITERS)]

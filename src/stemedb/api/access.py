@@ -53,7 +53,6 @@ from stemedb.api.ratelimit import (
     rate_headers,
 )
 from stemedb.api.routing import Handler, RouteApp, envelope_response, handle
-from stemedb.api.workers import WorkerRole
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,
@@ -65,6 +64,7 @@ from stemedb.errors import (
 from stemedb.model.apikey import role_allows
 from stemedb.model.signing import is_hex64
 from stemedb.query.provenance import AgentInfo
+from stemedb.runtime.supervisor import WorkerRole
 from stemedb.store.keys import StoredKey
 from stemedb.sys.shared import SharedInt
 

@@ -50,19 +50,19 @@ from stemedb.api.routing import ExactRoutes
 from stemedb.api.state import ApiState
 from stemedb.api.tls import watch_certificate
 from stemedb.api.transport import CoalescingHttpToolsProtocol
-from stemedb.api.workers import (
+from stemedb.config import Config
+from stemedb.engine import Engine
+from stemedb.errors import ValidationError
+from stemedb.query.service import QueryService
+from stemedb.runtime.control import serve_control
+from stemedb.runtime.supervisor import (
     WorkerPool,
     WorkerRole,
     check_workers_config,
     listen_socket,
     say_ready,
-    serve_control,
 )
-from stemedb.config import Config
-from stemedb.engine import Engine
-from stemedb.engine.remote import WriterProcess
-from stemedb.errors import ValidationError
-from stemedb.query.service import QueryService
+from stemedb.runtime.writer_client import WriterProcess
 
 log = logging.getLogger("stemedb.api")
 

@@ -1,4 +1,5 @@
-"""Logging of the server (API.md "Logs"): one JSON object per line on stdout.
+"""Logging of the server (API.md "Logs"): one JSON object per line on stdout
+(the handler and the formats: ``runtime.logs``, shared with the writer process).
 
 Fields: ``timestamp``, ``level``, ``message``, ``logger``, ``request_id`` and any
 context passed as ``extra={"ctx": {...}}``. The message itself carries the key facts
@@ -8,112 +9,19 @@ context passed as ``extra={"ctx": {...}}``. The message itself carries the key f
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import time
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from stemedb.config import LoggingConfig
+from stemedb.runtime.logs import LoopBatchedHandler, configure_process_logging
 
 ACCESS_LOGGER: Final = "stemedb.access"
 ERROR_LOGGER: Final = "stemedb.api"
-ATOMIC_WRITE: Final = 4096  # PIPE_BUF on Linux, in bytes; JSON lines are mostly ASCII
 
 _ENCODER: Final = msgspec.json.Encoder()
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "message": record.getMessage(),
-            "logger": record.name,
-        }
-        ctx = getattr(record, "ctx", None)
-        if isinstance(ctx, dict):
-            out.update(ctx)
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        try:
-            return _ENCODER.encode(out).decode()
-        except (TypeError, msgspec.EncodeError):
-            return _ENCODER.encode({k: str(v) for k, v in out.items()}).decode()
-
-
-TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(message)s"
-
-
-class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes the lines logged during one event-loop iteration with one write + flush.
-
-    On the loop thread, a line is buffered and a flush is scheduled with ``call_soon``
-    (it runs after the callbacks already queued: the access lines of every request
-    answered in this iteration go out together). Under light load that is one line per
-    write, as before; under load it saves a syscall, and the GIL hand-over it costs, per
-    request. ERROR lines and lines from other threads are written at once, after what
-    is buffered, so the order is kept.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._lines: list[str] = []
-        self._scheduled = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return
-        self.add_line(line, urgent=record.levelno >= logging.ERROR)
-
-    def add_line(self, line: str, *, urgent: bool = False) -> None:
-        """Buffer a formatted line (ending in a newline) for this loop iteration."""
-        self._lines.append(line)
-        loop = asyncio._get_running_loop()
-        if loop is None or urgent:
-            self._write_out()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._scheduled = False
-            self._write_out()
-
-    def _write_out(self) -> None:
-        """Write what is buffered, whole lines at a time and at most ``ATOMIC_WRITE``
-        characters a write (one line longer than that goes alone): the node's processes
-        (HTTP workers, the writer) share stdout, and a write of up to ``PIPE_BUF`` bytes
-        to a pipe, or any write to a file opened for appending, is not interleaved."""
-        if not self._lines:
-            return
-        lines, self._lines = self._lines, []
-        try:
-            start, size = 0, 0
-            for end, line in enumerate(lines):
-                if size and size + len(line) > ATOMIC_WRITE:
-                    self._write("".join(lines[start:end]))
-                    start, size = end, 0
-                size += len(line)
-            self._write("".join(lines[start:]))
-        except Exception:  # like StreamHandler: a broken stdout must not fail requests
-            pass
-
-    def _write(self, data: str) -> None:
-        self.stream.write(data)
-        self.stream.flush()
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write_out()
-        super().flush()
 
 
 class _AccessLine(msgspec.Struct):
@@ -168,24 +76,8 @@ _fast_access = _FastAccess()
 
 def configure_logging(config: LoggingConfig) -> None:
     """Route every logger (ours and uvicorn's) to stdout in the configured format."""
-    handler = LoopBatchedHandler(sys.stdout)
-    if config.format == "json":
-        handler.setFormatter(JsonFormatter())
-        _fast_access.handler = handler
-    else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-        _fast_access.handler = None
-    # Our formats use no caller, thread or process fields: skip computing them for every
-    # record (the logging docs' "Optimization" section).
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(config.level.upper())
+    handler = configure_process_logging(config)
+    _fast_access.handler = handler if config.format == "json" else None
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers = []

@@ -24,12 +24,13 @@ from stemedb.api.ingest import WriteCoalescer
 from stemedb.api.metrics import Metrics
 from stemedb.api.resilience import StorageGuard
 from stemedb.api.slow_queries import SlowQueryLog
-from stemedb.api.workers import ControlAnswer, WorkerRole, ask_others
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import UnavailableError, ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
+from stemedb.runtime.control import ControlAnswer, ask_others
+from stemedb.runtime.supervisor import WorkerRole
 
 T = TypeVar("T")
 

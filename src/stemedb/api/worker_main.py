@@ -1,5 +1,5 @@
 """``python -m stemedb.api.worker_main INDEX COUNT SUPERVISOR_PID LINK_FD READY_FD``: one
-of several HTTP processes (``api.workers``; ``api.workers`` describes them), started by
+of several HTTP processes (``api.workers``; ``runtime.supervisor`` describes them), started by
 worker 0, never by hand. The configuration arrives as one JSON line on stdin."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import msgspec
 
 from stemedb.api.app import serve
-from stemedb.api.workers import WorkerRole, watch_supervisor
 from stemedb.config import Config
+from stemedb.runtime.supervisor import WorkerRole, watch_supervisor
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,7 @@
 Write: validate + compute the id + verify signatures (in a thread pool: libsodium
 releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) -> store
 (one transaction per batch) -> acknowledge. With ``writer_process=True`` the WAL, the
-replay and the group-commit writer run in a process of their own (``engine.link``,
+replay and the group-commit writer run in a process of their own (``runtime``,
 ADR 0002) and this process reads the store.
 """
 
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Final
 
 from stemedb.config import Config
-from stemedb.engine.link import WriterSettings
-from stemedb.engine.remote import RemoteWal, WriterProcess
 from stemedb.engine.replay import open_and_replay, replay
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import (
@@ -34,6 +32,8 @@ from stemedb.engine.verify import (
 from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StorageError
 from stemedb.model.kinds import AnyRecord
+from stemedb.runtime.protocol import WriterSettings
+from stemedb.runtime.writer_client import RemoteWal, WriterProcess
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
@@ -127,7 +127,7 @@ class Engine:
     def _open_writer_process(
         self, settings: WriterSettings, observer: WalObserver | None, links: int
     ) -> None:
-        """The WAL, the replay and group commit in ``engine.writer_main``'s process; this
+        """The WAL, the replay and group commit in ``runtime.writer_process``'s process; this
         process reads the store and keeps its in-memory state from the writer's deltas.
         ``links`` > 1: the writer also serves that many HTTP processes less one, each
         through a link of ``writer.spare_links`` (``Engine(writer_link=...)``)."""

@@ -1,7 +1,7 @@
 """Verification on a thread pool, then the hand-off to a group-commit writer.
 
 Used by the engine with its in-process writer and by the writer process
-(``engine.link``), which verifies what the server sends it: there, Ed25519 and the
+(``runtime.writer_process``), which verifies what the server sends it: there, Ed25519 and the
 record checks run beside the writer under the writer process's own GIL instead of
 competing with the server's event loop (measured: ~5,200 → ~7,900 single writes/s when
 the server stopped verifying).

@@ -13,6 +13,7 @@ import pytest
 
 from stemedb.api import logs
 from stemedb.config import LoggingConfig
+from stemedb.runtime import logs as process_logs
 
 CASES = [
     ("GET", "/v1/query", "/v1/query", 200, None, 0.1234, "a" * 32),
@@ -96,13 +97,13 @@ def test_buffered_lines_go_out_whole_in_writes_no_larger_than_pipe_buf() -> None
     """The node's processes share stdout: a write of whole lines of at most PIPE_BUF
     bytes is never interleaved with another process's."""
     stream = Writes()
-    handler = logs.LoopBatchedHandler(stream)
+    handler = process_logs.LoopBatchedHandler(stream)
     lines = [f"{i:05d} " + "x" * (50 + i % 300) + "\n" for i in range(200)] + ["y" * 9000 + "\n"]
     for line in lines:
         handler._lines.append(line)
     handler.flush()
     assert "".join(stream.writes) == "".join(lines)
     assert all(w.endswith("\n") for w in stream.writes)
-    assert all(len(w) <= logs.ATOMIC_WRITE for w in stream.writes[:-1])
+    assert all(len(w) <= process_logs.ATOMIC_WRITE for w in stream.writes[:-1])
     assert stream.writes[-1] == lines[-1]  # longer than that: alone
     assert len(stream.writes) < len(lines) / 5  # still batched

@@ -1,5 +1,6 @@
-"""``python -m stemedb.engine.writer_main FD[,FD...] SETTINGS_JSON``: the writer process
-(``engine.link`` describes the protocol), started by the server's engine, never by hand.
+"""``python -m stemedb.runtime.writer_process FD[,FD...] SETTINGS_JSON``: the writer
+process (``runtime.protocol`` describes the protocol), started by the server's
+``runtime.writer_client``, never by hand. Everything here runs in the writer process.
 
 One link per HTTP process: the first one's process started this one and owns the WAL
 metrics and the archiver; the main thread serves it, a thread serves each other link.
@@ -20,19 +21,21 @@ from typing import Any
 
 import msgspec
 
-from stemedb.engine.link import (
-    RECORD_DECODERS,
-    Channel,
-    WriterSettings,
-    error_to_wire,
-    outcome_to_wire,
-)
+from stemedb.config import LoggingConfig
 from stemedb.engine.replay import open_and_replay
 from stemedb.engine.submission import Prepared
 from stemedb.engine.verify import Verifier
 from stemedb.engine.writer import BatchStats, GroupCommitWriter
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import RecordKind
+from stemedb.runtime.logs import configure_process_logging
+from stemedb.runtime.protocol import (
+    RECORD_DECODERS,
+    Channel,
+    WriterSettings,
+    error_to_wire,
+    outcome_to_wire,
+)
 from stemedb.store.apply import StoreDelta
 from stemedb.sys.clock import SystemClock
 from stemedb.sys.shared import SharedInt
@@ -210,10 +213,7 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fds, raw_settings = [int(fd) for fd in argv[0].split(",")], argv[1]
     settings = msgspec.json.decode(raw_settings, type=WriterSettings)
-    from stemedb.api.logs import configure_logging  # the server's log format, here too
-    from stemedb.config import LoggingConfig
-
-    configure_logging(
+    configure_process_logging(  # the server's log format, here too
         msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
     )
     return run_writer([Channel(socket.socket(fileno=fd)) for fd in fds], settings)

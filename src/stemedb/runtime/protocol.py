@@ -1,7 +1,8 @@
-"""The link between the server's HTTP processes and the writer process (ADR 0002, 0003).
+"""The link between the server's HTTP processes and the writer process (ADR 0002, 0003):
+the messages both sides send, and their framing.
 
 With ``[wal] writer_process = true`` (the server's default) the engine starts
-``python -m stemedb.engine.writer_main``, which holds the data directory's lock, opens and
+``python -m stemedb.runtime.writer_process``, which holds the data directory's lock, opens and
 replays the WAL and the store, and runs the ``GroupCommitWriter``. The HTTP processes
 (``api.workers``; ADR 0003) keep everything else: HTTP, verification of batches, reads
 (SQLite readers of the same files) and their own store objects, whose in-memory state

@@ -1,6 +1,7 @@
-"""The server side of the writer process (``engine.link`` describes the protocol).
+"""The HTTP process's side of the writer process (``runtime.protocol`` describes the
+protocol; ``runtime.writer_process`` is the other side).
 
-``WriterProcess.spawn`` starts ``python -m stemedb.engine.writer_main`` with one link per
+``WriterProcess.spawn`` starts ``python -m stemedb.runtime.writer_process`` with one link per
 HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP process's
 link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``.
 """
@@ -23,7 +24,12 @@ from typing import Any, Final
 
 import msgspec
 
-from stemedb.engine.link import (
+from stemedb.engine.submission import Prepared, WriteResult
+from stemedb.engine.verify import settle
+from stemedb.engine.writer import BatchStats, CommitNotices, GroupOutcome
+from stemedb.errors import ReadOnlyError, StemeError, StorageError
+from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
+from stemedb.runtime.protocol import (
     CLOSE_TIMEOUT_SECONDS,
     ENCODER,
     STARTUP_TIMEOUT_SECONDS,
@@ -32,11 +38,6 @@ from stemedb.engine.link import (
     error_from_wire,
     outcome_from_wire,
 )
-from stemedb.engine.submission import Prepared, WriteResult
-from stemedb.engine.verify import settle
-from stemedb.engine.writer import BatchStats, CommitNotices, GroupOutcome
-from stemedb.errors import ReadOnlyError, StemeError, StorageError
-from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
 from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.shared import SharedInt
@@ -152,7 +153,7 @@ class WriterProcess(CommitNotices):
         pairs = [socket.socketpair() for _ in range(links)]
         fds = [theirs.fileno() for _, theirs in pairs]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.engine.writer_main", ",".join(map(str, fds)),
+            [sys.executable, "-m", "stemedb.runtime.writer_process", ",".join(map(str, fds)),
              msgspec.json.encode(settings).decode()],
             pass_fds=fds, stdin=subprocess.DEVNULL,
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Several HTTP processes on one port (``api.workers``; docs/design/adr-0003-http-workers.md).
+"""Several HTTP processes on one port: worker 0 supervises the others (``api.workers``;
+docs/design/adr-0003-http-workers.md).
 
 ``stemedb serve`` with ``api.workers = N > 1``: the process started by hand (worker 0)
 binds the address with ``SO_REUSEPORT``, starts the writer process with N links, and
@@ -15,7 +16,7 @@ per worker: caches, the feed's waiters, the storage circuit breakers. What
 stays in worker 0 only: the WAL metrics, the archiver and the count of stored assertions
 at start-up. ``/metrics`` on any worker adds up every worker's series
 (``api.metrics_merge``), asking the others over an abstract Unix socket each
-(``control_address``).
+(``runtime.control``).
 
 Lifecycle: a worker that exits while the node runs takes the node down (worker 0 shuts
 down gracefully and exits 1, for the service manager to restart the whole node), like
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -51,7 +52,6 @@ log = logging.getLogger("stemedb.api")
 MAX_WORKERS: Final = 64
 WORKER_START_TIMEOUT_SECONDS: Final = 120.0
 WORKER_STOP_TIMEOUT_SECONDS: Final = 30.0
-CONTROL_TIMEOUT_SECONDS: Final = 5.0
 
 
 @dataclass
@@ -114,11 +114,6 @@ def listen_socket(host: str, port: int, backlog: int, *, first: bool) -> socket.
             "api.bind", "cannot bind", f"cannot listen on {host}:{port}: {exc}"
         ) from exc
     return sock
-
-
-def control_address(supervisor_pid: int, index: int) -> str:
-    """Worker ``index``'s control socket: abstract (no file), named by worker 0's pid."""
-    return f"\0stemedb-{supervisor_pid}-worker-{index}"
 
 
 # -- worker 0: start, watch and stop the others ---------------------------------------
@@ -248,70 +243,3 @@ def watch_supervisor(stdin: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=wait, name="stemedb-supervisor-watch", daemon=True).start()
-
-
-# -- the control sockets ----------------------------------------------------------------
-
-
-ControlAnswer = Callable[[bytes], Awaitable[bytes]]  # the command's argument -> answer
-
-
-async def serve_control(
-    role: WorkerRole, answers: dict[bytes, ControlAnswer]
-) -> asyncio.AbstractServer:
-    """Answer other workers' questions on this worker's socket: one line, a command and
-    an optional argument (JSON) after a space; the answer, then the end of the stream."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            command, _, argument = (await reader.readline()).strip().partition(b" ")
-            answer = answers.get(command)
-            if answer is not None:
-                writer.write(await answer(argument))
-                await writer.drain()
-        except Exception as exc:  # a bad question must not take the worker down
-            log.warning("control socket: %s: %s", type(exc).__name__, exc)
-        finally:
-            writer.close()
-
-    # Sockets made here: uvloop refuses abstract addresses given as a path.
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(control_address(role.supervisor_pid, role.index))
-        sock.listen()
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return await asyncio.start_unix_server(handle, sock=sock)
-
-
-async def ask_others(role: WorkerRole, command: bytes, argument: bytes = b"") -> list[bytes]:
-    """Every other worker's answer to ``command``; a worker that does not answer in
-    ``CONTROL_TIMEOUT_SECONDS`` is left out (and logged)."""
-
-    async def ask(index: int) -> bytes | None:
-        try:
-            async with asyncio.timeout(CONTROL_TIMEOUT_SECONDS):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                try:
-                    loop = asyncio.get_running_loop()
-                    await loop.sock_connect(sock, control_address(role.supervisor_pid, index))
-                except BaseException:
-                    sock.close()
-                    raise
-                reader, writer = await asyncio.open_unix_connection(sock=sock)
-                try:
-                    writer.write(command + (b" " + argument if argument else b"") + b"\n")
-                    await writer.drain()
-                    return await reader.read()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError) as exc:
-            log.warning("HTTP worker %d did not answer %r: %s", index, command.decode(), exc)
-            return None
-
-    others = [i for i in range(role.count) if i != role.index]
-    answers = await asyncio.gather(*(ask(i) for i in others))
-    return [a for a in answers if a is not None]
