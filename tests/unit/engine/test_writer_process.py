@@ -1,4 +1,4 @@
-"""The writer process (``engine.link``): same answers as the in-process writer, and
+"""The writer process (``runtime``): same answers as the in-process writer, and
 what happens when either process goes away."""
 
 from __future__ import annotations
