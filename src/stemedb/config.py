@@ -15,6 +15,13 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin
 import msgspec
 
 from stemedb.errors import ValidationError
+from stemedb.lens.config import (
+    DEFAULT_HALF_LIFE_DAYS,
+    DEFAULT_LENS,
+    DEFAULT_SKEPTIC_AGREED_SHARE,
+    DEFAULT_TIER_WEIGHTS,
+)
+from stemedb.wal.log import SEGMENT_SIZE_BYTES
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/stemedb/api.toml")
 ENV_PREFIX: Final = "STEMEDB_"
@@ -62,7 +69,7 @@ class StorageConfig(_Section):
 
 class WalConfig(_Section):
     dir: str = ""
-    segment_size_bytes: int = 64 * 1024 * 1024
+    segment_size_bytes: int = SEGMENT_SIZE_BYTES
     group_commit_max_batch: int = 1024
     group_commit_max_delay_us: int = 200
     fsync: bool = True
@@ -148,21 +155,18 @@ class ClusterConfig(_Section):
     heartbeat_seconds: int = 5
 
 
+def _decaying_half_lives() -> dict[str, float]:
+    """The lens half-lives of the classes that decay (``regulatory`` never does)."""
+    return {name: days for name, days in DEFAULT_HALF_LIFE_DAYS.items() if days is not None}
+
+
 class LensSettings(_Section):
-    default: str = "consensus"
-    tier_weights: list[float] = msgspec.field(
-        default_factory=lambda: [1.0, 0.8, 0.6, 0.4, 0.25, 0.1]
-    )
-    half_life_days: dict[str, float] = msgspec.field(
-        default_factory=lambda: {
-            "clinical": 730.0,
-            "observational": 365.0,
-            "expert": 180.0,
-            "community": 90.0,
-            "anecdotal": 30.0,
-        }
-    )
-    skeptic_agreed_share: float = 0.8
+    """The ``[lens]`` section; its defaults are the lens package's (``stemedb.lens.config``)."""
+
+    default: str = DEFAULT_LENS
+    tier_weights: list[float] = msgspec.field(default_factory=lambda: list(DEFAULT_TIER_WEIGHTS))
+    half_life_days: dict[str, float] = msgspec.field(default_factory=_decaying_half_lives)
+    skeptic_agreed_share: float = DEFAULT_SKEPTIC_AGREED_SHARE
 
 
 class Config(_Section):

@@ -8,13 +8,14 @@ independent of candidate order. The normative description with worked examples i
 from stemedb.lens.claim import Claim
 from stemedb.lens.config import (
     DEFAULT_HALF_LIFE_DAYS,
+    DEFAULT_LENS,
     DEFAULT_RECENCY_HALF_LIFE_DAYS,
     DEFAULT_SKEPTIC_AGREED_SHARE,
     DEFAULT_TIER_WEIGHTS,
     SECONDS_PER_DAY,
     LensConfig,
 )
-from stemedb.lens.policies import DEFAULT_LENS, LENS_NAMES, resolve
+from stemedb.lens.policies import LENS_NAMES, resolve
 from stemedb.lens.result import STATUSES, RankedClaim, Resolution, Status, ValueGroup
 from stemedb.lens.scoring import normalised_entropy
 from stemedb.lens.weights import decay, half_life_seconds, tier_of, tier_weight

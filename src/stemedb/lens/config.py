@@ -18,6 +18,9 @@ from stemedb.model.records import SOURCE_CLASSES
 
 SECONDS_PER_DAY: Final[float] = 86_400.0
 
+DEFAULT_LENS: Final[str] = "consensus"
+"""The lens a query uses when it names none (``[lens] default``)."""
+
 DEFAULT_HALF_LIFE_DAYS: Final[dict[str, float | None]] = {
     "regulatory": None,  # never decays
     "clinical": 730.0,

@@ -50,7 +50,6 @@ LENS_NAMES: Final[tuple[str, ...]] = (
     "layered",
     "skeptic",
 )
-DEFAULT_LENS: Final[str] = "consensus"
 
 _Policy = Callable[[Sequence[Claim], Factors, LensConfig], Resolution]
 

@@ -13,7 +13,7 @@ import msgspec
 from stemedb.config import Config, LensSettings
 from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
-from stemedb.lens import LENS_NAMES, LensConfig, Resolution, resolve
+from stemedb.lens import DEFAULT_LENS, LENS_NAMES, LensConfig, Resolution, resolve
 from stemedb.model.records import Assertion, Signature
 from stemedb.query.audit import PRUNE_INTERVAL_SECONDS, AuditLog, AuditRecord, Contribution
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
@@ -77,7 +77,7 @@ class QueryService:
         engine: Engine,
         *,
         lens_config: LensConfig | None = None,
-        default_lens: str = "consensus",
+        default_lens: str = DEFAULT_LENS,
         max_limit: int = 1000,
         refresh_views: bool = True,
         audit_retention_seconds: float | None = None,
