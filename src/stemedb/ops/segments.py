@@ -2,7 +2,8 @@
 that may be growing (or damaged), and cut a segment after a given record.
 
 The byte layout is ``stemedb.wal.format`` (docs/design/wal-format.md); every frame's
-CRC and LSN is checked here. These helpers read copies and never touch a live WAL."""
+CRC and LSN is checked by the WAL's frame reader (``stemedb.wal.frames``). These
+helpers read copies and never touch a live WAL."""
 
 from __future__ import annotations
 
@@ -10,30 +11,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
-
-import crc32c
 
 from stemedb.engine.codec import decode_entry
 from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry
 from stemedb.sys import translate_os_error
-from stemedb.wal.format import (
-    FRAME_CRC_START,
-    FRAME_HEADER,
-    FRAME_HEADER_SIZE_BYTES,
-    MAX_PAYLOAD_BYTES,
-    SEGMENT_HEADER_SIZE_BYTES,
-    HeaderError,
-    decode_segment_header,
-)
-
-
-class Frame(NamedTuple):
-    lsn: int
-    record_type: int
-    start: int  # offset of the frame in the segment
-    end: int  # offset just past the payload
+from stemedb.wal.format import SEGMENT_HEADER_SIZE_BYTES, HeaderError, decode_segment_header
+from stemedb.wal.frames import Frame, FrameReader, FrameStop
 
 
 @dataclass
@@ -53,7 +37,7 @@ class SegmentBytes:
     def entry(self, index: int) -> Entry:
         """The engine entry of the ``index``-th frame (decodes the payload)."""
         frame = self.frames[index]
-        payload = self.data[frame.start + FRAME_HEADER_SIZE_BYTES : frame.end]
+        payload = self.data[frame.payload_start : frame.end]
         return decode_entry(frame.lsn, frame.record_type, payload)
 
     def entries_from(self, lsn: int) -> Iterator[Entry]:
@@ -78,36 +62,23 @@ def parse_segment(data: bytes, first_lsn: int) -> SegmentBytes:
     if header_lsn != first_lsn:
         segment.damage = f"header says first LSN {header_lsn}, expected {first_lsn}"
         return segment
-    view = memoryview(data)
-    unpack = FRAME_HEADER.unpack_from
-    crc = crc32c.crc32c
-    size = len(data)
-    pos = SEGMENT_HEADER_SIZE_BYTES
-    expected = first_lsn
-    frames = segment.frames
-    try:
-        while pos < size:
-            if size - pos < FRAME_HEADER_SIZE_BYTES:
-                segment.damage = f"incomplete frame header at offset {pos}"
-                break
-            length, checksum, record_type, lsn = unpack(view, pos)
-            end = pos + FRAME_HEADER_SIZE_BYTES + length
-            if length > MAX_PAYLOAD_BYTES or end > size:
-                segment.damage = f"frame at offset {pos} runs past the end of the data"
-                break
-            if crc(view[pos + FRAME_CRC_START : end]) != checksum:
-                segment.damage = f"frame CRC mismatch at offset {pos}"
-                break
-            if lsn != expected:
-                segment.damage = f"frame at offset {pos} has LSN {lsn}, expected {expected}"
-                break
-            frames.append(Frame(lsn, record_type, pos, end))
-            expected += 1
-            pos = end
-    finally:
-        view.release()
-    segment.valid_end = pos
+    reader = FrameReader(data, SEGMENT_HEADER_SIZE_BYTES, first_lsn)
+    segment.frames.extend(reader)
+    segment.valid_end = reader.offset
+    if reader.stop is not None:
+        segment.damage = _damage(reader.stop)
     return segment
+
+
+def _damage(stop: FrameStop) -> str:
+    pos = stop.offset
+    if stop.problem == "incomplete_header":
+        return f"incomplete frame header at offset {pos}"
+    if stop.problem == "past_end":
+        return f"frame at offset {pos} runs past the end of the data"
+    if stop.problem == "crc_mismatch":
+        return f"frame CRC mismatch at offset {pos}"
+    return f"frame at offset {pos} has LSN {stop.lsn}, expected {stop.expected_lsn}"
 
 
 def read_segment(path: Path, first_lsn: int) -> SegmentBytes:
