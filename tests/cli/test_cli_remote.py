@@ -10,7 +10,7 @@ from cli_helpers import RunCli
 from support.client_server import ServerProcess, free_port
 
 from stemedb.cli.demo import PREDICATE, SUBJECT
-from stemedb.client import AgentKey, Client
+from stemedb.client import AgentKey, Client, ObjectValue
 
 
 def keygen(run_cli: RunCli, path: Path) -> str:
@@ -56,8 +56,8 @@ def test_assert_signs_with_the_key_file_and_query_shows_it(
 
     with Client(server.url) as db:
         detail = db.get_assertion(written["id"])
-    assert detail.assertion["object"] == {"type": "number", "value": 0.25}
-    assert detail.assertion["confidence"] == 0.9 and detail.source_class == "clinical"
+    assert detail.assertion.object == ObjectValue("number", 0.25)
+    assert detail.assertion.confidence == 0.9 and detail.source_class == "clinical"
 
     shown = run_cli("query", subject, "risk", "--url", server.url)
     assert shown.returncode == 0, shown.stderr

@@ -8,7 +8,8 @@ import time
 import pytest
 
 import stemedb.errors as base
-from stemedb.client import AgentKey, Client, QuerySpec
+from stemedb.client import AgentKey, Client, ObjectValue, QuerySpec
+from stemedb.model.records import Assertion
 
 
 def test_query_resolves_through_the_lens_and_returns_typed_claims(
@@ -142,8 +143,8 @@ def test_stream_feed_yields_records_as_they_commit(db: Client, subject: str) -> 
         assert (item.lsn, item.kind, item.id) == (first.lsn, "assertion", first.id)
         threading.Timer(0.2, lambda: db.assert_(subject, "risk", "two", 0.5)).start()
         item = next(stream)
-        assert item.kind == "assertion" and item.record is not None
-        assert item.record["object"] == {"type": "text", "value": "two"}
+        assert item.kind == "assertion" and isinstance(item.record, Assertion)
+        assert item.record.object == ObjectValue("text", "two")
     finally:
         stream.close()
 

@@ -20,8 +20,8 @@ def test_assert_signs_with_the_clients_key_and_stores_the_claim(
     result = db.assert_(subject, "risk", "rare", 0.8, source_class="clinical")
     assert result.status == "created" and result.lsn > 0
     detail = db.get_assertion(result.id)
-    assert detail.assertion["subject"] == subject
-    assert detail.assertion["object"] == {"type": "text", "value": "rare"}
+    assert detail.assertion.subject == subject
+    assert detail.assertion.object == ObjectValue("text", "rare")
     assert detail.source_class == "clinical"
     assert [s.agent_id for s in detail.signatures] == [alice.agent_id]
 
@@ -34,11 +34,11 @@ def test_assert_passes_every_optional_field(db: Client, subject: str) -> None:
         valid_from=1_600_000_000, valid_to=1_800_000_000,
     )  # fmt: skip
     stored = db.get_assertion(result.id).assertion
-    assert stored["object"] == {"type": "ref", "value": "drugs/other"}
-    assert stored["timestamp"] == 1_700_000_000
-    assert stored["parent"] == parent.id
-    assert stored["lifecycle"] == "approved"
-    assert (stored["valid_from"], stored["valid_to"]) == (1_600_000_000, 1_800_000_000)
+    assert stored.object == ObjectValue("ref", "drugs/other")
+    assert stored.timestamp == 1_700_000_000
+    assert stored.parent == parent.id
+    assert stored.lifecycle == "approved"
+    assert (stored.valid_from, stored.valid_to) == (1_600_000_000, 1_800_000_000)
 
 
 def test_sending_the_same_signed_record_twice_stores_it_once(db: Client, subject: str) -> None:
@@ -105,7 +105,7 @@ def test_epoch_supersede_source_and_retraction(db: Client, subject: str) -> None
     assert db.retract_source(source_hash, "withdrawn").status == "created"
     assert db.get_source(source_hash).retracted
     warnings = db.get_assertion(cited.id).source_warnings
-    assert warnings and warnings[0]["kind"] == "retracted_source"
+    assert warnings and warnings[0].kind == "retracted_source"
 
 
 def test_write_sends_any_presigned_record_to_its_route(

@@ -35,7 +35,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from stemedb.api.access_wire import AgentDetail, QuotaView
 from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
 from stemedb.api.breakers import AgentBreakers, Outcome
 from stemedb.api.errors import AGENT_KEY, ERROR_KEY
@@ -63,10 +62,10 @@ from stemedb.errors import (
 )
 from stemedb.model.apikey import role_allows
 from stemedb.model.signing import is_hex64
-from stemedb.query.provenance import AgentInfo
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.store.keys import StoredKey
 from stemedb.sys.shared import SharedInt
+from stemedb.wire import AgentDetail, AgentInfo, QuotaView
 
 log = logging.getLogger("stemedb.api")
 

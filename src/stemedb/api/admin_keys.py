@@ -21,18 +21,23 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.access_wire import ApiKeyList, CreateKeyBody, DeletedKey, OutcomeBody
 from stemedb.api.bodies import read_json
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import ErrorEnvelope
 from stemedb.api.writes import commit
-from stemedb.engine import WriteResult
 from stemedb.errors import ValidationError
 from stemedb.model.apikey import ApiKey, CreatedApiKey
 from stemedb.model.records import TrustOutcome
 from stemedb.model.signing import is_hex64
+from stemedb.wire import (
+    ApiKeyList,
+    CreateKeyBody,
+    DeletedKey,
+    ErrorEnvelope,
+    OutcomeBody,
+    WriteResult,
+)
 
 T = TypeVar("T")
 

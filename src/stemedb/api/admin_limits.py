@@ -21,8 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
-from stemedb.api.access_wire import (
+from stemedb.api.admin_keys import ADMIN_ERRORS
+from stemedb.api.bodies import read_json
+from stemedb.api.params import QueryString
+from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.state import ApiState
+from stemedb.errors import NotFoundError, ValidationError
+from stemedb.model.signing import is_hex64
+from stemedb.store.keys import OverrideScope, RateOverride
+from stemedb.wire import (
     BreakerList,
+    BreakerView,
     DeletedOverride,
     RateOverrideBody,
     RateOverrideList,
@@ -30,15 +39,6 @@ from stemedb.api.access_wire import (
     ResetBody,
     TripBody,
 )
-from stemedb.api.admin_keys import ADMIN_ERRORS
-from stemedb.api.bodies import read_json
-from stemedb.api.breakers import BreakerView
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
-from stemedb.api.state import ApiState
-from stemedb.errors import NotFoundError, ValidationError
-from stemedb.model.signing import is_hex64
-from stemedb.store.keys import OverrideScope, RateOverride
 
 OVERRIDE_DECODER: Final = msgspec.json.Decoder(RateOverrideBody)
 TRIP_DECODER: Final = msgspec.json.Decoder(TripBody)

@@ -29,11 +29,10 @@ from stemedb.api import node_views
 from stemedb.api.health import readiness
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
-from stemedb.api.slow_queries import SlowQueryList
 from stemedb.api.state import ApiState
-from stemedb.api.wire import ErrorEnvelope
 from stemedb.engine import Engine
 from stemedb.errors import StemeError
+from stemedb.wire import ClusterStatus, ErrorEnvelope, SlowQueryList, StorageStats
 
 Authorize = Callable[[Request], Awaitable[None]]
 
@@ -44,36 +43,6 @@ UNHEALTHY: Final = "unhealthy"
 
 async def allow_all(request: Request) -> None:
     """The default ``authorize`` hook: no check (auth is wired by ``api.app``)."""
-
-
-class StorageStats(msgspec.Struct, kw_only=True):
-    backend: str
-    assertion_count: int | None
-    record_counts: dict[str, int]
-    disk_bytes: int
-    cache_bytes: int
-    cache_max_bytes: int
-    cache_hits: int
-    cache_misses: int
-    cache_hit_ratio: float | None
-    fallback_entries: int
-    fallback_served: int
-    applied_lsn: int
-    wal_last_lsn: int
-    wal_segments: int
-    wal_disk_usage_bytes: int
-    views_pending: int
-    breakers: list[dict[str, Any]]
-    errors: list[str]
-
-
-class ClusterStatus(msgspec.Struct, kw_only=True):
-    health: str
-    mode: str
-    node_id: str
-    nodes: list[dict[str, Any]]
-    storage: dict[str, Any]
-    wal: dict[str, Any]
 
 
 def node_id(state: ApiState) -> str:

@@ -24,27 +24,16 @@ import time
 from collections.abc import Callable
 from typing import Final, Literal
 
-import msgspec
 from prometheus_client import Gauge
 
 from stemedb.config import ResilienceConfig
 from stemedb.errors import AuthorizationError
+from stemedb.wire import BreakerStateName, BreakerView
 
 log = logging.getLogger("stemedb.api")
 
-BreakerStateName = Literal["closed", "open", "half_open"]
 Outcome = Literal["success", "failure", "neutral"]
 MAX_TRACKED_AGENTS: Final = 100_000
-
-
-class BreakerView(msgspec.Struct, kw_only=True):
-    agent_id: str
-    state: BreakerStateName
-    consecutive_failures: int
-    opened_at: float | None
-    retry_at: float | None
-    reason: str | None
-    tripped_by: Literal["failures", "admin"] | None
 
 
 class _Breaker:

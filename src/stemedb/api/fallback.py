@@ -30,8 +30,8 @@ from typing import Final
 import msgspec
 
 from stemedb.config import FallbackConfig
-from stemedb.query.results import QueryResult
 from stemedb.query.service import new_query_id
+from stemedb.wire import QueryResult
 
 FALLBACK_CACHE: Final = "fallback"
 

@@ -20,9 +20,8 @@ from starlette.responses import Response, StreamingResponse
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import ErrorEnvelope
 from stemedb.errors import ValidationError
-from stemedb.query.results import FeedItem, FeedPage
+from stemedb.wire import ErrorEnvelope, FeedItem, FeedPage
 
 DEFAULT_FEED_LIMIT: Final = 100
 STREAM_PAGE: Final = 500

@@ -10,7 +10,7 @@ from stemedb.api.metrics import CONTENT_TYPE
 from stemedb.api.metrics_merge import merge_expositions
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import HealthResponse, ReadyResponse
+from stemedb.wire import HealthResponse, ReadyResponse
 
 
 def readiness(state: ApiState) -> tuple[list[str], int]:

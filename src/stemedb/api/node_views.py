@@ -16,9 +16,8 @@ from typing import Final
 
 import msgspec
 
-from stemedb.api.breakers import BreakerView
-from stemedb.api.slow_queries import SlowQuery
 from stemedb.api.state import ApiState
+from stemedb.wire import BreakerView, SlowQuery
 
 _SEVERITY: Final = {"closed": 0, "half_open": 1, "open": 2}
 _SLOW_QUERIES: Final = msgspec.json.Decoder(list[SlowQuery])

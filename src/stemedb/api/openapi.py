@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 
 from stemedb.api.errors import JSON_MEDIA_TYPE
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route
-from stemedb.api.wire import ErrorEnvelope
+from stemedb.wire import ErrorEnvelope
 
 _OPERATION_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
 REF_TEMPLATE: Final = "#/components/schemas/{name}"

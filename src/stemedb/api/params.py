@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from stemedb.api.wire import QuerySpec
 from stemedb.errors import ValidationError
 from stemedb.query.params import QueryParams
+from stemedb.wire import QuerySpec
 
 TRUE_WORDS: Final = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS: Final = frozenset({"false", "0", "no", "off"})

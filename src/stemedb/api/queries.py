@@ -14,10 +14,15 @@ from stemedb.api.bodies import read_json
 from stemedb.api.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import ErrorEnvelope, QueryBatchRequest, QueryBatchResponse
 from stemedb.errors import StemeError, StorageError, ValidationError
 from stemedb.query.params import QueryParams
-from stemedb.query.results import QueryResult, SkepticResult
+from stemedb.wire import (
+    ErrorEnvelope,
+    QueryBatchRequest,
+    QueryBatchResponse,
+    QueryResult,
+    SkepticResult,
+)
 
 QUERY_BATCH_DECODER: Final = msgspec.json.Decoder(QueryBatchRequest)
 SKEPTIC_FILTERS: Final = (

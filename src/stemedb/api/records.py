@@ -8,15 +8,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
-from stemedb.api.access_wire import AgentDetail
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import AuditList, ErrorEnvelope
 from stemedb.errors import ValidationError
 from stemedb.model.signing import is_hex64
-from stemedb.query.audit import AuditRecord
-from stemedb.query.provenance import AssertionDetail, TraceResult
+from stemedb.wire import (
+    AgentDetail,
+    AssertionDetail,
+    AuditList,
+    AuditRecord,
+    ErrorEnvelope,
+    TraceResult,
+)
 
 DEFAULT_AUDIT_LIMIT: Final = 100
 MAX_AUDIT_LIMIT: Final = 1000

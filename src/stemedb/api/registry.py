@@ -12,13 +12,19 @@ from stemedb.api.bodies import read_json
 from stemedb.api.params import QueryString
 from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import EpochList, ErrorEnvelope, RetractBody, SourceList
 from stemedb.api.writes import WRITE_ERRORS, commit
-from stemedb.engine import WriteResult
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.records import Epoch, Retraction, Source
 from stemedb.model.signing import is_hex64
-from stemedb.store.rows import EpochRow, SourceRow
+from stemedb.wire import (
+    EpochList,
+    EpochRow,
+    ErrorEnvelope,
+    RetractBody,
+    SourceList,
+    SourceRow,
+    WriteResult,
+)
 
 EPOCH_DECODER: Final = msgspec.json.Decoder(Epoch)
 SOURCE_DECODER: Final = msgspec.json.Decoder(Source)
@@ -45,12 +51,12 @@ def routes(state: ApiState) -> list[ApiRoute]:
 
     async def get_epochs(request: Request) -> Response:
         QueryString(request).finish()
-        epochs = await state.offload(state.service.store.epochs)
+        epochs = await state.offload(state.service.provenance.epochs)
         return json_response(EpochList(epochs))
 
     async def get_epoch(request: Request) -> Response:
         epoch_id = _hex_path(request, "id", "id")
-        row = await state.offload(state.service.store.epoch, epoch_id)
+        row = await state.offload(state.service.provenance.epoch, epoch_id)
         if row is None:
             raise NotFoundError(f"epoch {epoch_id} not found", code="epoch_not_found")
         return json_response(row)
@@ -72,7 +78,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
             raise ValidationError(
                 "limit", f"must be between 1 and {MAX_PAGE}", code="limit_out_of_range"
             )
-        rows = await state.offload(state.service.store.sources, after=cursor, limit=limit + 1)
+        rows = await state.offload(state.service.provenance.sources, after=cursor, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = rows[-1].source_hash if more and rows else None
@@ -80,7 +86,7 @@ def routes(state: ApiState) -> list[ApiRoute]:
 
     async def get_source(request: Request) -> Response:
         source_hash = _hex_path(request, "hash", "source_hash")
-        row = await state.offload(state.service.store.source, source_hash, with_content=True)
+        row = await state.offload(state.service.provenance.source, source_hash)
         if row is None:
             raise NotFoundError(f"source {source_hash} not found", code="source_not_found")
         return json_response(row)

@@ -12,23 +12,9 @@ import threading
 import time
 from collections import deque
 
-import msgspec
+from stemedb.wire import SlowQuery
 
 log = logging.getLogger("stemedb.slow_queries")
-
-
-class SlowQuery(msgspec.Struct, frozen=True):
-    query_id: str
-    subject: str | None
-    predicate: str | None
-    lens: str
-    duration_ms: float
-    at: float
-    agent_id: str | None
-
-
-class SlowQueryList(msgspec.Struct, frozen=True):
-    queries: list[SlowQuery]
 
 
 class SlowQueryLog:

@@ -18,18 +18,18 @@ from stemedb.api.bodies import decode, read_body, read_json, translate_decode_er
 from stemedb.api.errors import AGENT_KEY
 from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
-from stemedb.api.wire import (
+from stemedb.errors import SerializationError, StemeError, ValidationError
+from stemedb.model.kinds import AnyRecord
+from stemedb.model.records import Assertion, CoSignature, Signature, Supersession, Vote
+from stemedb.wire import (
     BatchBody,
     BatchItem,
     BatchRequest,
     BatchResponse,
     ErrorBody,
     ErrorEnvelope,
+    WriteResult,
 )
-from stemedb.engine import WriteResult
-from stemedb.errors import SerializationError, StemeError, ValidationError
-from stemedb.model.kinds import AnyRecord
-from stemedb.model.records import Assertion, CoSignature, Signature, Supersession, Vote
 
 ASSERTION_DECODER: Final = msgspec.json.Decoder(Assertion)
 BATCH_DECODER: Final = msgspec.json.Decoder(BatchBody)

@@ -4,7 +4,7 @@ answers, and the retry decisions (the two only differ in how they wait and send)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypedDict, TypeVar, Unpack
 
 import httpx
@@ -50,19 +50,21 @@ from stemedb.model.signing import (
     sign_supersession,
     sign_vote,
 )
+from stemedb.wire import FeedPage, decode_feed_page
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT", bound="ClientBase")
 
 DEFAULT_TIMEOUT_SECONDS: Final = 30.0
 USER_AGENT: Final = f"stemedb-python/{__version__}"
-_DECODERS: dict[type[object], msgspec.json.Decoder[object]] = {}
+# A feed page's records are typed by each item's kind: it has its own decoder.
+_DECODERS: dict[type[object], Callable[[bytes], object]] = {FeedPage: decode_feed_page}
 
 
-def _decoder(answer: type[T]) -> msgspec.json.Decoder[T]:
+def _decoder(answer: type[T]) -> Callable[[bytes], T]:
     found = _DECODERS.get(answer)
     if found is None:
-        found = msgspec.json.Decoder(answer)
+        found = msgspec.json.Decoder(answer).decode
         _DECODERS[answer] = found
     return found  # type: ignore[return-value]
 
@@ -70,7 +72,7 @@ def _decoder(answer: type[T]) -> msgspec.json.Decoder[T]:
 def decode_answer(call: Call[T], response: httpx.Response) -> T:
     """A success answer as ``call.answer``; a body that does not decode is an error."""
     try:
-        return _decoder(call.answer).decode(response.content)
+        return _decoder(call.answer)(response.content)
     except msgspec.MsgspecError as exc:
         raise SerializationError(
             f"the answer to {call.method} {call.path} does not decode as "

@@ -6,13 +6,9 @@ The server sends one event per committed record (``id: <lsn>``, ``event: <kind>`
 
 from __future__ import annotations
 
-from typing import Final
-
 import msgspec
 
-from stemedb.client.types import FeedItem
-
-_ITEM_DECODER: Final = msgspec.json.Decoder(FeedItem)
+from stemedb.wire import FeedItem, decode_feed_item
 
 
 class SseEvent(msgspec.Struct, frozen=True):
@@ -55,4 +51,4 @@ class SseParser:
 
 def feed_item(event: SseEvent) -> FeedItem:
     """The FeedItem an event carries."""
-    return _ITEM_DECODER.decode(event.data)
+    return decode_feed_item(event.data)

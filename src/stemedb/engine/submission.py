@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from stemedb.model.kinds import AnyRecord, RecordKind
+from stemedb.wire import WriteResult
 
 
 class Prepared(msgspec.Struct, frozen=True):
@@ -17,7 +16,4 @@ class Prepared(msgspec.Struct, frozen=True):
     record: AnyRecord
 
 
-class WriteResult(msgspec.Struct, frozen=True):
-    id: str
-    lsn: int
-    status: Literal["created", "exists"]
+__all__ = ["Prepared", "WriteResult"]

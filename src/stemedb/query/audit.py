@@ -23,6 +23,7 @@ import msgspec
 
 from stemedb.errors import error_type_of
 from stemedb.store.sqlite import SqliteStore
+from stemedb.wire import AuditRecord, Contribution
 
 log = logging.getLogger("stemedb.audit")
 
@@ -30,25 +31,6 @@ FLUSH_INTERVAL_SECONDS: Final = 0.5
 MAX_BUFFERED_RECORDS: Final = 50_000
 PRUNE_CHUNK_QUERIES: Final = 2_000
 PRUNE_INTERVAL_SECONDS: Final = 60.0
-
-
-class Contribution(msgspec.Struct, array_like=True):
-    assertion_id: str
-    weight: float
-
-
-class AuditRecord(msgspec.Struct, kw_only=True):
-    query_id: str
-    at: float
-    agent_id: str | None
-    endpoint: str
-    lens: str
-    subject: str | None
-    predicate: str | None
-    parameters: dict[str, object]
-    winner: str | None
-    contributions: list[Contribution]
-    duration_ms: float
 
 
 class _Contributions(msgspec.Struct):

@@ -1,9 +1,11 @@
 """Reads of single records: one assertion, its provenance (trace), the change feed,
-and per-agent information."""
+per-agent information and the registries (sources, epochs).
+
+Answers are ``wire`` structs: store rows are converted here, at the boundary."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -11,61 +13,37 @@ from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
 from stemedb.model.signing import is_hex64
 from stemedb.query.audit import AuditLog
-from stemedb.query.results import FeedItem, FeedPage
-from stemedb.store.rows import (
+from stemedb.store.sqlite import SqliteStore
+from stemedb.wire import (
+    AgentInfo,
+    AssertionBody,
+    AssertionDetail,
+    AssertionWarning,
     EpochRow,
+    FeedItem,
+    FeedPage,
     SignatureRow,
     SourceRow,
     SupersessionRow,
+    TraceResult,
     TrustRow,
     VoteRow,
+    VoteSummary,
 )
-from stemedb.store.sqlite import SqliteStore
+from stemedb.wire.feed import FEED_KIND_NAMES
+
+T = TypeVar("T")
 
 MAX_FEED_LIMIT: Final = 1000
 MAX_PARENT_DEPTH: Final = 256
-_KIND_NAMES: Final = {kind: kind.name.lower() for kind in RecordKind}
 _DECODERS: dict[RecordKind, msgspec.msgpack.Decoder[Any]] = {
     kind: msgspec.msgpack.Decoder(cls) for kind, cls in TYPE_OF_KIND.items()
 }
 
 
-class VoteSummary(msgspec.Struct, kw_only=True):
-    count: int
-    voters: int
-    weight: float  # sum of the latest vote of each agent
-
-
-class AssertionDetail(msgspec.Struct, kw_only=True):
-    id: str
-    lsn: int
-    committed_at: float
-    assertion: dict[str, object]
-    signatures: list[SignatureRow]
-    votes: VoteSummary
-    source_class: str
-    source_warnings: list[dict[str, object]]
-    superseded_by: list[str]
-    supersedes: list[str]
-
-
-class TraceResult(msgspec.Struct, kw_only=True):
-    id: str
-    assertion: AssertionDetail
-    source: SourceRow | None
-    parents: list[AssertionDetail]  # parent chain, nearest first
-    children: list[str]
-    supersessions: list[SupersessionRow]
-    votes: list[VoteRow]
-    epoch: EpochRow | None
-    queries: list[str]  # audited queries that used the claim, newest first
-
-
-class AgentInfo(msgspec.Struct, kw_only=True):
-    agent_id: str
-    trust: float
-    trust_record: TrustRow | None
-    counts: dict[str, int]
+def _wire(row: object, cls: type[T]) -> T:
+    """A store row as the wire struct of the same fields (``store.rows`` -> ``wire``)."""
+    return msgspec.convert(row, cls, from_attributes=True)
 
 
 def _check_id(field: str, value: str) -> None:
@@ -86,26 +64,24 @@ class Provenance:
         lsn, record, committed_at = found
         row = self._store.candidates_by_ids([assertion_id])[0]
         votes = self._store.votes(lsn)
-        warnings: list[dict[str, object]] = []
+        warnings: list[AssertionWarning] = []
         if row.tainted_by is not None:
             source = self._store.source(row.tainted_by)
             direct = row.source_hash == row.tainted_by
             warnings.append(
-                {
-                    "source_hash": row.tainted_by,
-                    "kind": "retracted_source" if direct else "retracted_ancestor",
-                    "reason": source.retracted_reason if source else None,
-                }
+                AssertionWarning(
+                    source_hash=row.tainted_by,
+                    kind="retracted_source" if direct else "retracted_ancestor",
+                    reason=source.retracted_reason if source else None,
+                )
             )
         supersessions = self._store.supersessions_of(assertion_id)
-        body = msgspec.to_builtins(record)
-        body.pop("signatures", None)
         return AssertionDetail(
             id=assertion_id,
             lsn=lsn,
             committed_at=committed_at,
-            assertion=body,
-            signatures=self._store.signatures(lsn),
+            assertion=AssertionBody.of(record),
+            signatures=[_wire(s, SignatureRow) for s in self._store.signatures(lsn)],
             votes=VoteSummary(
                 count=len(votes), voters=len({v.agent_id for v in votes}), weight=row.vote_weight
             ),
@@ -118,7 +94,7 @@ class Provenance:
     def trace(self, assertion_id: str) -> TraceResult:
         detail = self.assertion(assertion_id)
         parents: list[AssertionDetail] = []
-        parent = detail.assertion.get("parent")
+        parent = detail.assertion.parent
         seen = {assertion_id}
         while isinstance(parent, str) and parent not in seen and len(parents) < MAX_PARENT_DEPTH:
             seen.add(parent)
@@ -126,18 +102,22 @@ class Provenance:
                 parents.append(self.assertion(parent))
             except NotFoundError:
                 break
-            parent = parents[-1].assertion.get("parent")
-        source_hash = detail.assertion.get("source_hash")
-        epoch_id = detail.assertion.get("epoch")
+            parent = parents[-1].assertion.parent
+        source_hash = detail.assertion.source_hash
+        epoch_id = detail.assertion.epoch
+        source = self._store.source(source_hash) if isinstance(source_hash, str) else None
+        epoch = self._store.epoch(epoch_id) if isinstance(epoch_id, str) else None
         return TraceResult(
             id=assertion_id,
             assertion=detail,
-            source=self._store.source(source_hash) if isinstance(source_hash, str) else None,
+            source=None if source is None else _wire(source, SourceRow),
             parents=parents,
             children=self._store.children(assertion_id),
-            supersessions=self._store.supersessions_of(assertion_id),
-            votes=self._store.votes(detail.lsn),
-            epoch=self._store.epoch(epoch_id) if isinstance(epoch_id, str) else None,
+            supersessions=[
+                _wire(s, SupersessionRow) for s in self._store.supersessions_of(assertion_id)
+            ],
+            votes=[_wire(v, VoteRow) for v in self._store.votes(detail.lsn)],
+            epoch=None if epoch is None else _wire(epoch, EpochRow),
             queries=self._audit.queries_using(assertion_id),
         )
 
@@ -151,11 +131,11 @@ class Provenance:
         for change in self._store.changes(after, limit):
             kind = RecordKind(change.kind)
             blob = self._store.record_blob(change.kind, change.ref, change.lsn)
-            record = None if blob is None else msgspec.to_builtins(_DECODERS[kind].decode(blob))
+            record = None if blob is None else _DECODERS[kind].decode(blob)
             items.append(
                 FeedItem(
                     lsn=change.lsn,
-                    kind=_KIND_NAMES[kind],
+                    kind=FEED_KIND_NAMES[kind],
                     id=change.ref,
                     committed_at=change.committed_at,
                     record=record,
@@ -166,9 +146,25 @@ class Provenance:
 
     def agent(self, agent_id: str, now: float) -> AgentInfo:
         _check_id("agent_id", agent_id)
+        trust_row = self._store.trust_row(agent_id)
         return AgentInfo(
             agent_id=agent_id,
             trust=self._store.trust(agent_id, now),
-            trust_record=self._store.trust_row(agent_id),
+            trust_record=None if trust_row is None else _wire(trust_row, TrustRow),
             counts=self._store.agent_counts(agent_id),
         )
+
+    def epochs(self) -> list[EpochRow]:
+        return [_wire(row, EpochRow) for row in self._store.epochs()]
+
+    def epoch(self, epoch_id: str) -> EpochRow | None:
+        row = self._store.epoch(epoch_id)
+        return None if row is None else _wire(row, EpochRow)
+
+    def sources(self, *, after: str | None, limit: int) -> list[SourceRow]:
+        return [_wire(row, SourceRow) for row in self._store.sources(after=after, limit=limit)]
+
+    def source(self, source_hash: str) -> SourceRow | None:
+        """One registered source, with its content."""
+        row = self._store.source(source_hash, with_content=True)
+        return None if row is None else _wire(row, SourceRow)

@@ -15,12 +15,18 @@ from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.lens import DEFAULT_LENS, LENS_NAMES, LensConfig, Resolution, resolve
 from stemedb.model.records import Assertion, Signature
-from stemedb.query.audit import PRUNE_INTERVAL_SECONDS, AuditLog, AuditRecord, Contribution
+from stemedb.query.audit import PRUNE_INTERVAL_SECONDS, AuditLog
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
 from stemedb.query.params import QueryParams, validate_params
 from stemedb.query.provenance import Provenance
-from stemedb.query.results import (
+from stemedb.query.selection import Selection, select
+from stemedb.query.views import ViewKeeper
+from stemedb.store.rows import CandidateRow
+from stemedb.store.sqlite import SqliteStore
+from stemedb.wire import (
+    AuditRecord,
     ClaimView,
+    Contribution,
     GroupResult,
     QueryResult,
     ResolutionView,
@@ -28,10 +34,6 @@ from stemedb.query.results import (
     SkepticResult,
     SourceWarning,
 )
-from stemedb.query.selection import Selection, select
-from stemedb.query.views import ViewKeeper
-from stemedb.store.rows import CandidateRow
-from stemedb.store.sqlite import SqliteStore
 
 CACHE_TIME_BUCKET_SECONDS: Final = 60
 MAX_GROUPS_PER_PAGE: Final = 100

@@ -28,8 +28,8 @@ import msgspec
 
 from stemedb.errors import error_type_of
 from stemedb.query.params import DEFAULT_LIMIT, QueryParams
-from stemedb.query.results import QueryResult
 from stemedb.store.cache import SubjectPredicate
+from stemedb.wire import QueryResult
 
 if TYPE_CHECKING:
     from stemedb.query.service import QueryService

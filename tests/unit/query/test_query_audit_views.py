@@ -13,7 +13,7 @@ import pytest
 from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.ids import record_id
-from stemedb.model.records import Assertion
+from stemedb.model.records import Assertion, CoSignature
 from stemedb.model.signing import (
     AgentKey,
     cosign,
@@ -23,9 +23,9 @@ from stemedb.model.signing import (
     sign_vote,
 )
 from stemedb.query.params import QueryParams
-from stemedb.query.results import QueryResult
 from stemedb.query.service import QueryService
 from stemedb.sys.faults import FakeClock
+from stemedb.wire import QueryResult
 
 T0 = 1_700_000_000
 SUBJECT, PREDICATE = "drugs/semaglutide", "gastroparesis_risk"
@@ -235,7 +235,8 @@ def test_feed_returns_records_after_an_lsn_in_order_with_kinds(
     page = service.provenance.feed(after=1, limit=10)
     assert [i.lsn for i in page.items] == [2, 3, 4, 5]
     assert [i.kind for i in page.items] == ["cosignature", "vote", "epoch", "source"]
-    assert page.items[0].record is not None and page.items[0].record["assertion_id"] == a
+    record = page.items[0].record
+    assert isinstance(record, CoSignature) and record.assertion_id == a
     assert page.next_after == 5 and page.last_lsn == 5
     first_two = service.provenance.feed(after=0, limit=2)
     assert [i.lsn for i in first_two.items] == [1, 2] and first_two.next_after == 2

@@ -13,9 +13,9 @@ from stemedb.errors import ValidationError
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_retraction, sign_source
 from stemedb.query.params import QueryParams
-from stemedb.query.results import QueryResult
 from stemedb.query.service import QueryService
 from stemedb.sys.faults import FakeClock
+from stemedb.wire import QueryResult
 
 T0 = 1_700_000_000
 SUBJECT, PREDICATE = "drugs/semaglutide", "gastroparesis_risk"
@@ -63,7 +63,7 @@ def test_retracting_a_source_excludes_citing_claims_and_their_descendants_with_w
         (grandchild, "retracted_ancestor")
     ]
     detail = service.provenance.assertion(grandchild)
-    assert detail.source_warnings[0]["kind"] == "retracted_ancestor"
+    assert detail.source_warnings[0].kind == "retracted_ancestor"
 
 
 def test_claims_written_after_the_retraction_are_tainted_too(

@@ -22,9 +22,9 @@ from stemedb.model.signing import (
     sign_vote,
 )
 from stemedb.query.params import QueryParams
-from stemedb.query.results import QueryResult
 from stemedb.query.service import QueryService
 from stemedb.sys.faults import FakeClock
+from stemedb.wire import QueryResult
 
 T0 = 1_700_000_000
 SUBJECT, PREDICATE = "drugs/semaglutide", "gastroparesis_risk"

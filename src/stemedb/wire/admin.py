@@ -1,15 +1,14 @@
-"""Wire types of the access-control endpoints: API keys, rate-limit overrides, circuit
-breakers, trust outcomes, and the per-agent view of ``GET /v1/agents/{agent_id}``."""
+"""The admin endpoints: API keys, rate-limit overrides, circuit breakers, trust outcomes,
+the slow-query log, storage statistics and the cluster status."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from stemedb.api.breakers import BreakerView
 from stemedb.model.apikey import ApiKey
-from stemedb.query.provenance import AgentInfo
+from stemedb.wire.agents import BreakerView
 
 
 class ApiKeyList(msgspec.Struct, kw_only=True):
@@ -70,32 +69,64 @@ class OutcomeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     accurate: bool
 
 
-class QuotaView(msgspec.Struct, kw_only=True):
-    tokens_per_hour: int
-    remaining: int
-    reset_at: float
+class SlowQuery(msgspec.Struct, frozen=True):
+    query_id: str
+    subject: str | None
+    predicate: str | None
+    lens: str
+    duration_ms: float
+    at: float
+    agent_id: str | None
 
 
-class AgentDetail(AgentInfo, kw_only=True):
-    """``GET /v1/agents/{agent_id}``: trust and counts, plus quota, rate limit, breaker."""
+class SlowQueryList(msgspec.Struct, frozen=True):
+    queries: list[SlowQuery]
 
-    quota: QuotaView | None
-    rate_limit_per_minute: int | None
-    breaker: BreakerView
+
+class StorageStats(msgspec.Struct, kw_only=True):
+    backend: str
+    assertion_count: int | None
+    record_counts: dict[str, int]
+    disk_bytes: int
+    cache_bytes: int
+    cache_max_bytes: int
+    cache_hits: int
+    cache_misses: int
+    cache_hit_ratio: float | None
+    fallback_entries: int
+    fallback_served: int
+    applied_lsn: int
+    wal_last_lsn: int
+    wal_segments: int
+    wal_disk_usage_bytes: int
+    views_pending: int
+    breakers: list[dict[str, Any]]
+    errors: list[str]
+
+
+class ClusterStatus(msgspec.Struct, kw_only=True):
+    health: str
+    mode: str
+    node_id: str
+    nodes: list[dict[str, Any]]
+    storage: dict[str, Any]
+    wal: dict[str, Any]
 
 
 __all__ = [
-    "AgentDetail",
     "ApiKeyList",
     "BreakerList",
+    "ClusterStatus",
     "CreateKeyBody",
     "DeletedKey",
     "DeletedOverride",
     "OutcomeBody",
-    "QuotaView",
     "RateOverrideBody",
     "RateOverrideList",
     "RateOverrideView",
     "ResetBody",
+    "SlowQuery",
+    "SlowQueryList",
+    "StorageStats",
     "TripBody",
 ]

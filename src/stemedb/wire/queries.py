@@ -1,10 +1,36 @@
-"""What reads return (API.md "Query responses")."""
+"""Reads: the query parameters of ``POST /v1/query`` and what queries return (API.md
+"Query responses")."""
 
 from __future__ import annotations
 
 import msgspec
 
 from stemedb.model.records import ObjectValue, Signature
+
+
+class QuerySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One read of ``POST /v1/query`` (the parameters of ``GET /v1/query``)."""
+
+    subject: str | None = None
+    subject_prefix: str | None = None
+    predicate: str | None = None
+    lens: str | None = None
+    as_of: float | None = None
+    valid_at: float | None = None
+    since: float | None = None
+    lifecycle: list[str] = []
+    epoch: str | None = None
+    source_class: list[str] = []
+    agent_id: str | None = None
+    include_retracted: bool = False
+    include_superseded: bool = False
+    max_stale_seconds: float | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+class QueryBatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    queries: list[QuerySpec]
 
 
 class ClaimView(msgspec.Struct, kw_only=True):
@@ -70,6 +96,10 @@ class QueryResult(msgspec.Struct, kw_only=True):
     as_of_lsn: int = 0
 
 
+class QueryBatchResponse(msgspec.Struct):
+    results: list[QueryResult]
+
+
 class SkepticClaim(msgspec.Struct, kw_only=True):
     value: ObjectValue
     support_share: float
@@ -90,15 +120,15 @@ class SkepticResult(msgspec.Struct, kw_only=True):
     source_warnings: list[SourceWarning]
 
 
-class FeedItem(msgspec.Struct, kw_only=True):
-    lsn: int
-    kind: str
-    id: str
-    committed_at: float
-    record: dict[str, object] | None
-
-
-class FeedPage(msgspec.Struct, kw_only=True):
-    items: list[FeedItem]
-    next_after: int
-    last_lsn: int
+__all__ = [
+    "ClaimView",
+    "GroupResult",
+    "QueryBatchRequest",
+    "QueryBatchResponse",
+    "QueryResult",
+    "QuerySpec",
+    "ResolutionView",
+    "SkepticClaim",
+    "SkepticResult",
+    "SourceWarning",
+]
