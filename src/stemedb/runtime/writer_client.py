@@ -33,12 +33,27 @@ from stemedb.runtime.protocol import (
     CLOSE_TIMEOUT_SECONDS,
     ENCODER,
     STARTUP_TIMEOUT_SECONDS,
+    Applied,
     Channel,
+    Close,
+    Done,
+    Failed,
+    FromWriter,
+    ReadOnly,
+    Ready,
+    Records,
+    RemoveBefore,
+    Removed,
+    Submit,
+    ToWriter,
+    WalAppend,
+    WalFsync,
+    WalFsyncError,
+    WalRotation,
     WriterSettings,
     error_from_wire,
     outcome_from_wire,
 )
-from stemedb.store.apply import StoreDelta
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.shared import SharedInt
 from stemedb.wal import WalObserver
@@ -107,7 +122,7 @@ class WriterProcess(CommitNotices):
         self._applied_lsn = applied_lsn
         self.spare_links = spare_links  # for the other HTTP processes (``api.workers``)
         link.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
-        self._channel = Channel(link)
+        self._channel: Channel[FromWriter] = Channel(link, FromWriter)
         self._pending: dict[int, Future[Any]] = {}  # a token's ``done`` answer
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
@@ -121,10 +136,10 @@ class WriterProcess(CommitNotices):
             ready = self._channel.receive()
         except OSError:  # no answer in STARTUP_TIMEOUT_SECONDS
             ready = None
-        if ready is None or ready[0] != "ready":
+        if not isinstance(ready, Ready):
             self._reap()
-            if ready is not None and ready[0] == "failed":
-                raise error_from_wire(ready[1])
+            if isinstance(ready, Failed):
+                raise error_from_wire(ready.error)
             code = "unknown" if proc is None else proc.returncode
             raise StorageError(
                 f"the writer process did not start (exit code {code})",
@@ -132,14 +147,14 @@ class WriterProcess(CommitNotices):
                 retryable=False,
             )
         link.settimeout(None)
-        super().__init__(int(ready[1]))
+        super().__init__(ready.applied_lsn)
         # ``applied_lsn`` advances before the commit listeners run (the feed reads it);
         # ``absorbed_lsn`` after them: a read that waited for it sees fresh views.
         self.absorbed_lsn = self.applied_lsn
         self._absorbed = threading.Condition()
-        self.replayed: int = int(ready[2])
-        self.open_seconds: float = float(ready[3])
-        self.wal = RemoteWal(self, wal_dir, int(ready[4]))
+        self.replayed: int = ready.replayed
+        self.open_seconds: float = ready.open_seconds
+        self.wal = RemoteWal(self, wal_dir, ready.wal_last_lsn)
         self._thread = threading.Thread(
             target=self._receive, name="stemedb-writer-link", daemon=True
         )
@@ -216,8 +231,9 @@ class WriterProcess(CommitNotices):
         if not items:
             future.set_result([])
             return future
-        wire = [[int(p.kind), p.record_id, ENCODER.encode(p.record)] for p in items]
-        self._send_tracked(future, ["submit", wire])
+        wire = [(int(p.kind), p.record_id, ENCODER.encode(p.record)) for p in items]
+        token = next(self._tokens)
+        self._send_tracked(token, future, Submit(token, wire))
         return future
 
     def submit_records(
@@ -228,26 +244,26 @@ class WriterProcess(CommitNotices):
         (JSON allows integers past 64 bits, which validation refuses anyway): the caller
         verifies those in the server."""
         try:
-            wire = [[int(KIND_OF_TYPE[type(r)]), ENCODER.encode(r)] for r in records]
+            wire = [(int(KIND_OF_TYPE[type(r)]), ENCODER.encode(r)) for r in records]
         except (OverflowError, msgspec.EncodeError):
             return None
         future: Future[list[WriteResult | StemeError]] = Future()
         if not records:
             future.set_result([])
             return future
-        self._send_tracked(future, ["records", together, wire])
+        token = next(self._tokens)
+        self._send_tracked(token, future, Records(token, together, wire))
         return future
 
-    def _send_tracked(self, future: Future[Any], message: list[Any]) -> None:
-        """Send ``message`` with a fresh token; ``future`` gets the ``done`` answer."""
-        token = next(self._tokens)
+    def _send_tracked(self, token: int, future: Future[Any], message: ToWriter) -> None:
+        """Send ``message``, which carries ``token``; ``future`` gets the ``Done`` answer."""
         with self._lock:
             if not self._running:
                 future.set_exception(self._refusal())
                 return
             self._pending[token] = future
         try:
-            self._channel.send([message[0], token, *message[1:]])
+            self._channel.send(message)
         except OSError as exc:
             with self._lock:
                 self._pending.pop(token, None)
@@ -266,7 +282,7 @@ class WriterProcess(CommitNotices):
         future: Future[list[Path]] = Future()
         with self._lock:
             self._removals[token] = future
-        self._channel.send(["remove_before", token, lsn])
+        self._channel.send(RemoveBefore(token, lsn))
         return future.result(CLOSE_TIMEOUT_SECONDS)
 
     def close(self) -> None:
@@ -278,7 +294,7 @@ class WriterProcess(CommitNotices):
             running, self._running = self._running, False
         if running:
             with contextlib.suppress(OSError):
-                self._channel.send(["close"])
+                self._channel.send(Close())
         if self._thread.is_alive():
             self._thread.join(CLOSE_TIMEOUT_SECONDS)
         self._reap()
@@ -299,65 +315,58 @@ class WriterProcess(CommitNotices):
     # -- messages from the writer ----------------------------------------------------
 
     def _receive(self) -> None:
-        handlers: dict[str, Callable[[list[Any]], None]] = {
-            "applied": self._on_applied, "done": self._on_done, "wal": self._on_wal,
-            "read_only": self._on_read_only, "removed": self._on_removed,
+        handlers: dict[type[FromWriter], Callable[[Any], None]] = {
+            Applied: self._on_applied, Done: self._on_done, ReadOnly: self._on_read_only,
+            Removed: self._on_removed, **self._wal_handlers(),
         }  # fmt: skip
         try:
             while (message := self._channel.receive()) is not None:
-                handlers[message[0]](message)
+                handlers[type(message)](message)
         except Exception as exc:  # a broken frame: treat like a dead writer
             log.exception("Error: StorageError: bad message from the writer process: %s", exc)
         self._on_exit()
 
-    def _on_applied(self, message: list[Any]) -> None:
-        _, lsn, touched, trust, retracted, epochs, size, wal_last_lsn = message
+    def _on_applied(self, message: Applied) -> None:
+        delta, lsn = message.delta, message.delta.lsn
         if self._absorb_delay_seconds:
             time.sleep(self._absorb_delay_seconds)
-        keys = {(s, p) for s, p in touched}
-        delta = StoreDelta(
-            lsn, keys, {a: (v[0], v[1]) for a, v in trust.items()}, retracted, epochs
-        )
         assert self._store is not None
         self._store.absorb(delta)
-        self.wal.last_lsn = wal_last_lsn
-        if size:
-            self.stats.add(size)
+        self.wal.last_lsn = message.wal_last_lsn
+        if message.size:
+            self.stats.add(message.size)
         self._advance(lsn)
-        self._notify(lsn, keys)  # before anyone is acknowledged, as in-process
+        self._notify(lsn, delta.touched)  # before anyone is acknowledged, as in-process
         with self._absorbed:
             self.absorbed_lsn = lsn
             self._absorbed.notify_all()
 
-    def _on_done(self, message: list[Any]) -> None:
-        _, token, outcomes = message
+    def _on_done(self, message: Done) -> None:
         with self._lock:
-            future = self._pending.pop(token, None)
+            future = self._pending.pop(message.token, None)
         if future is not None:
-            settle(future, lambda: [outcome_from_wire(o) for o in outcomes])
+            settle(future, lambda: [outcome_from_wire(o) for o in message.outcomes])
 
-    def _on_wal(self, message: list[Any]) -> None:
-        observer, event = self._observer, message[1]
+    def _wal_handlers(self) -> dict[type[FromWriter], Callable[[Any], None]]:
+        """The WAL observer's events (the first link only) go to ``observer``."""
+        observer = self._observer
         if observer is None:
-            return
-        if event == "fsync":
-            observer.on_fsync(message[2])
-        elif event == "append":
-            observer.on_append(message[2], message[3])
-        elif event == "rotation":
-            observer.on_rotation()
-        elif event == "fsync_error":
-            observer.on_fsync_error()
+            return dict.fromkeys((WalFsync, WalAppend, WalRotation, WalFsyncError), _ignore)
+        return {
+            WalFsync: lambda m: observer.on_fsync(m.duration_seconds),
+            WalAppend: lambda m: observer.on_append(m.records, m.bytes),
+            WalRotation: lambda _: observer.on_rotation(),
+            WalFsyncError: lambda _: observer.on_fsync_error(),
+        }
 
-    def _on_read_only(self, message: list[Any]) -> None:
-        self.wal.read_only_reason = message[1]
+    def _on_read_only(self, message: ReadOnly) -> None:
+        self.wal.read_only_reason = message.reason
 
-    def _on_removed(self, message: list[Any]) -> None:
-        _, token, paths = message
+    def _on_removed(self, message: Removed) -> None:
         with self._lock:
-            future = self._removals.pop(token, None)
+            future = self._removals.pop(message.token, None)
         if future is not None:
-            settle(future, lambda: [Path(p) for p in paths])
+            settle(future, lambda: [Path(p) for p in message.paths])
 
     def _on_exit(self) -> None:
         """The writer process is gone: fail what waits; no more writes."""
@@ -375,3 +384,7 @@ class WriterProcess(CommitNotices):
         for waiter in [*pending.values(), *removals.values()]:
             with contextlib.suppress(InvalidStateError):
                 waiter.set_exception(error)
+
+
+def _ignore(_: object) -> None:
+    pass

@@ -31,7 +31,23 @@ from stemedb.model.kinds import RecordKind
 from stemedb.runtime.logs import configure_process_logging
 from stemedb.runtime.protocol import (
     RECORD_DECODERS,
+    Applied,
     Channel,
+    Close,
+    Done,
+    Failed,
+    Message,
+    ReadOnly,
+    Ready,
+    Records,
+    RemoveBefore,
+    Removed,
+    Submit,
+    ToWriter,
+    WalAppend,
+    WalFsync,
+    WalFsyncError,
+    WalRotation,
     WriterSettings,
     error_to_wire,
     outcome_to_wire,
@@ -46,27 +62,27 @@ class _ForwardingObserver:
     """The writer process's ``WalObserver``: events go to the first link's process."""
 
     def __init__(self) -> None:
-        self.channel: Channel | None = None
+        self.channel: Channel[ToWriter] | None = None
 
-    def _send(self, message: list[Any]) -> None:
+    def _send(self, message: Message) -> None:
         if self.channel is not None:
             with contextlib.suppress(OSError):
                 self.channel.send(message)
 
     def on_fsync(self, duration_seconds: float) -> None:
-        self._send(["wal", "fsync", duration_seconds])
+        self._send(WalFsync(duration_seconds))
 
     def on_append(self, records: int, bytes: int) -> None:
-        self._send(["wal", "append", records, bytes])
+        self._send(WalAppend(records, bytes))
 
     def on_rotation(self) -> None:
-        self._send(["wal", "rotation"])
+        self._send(WalRotation())
 
     def on_fsync_error(self) -> None:
-        self._send(["wal", "fsync_error"])
+        self._send(WalFsyncError())
 
 
-def run_writer(links: Sequence[Channel], settings: WriterSettings) -> int:
+def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> int:
     """The writer process's life: open, replay, serve submissions until the first link
     ends (EOF or ``close``)."""
     started = time.monotonic()
@@ -82,7 +98,7 @@ def run_writer(links: Sequence[Channel], settings: WriterSettings) -> int:
     except StemeError as exc:
         for link in links:
             with contextlib.suppress(OSError):
-                link.send(["failed", error_to_wire(exc)])
+                link.send(Failed(error_to_wire(exc)))
         return 3
     writer = GroupCommitWriter(
         wal, store, clock, max_batch=settings.group_commit_max_batch,
@@ -95,7 +111,7 @@ def run_writer(links: Sequence[Channel], settings: WriterSettings) -> int:
     observer.channel = links[0]
     reports = _Reports(links, wal, writer.stats, applied_lsn)
     store.delta_hook = reports.applied
-    ready = ["ready", writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn]
+    ready = Ready(writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn)
     for link in links:
         reports.send(link, ready)
     verifier = Verifier(
@@ -127,7 +143,7 @@ class _Reports:
     turned read-only."""
 
     def __init__(
-        self, links: Sequence[Channel], wal: Wal, stats: BatchStats,
+        self, links: Sequence[Channel[ToWriter]], wal: Wal, stats: BatchStats,
         applied_lsn: SharedInt | None,
     ) -> None:  # fmt: skip
         self._links = links
@@ -140,22 +156,19 @@ class _Reports:
     def applied(self, delta: StoreDelta) -> None:
         records = self._stats.records  # counted before the batch was applied
         size, self._records_seen = records - self._records_seen, records
-        message = [
-            "applied", delta.lsn, [list(k) for k in delta.touched], delta.trust,
-            delta.retracted, delta.epochs, size, self._wal.last_lsn,
-        ]  # fmt: skip
+        message = Applied(delta, size, self._wal.last_lsn)
         for link in self._links:
             self.send(link, message)
         if self._applied_lsn is not None:  # after every link has the delta
             self._applied_lsn.set(delta.lsn)
 
-    def done(self, link: Channel, token: int) -> Callable[[Future[Any]], None]:
+    def done(self, link: Channel[ToWriter], token: int) -> Callable[[Future[Any]], None]:
         def reply(group: Future[Any]) -> None:
-            self.send(link, ["done", token, [outcome_to_wire(o) for o in group.result()]])
+            self.send(link, Done(token, [outcome_to_wire(o) for o in group.result()]))
 
         return reply
 
-    def send(self, link: Channel, message: list[Any]) -> None:
+    def send(self, link: Channel[ToWriter], message: Message) -> None:
         """Send, telling first (once) that the WAL turned read-only; a server process
         that is gone is not an error here: the writes stay durable, and EOF on the
         first link ends this process."""
@@ -163,13 +176,14 @@ class _Reports:
             reason = self._wal.read_only_reason
             if reason is not None and id(link) not in self._told_read_only:
                 self._told_read_only.add(id(link))
-                link.send(["read_only", reason])
+                link.send(ReadOnly(reason))
             link.send(message)
 
 
 def _serve_other(
-    link: Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
-) -> None:
+    link: Channel[ToWriter], writer: GroupCommitWriter, verifier: Verifier, wal: Wal,
+    reports: _Reports,
+) -> None:  # fmt: skip
     """Serve a link other than the first until it ends, then end it for its process
     too (shut down, not closed: the writer thread may still be sending on it)."""
     try:
@@ -179,31 +193,31 @@ def _serve_other(
 
 
 def _serve(
-    link: Channel, writer: GroupCommitWriter, verifier: Verifier, wal: Wal, reports: _Reports
-) -> None:
+    link: Channel[ToWriter], writer: GroupCommitWriter, verifier: Verifier, wal: Wal,
+    reports: _Reports,
+) -> None:  # fmt: skip
     while (message := link.receive()) is not None:
-        kind = message[0]
-        if kind == "records":
-            _, token, together, wire = message
-            try:
-                records = [RECORD_DECODERS[k].decode(raw) for k, raw in wire]
-            except (KeyError, msgspec.DecodeError) as exc:  # a server bug: say so, go on
-                error = StorageError(f"the writer process cannot decode a record: {exc}")
-                reports.send(link, ["done", token, [outcome_to_wire(error)] * len(wire)])
-                continue
-            verifier.submit(records, together=together).add_done_callback(reports.done(link, token))
-        elif kind == "submit":
-            _, token, wire = message
-            items = [
-                Prepared(RecordKind(k), rid, RECORD_DECODERS[k].decode(raw)) for k, rid, raw in wire
-            ]
-            writer.submit_group(items).add_done_callback(reports.done(link, token))
-        elif kind == "remove_before":
-            _, token, lsn = message
-            removed = wal.remove_segments_before(lsn)
-            reports.send(link, ["removed", token, [str(p) for p in removed]])
-        elif kind == "close":
-            return
+        match message:
+            case Records(token, together, wire):
+                try:
+                    records = [RECORD_DECODERS[k].decode(raw) for k, raw in wire]
+                except (KeyError, msgspec.DecodeError) as exc:  # a server bug: say so, go on
+                    error = StorageError(f"the writer process cannot decode a record: {exc}")
+                    reports.send(link, Done(token, [outcome_to_wire(error)] * len(wire)))
+                    continue
+                done = reports.done(link, token)
+                verifier.submit(records, together=together).add_done_callback(done)
+            case Submit(token, wire):
+                items = [
+                    Prepared(RecordKind(k), rid, RECORD_DECODERS[k].decode(raw))
+                    for k, rid, raw in wire
+                ]
+                writer.submit_group(items).add_done_callback(reports.done(link, token))
+            case RemoveBefore(token, lsn):
+                removed = wal.remove_segments_before(lsn)
+                reports.send(link, Removed(token, [str(p) for p in removed]))
+            case Close():
+                return
 
 
 def main(argv: Sequence[str]) -> int:
@@ -216,7 +230,7 @@ def main(argv: Sequence[str]) -> int:
     configure_process_logging(  # the server's log format, here too
         msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
     )
-    return run_writer([Channel(socket.socket(fileno=fd)) for fd in fds], settings)
+    return run_writer([Channel(socket.socket(fileno=fd), ToWriter) for fd in fds], settings)
 
 
 if __name__ == "__main__":
