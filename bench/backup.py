@@ -36,7 +36,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 
 import msgspec  # noqa: E402
 
-from stemedb.engine import Engine  # noqa: E402
+from stemedb.engine import Engine, EngineSettings  # noqa: E402
 from stemedb.model.records import Assertion  # noqa: E402
 from stemedb.ops.backup import create_backup  # noqa: E402
 from stemedb.ops.backup_location import LocalBackups, S3Backups  # noqa: E402
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"records": args.records}
     try:
         data = work / "data"
-        engine = Engine(data, fsync=False, group_commit_max_batch=LOAD_CHUNK_RECORDS)
+        settings = EngineSettings(fsync=False, group_commit_max_batch=LOAD_CHUNK_RECORDS)
+        engine = Engine.embedded(data, settings)
         started = time.perf_counter()
         load(engine, args.records)
         out["load_seconds"] = round(time.perf_counter() - started, 1)

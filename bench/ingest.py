@@ -39,7 +39,7 @@ from _common import (
     try_plot,
 )
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import StemeError
 from stemedb.model.records import Assertion
 
@@ -154,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.setprofile(start_thread_profile)
     counter = FsyncCounter()
-    engine = Engine(
+    engine = Engine.embedded(
         data_dir,
-        group_commit_max_batch=args.max_batch,
-        group_commit_max_delay_us=args.max_delay_us,
-        fsync=not args.no_fsync,
-        verify_threads=args.verify_threads,
-        wal_observer=counter,
+        EngineSettings(
+            group_commit_max_batch=args.max_batch,
+            group_commit_max_delay_us=args.max_delay_us,
+            fsync=not args.no_fsync,
+            verify_threads=args.verify_threads,
+        ),
+        observer=counter,
     )
     profiler = cProfile.Profile(time.thread_time) if args.profile else None
     try:

@@ -44,7 +44,7 @@ from _common import (
     try_plot,
 )
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import StemeError
 from stemedb.lens import LENS_NAMES
 from stemedb.model.records import Assertion
@@ -117,7 +117,8 @@ def load(data_dir: Path, records: int, hot: int, fsync: bool) -> dict[str, Any]:
 
     decoder = msgspec.msgpack.Decoder(Assertion)
     now = int(time.time())
-    engine = Engine(data_dir, fsync=fsync, group_commit_max_batch=LOAD_CHUNK_RECORDS)
+    settings = EngineSettings(fsync=fsync, group_commit_max_batch=LOAD_CHUNK_RECORDS)
+    engine = Engine.embedded(data_dir, settings)
     started = time.perf_counter()
     errors = 0
     for result in engine.write_many(hot_claims(hot, now)):
@@ -234,7 +235,7 @@ def measure_queries(engine: Engine, records: int, hot: int, reps: int) -> dict[s
 
 def reopen(data_dir: Path) -> tuple[Engine, dict[str, Any]]:
     t0 = time.perf_counter()
-    engine = Engine(data_dir)
+    engine = Engine.embedded(data_dir)
     wall = time.perf_counter() - t0
     report = engine.wal.recovery
     return engine, {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.engines import engine_for_test
 
 from stemedb.engine import Engine
 from stemedb.model.records import Assertion
@@ -48,7 +49,7 @@ def make_engine(tmp_path: Path, clock: FakeClock) -> Iterator[EngineFactory]:
     def factory(**kwargs: Any) -> Engine:
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("group_commit_max_delay_us", 0)
-        eng = Engine(tmp_path / "data", **kwargs)
+        eng = engine_for_test(tmp_path / "data", **kwargs)
         opened.append(eng)
         return eng
 

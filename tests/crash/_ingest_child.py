@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import StemeError
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion
@@ -66,7 +66,8 @@ def main() -> None:
             out.write(line + "\n")
             out.flush()
 
-    engine = Engine(data_dir, segment_size_bytes=segment_bytes, group_commit_max_delay_us=500)
+    settings = EngineSettings(segment_size_bytes=segment_bytes, group_commit_max_delay_us=500)
+    engine = Engine.embedded(data_dir, settings)
     emit(f"READY {engine.open_seconds:.4f} {engine.replayed}")
     todo = records(tag, count)
 

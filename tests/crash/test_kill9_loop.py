@@ -110,7 +110,7 @@ def check_survivors(data_dir: Path, acked: dict[str, Ack], query_keys: set[tuple
     if wal_dir.exists():
         report = verify(wal_dir)
         assert report.corruption is None, report
-    with Engine(data_dir) as engine:
+    with Engine.embedded(data_dir) as engine:
         stored = engine.store.assertion_lsns(list(acked))
         missing = sorted(set(acked) - set(stored))
         assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"

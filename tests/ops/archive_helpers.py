@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion
 
@@ -27,11 +27,11 @@ def claim(index: int) -> Assertion:
 
 
 def open_engine(data_dir: Path) -> Engine:
-    return Engine(
+    return Engine.embedded(
         data_dir,
-        segment_size_bytes=SEGMENT_SIZE_BYTES,
-        group_commit_max_delay_us=0,
-        fsync=False,
+        EngineSettings(
+            segment_size_bytes=SEGMENT_SIZE_BYTES, group_commit_max_delay_us=0, fsync=False
+        ),
     )
 
 

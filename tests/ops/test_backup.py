@@ -15,7 +15,7 @@ from ops_helpers import make_claim
 from typer.testing import CliRunner
 
 from stemedb.cli.main import app
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.ops.backup import create_backup, expired_backups, prune_backups
 from stemedb.ops.backup_location import LocalBackups, S3Backups, list_backups
 from stemedb.ops.backup_verify import verify_backup
@@ -34,7 +34,8 @@ def _write(engine: Engine, start: int, count: int) -> None:
 
 @pytest.fixture
 def engine(data_dir: Path) -> Iterator[Engine]:
-    eng = Engine(data_dir, segment_size_bytes=SEGMENT_SIZE_BYTES, fsync=False)
+    settings = EngineSettings(segment_size_bytes=SEGMENT_SIZE_BYTES, fsync=False)
+    eng = Engine.embedded(data_dir, settings)
     yield eng
     eng.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ops_helpers import make_claim
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import DiskFullError, StorageError, ValidationError
 from stemedb.ops import restore as restore_module
 from stemedb.ops.backup import BackupResult, create_backup
@@ -36,7 +36,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def engine(data_dir: Path, clock: FakeClock) -> Iterator[Engine]:
-    eng = Engine(data_dir, clock=clock, segment_size_bytes=SEGMENT_SIZE_BYTES, fsync=False)
+    settings = EngineSettings(segment_size_bytes=SEGMENT_SIZE_BYTES, fsync=False)
+    eng = Engine.embedded(data_dir, settings, clock=clock)
     yield eng
     eng.close()
 

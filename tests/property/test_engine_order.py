@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stemedb.engine import Engine
+from stemedb.engine import Engine, EngineSettings
 from stemedb.model.ids import record_id
 from stemedb.model.records import SOURCE_CLASSES, Assertion, CoSignature, Vote
 from stemedb.model.signing import AgentKey, cosign, sign_assertion, sign_vote
@@ -75,7 +75,8 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Assertion], list[Any], list[int], l
 
 
 def answers(claims: list[Assertion], extras: list[Any], directory: Path) -> list[Any]:
-    with Engine(directory, clock=FakeClock(float(T0)), group_commit_max_delay_us=0) as engine:
+    settings = EngineSettings(group_commit_max_delay_us=0)
+    with Engine.embedded(directory, settings, clock=FakeClock(float(T0))) as engine:
         for record in claims:
             engine.write(record)
         for record in extras:
@@ -129,7 +130,8 @@ def answers_batched(
     claims: list[Assertion], extras: list[Any], order: list[int], directory: Path
 ) -> list[Any]:
     """The same records in one group commit (claims first, each batch in another order)."""
-    with Engine(directory, clock=FakeClock(float(T0)), group_commit_max_delay_us=0) as engine:
+    settings = EngineSettings(group_commit_max_delay_us=0)
+    with Engine.embedded(directory, settings, clock=FakeClock(float(T0))) as engine:
         engine.write_many([claims[i] for i in reversed(order)])
         engine.write_many(list(reversed(extras)))
     return answers([], [], directory)

@@ -15,10 +15,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Final
+from typing import Final, TypedDict
 
 import msgspec
 import uvicorn
@@ -62,7 +62,9 @@ from stemedb.runtime.supervisor import (
     listen_socket,
     say_ready,
 )
-from stemedb.runtime.writer_client import WriterProcess
+from stemedb.runtime.topology import OpenedEngine, Topology
+from stemedb.sys.clock import Clock
+from stemedb.sys.filesystem import FileSystem
 
 log = logging.getLogger("stemedb.api")
 
@@ -72,25 +74,24 @@ BACKLOG: Final = 2048
 GRACEFUL_SHUTDOWN_SECONDS: Final = 10
 
 
-def _open(
-    state: ApiState, engine_options: Mapping[str, object], role: WorkerRole | None
-) -> tuple[Engine, QueryService]:
-    config = state.config
-    if role is not None and not role.first:
-        engine = Engine.from_config(config, writer_link=role.link)
-    else:
-        # The test seams (``fs``, ``clock``) need the writer in this process.
-        process = config.wal.writer_process and not engine_options
-        engine = Engine.from_config(
-            config, wal_observer=state.metrics.wal, writer_process=process,
-            http_processes=1 if role is None else role.count, **engine_options,
-        )  # fmt: skip
+class EngineSeams(TypedDict, total=False):
+    """A test's seams of the engine (``create_app(engine_options=...)``)."""
+
+    fs: FileSystem
+    clock: Clock
+
+
+def _open(state: ApiState, seams: EngineSeams) -> tuple[OpenedEngine, QueryService]:
+    topology = state.topology
+    opened = topology.open_engine(state.config, observer=state.metrics.wal, **seams)
     try:
-        service = QueryService.from_config(engine, config, prune_audit=role is None or role.first)
+        service = QueryService.from_config(
+            opened.engine, state.config, prune_audit=topology.prunes_audit
+        )
     except BaseException:
-        engine.close()
+        opened.engine.close()
         raise
-    return engine, service
+    return opened, service
 
 
 def _close(engine: Engine, service: QueryService) -> None:
@@ -114,31 +115,33 @@ class _App(Starlette):
 def create_app(
     config: Config,
     *,
-    engine_options: Mapping[str, object] | None = None,
+    engine_options: EngineSeams | None = None,
     role: WorkerRole | None = None,
 ) -> Starlette:
-    """The app. ``engine_options`` is a test seam: extra ``Engine`` arguments, e.g.
-    ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk into a server.
-    ``role``: which of several HTTP processes this app serves (``api.workers``)."""
-    state = ApiState(config, role)
+    """The app. ``engine_options`` is a test seam: ``Engine.embedded``'s ``fs`` or
+    ``clock``, e.g. ``fs=FaultyFileSystem(...)`` to inject fsync failures or a full disk
+    into a server (the writer then runs in this process). ``role``: which of several
+    HTTP processes this app serves (``api.workers``)."""
+    seams = engine_options or {}
+    topology = Topology.of(config, role, seams=bool(seams))
+    state = ApiState(config, topology)
     node_views.answer_workers(state)
-    options = dict(engine_options or {})
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        engine, service = await loop.run_in_executor(None, _open, state, options, role)
+        opened, service = await loop.run_in_executor(None, _open, state, seams)
+        engine = opened.engine
         control: asyncio.AbstractServer | None = None
         pool: WorkerPool | None = None
         try:  # API keys (refuses to start with auth on and no admin key), limits
-            await state.access.start(config.data_dir, workers=role)
-            if role is not None:
-                control = await serve_control(role, state.control)
-            if role is not None and role.first:  # the other HTTP processes
-                assert isinstance(engine.writer, WriterProcess)
-                pool = WorkerPool(config, role, engine.writer.spare_links)
+            await state.access.start(config.data_dir, workers=topology.role)
+            if topology.has_peers:
+                control = await serve_control(topology.peer_role, state.control)
+            if topology.supervises_workers:  # the other HTTP processes
+                pool = WorkerPool(config, topology.peer_role, opened.spare_links)
                 await loop.run_in_executor(None, pool.start)
         except BaseException:
             if control is not None:
@@ -147,7 +150,7 @@ def create_app(
             raise
         state.access.protect(app.router.routes)  # every route, whoever added it
         state.metrics.wal.recovery_duration.set(engine.open_seconds)
-        if role is None or role.first:  # the others count only what they store
+        if topology.owns_wal:  # the others count only what they store
             state.metrics.assertions_total.set(
                 await loop.run_in_executor(None, engine.store.assertion_count)
             )
@@ -162,9 +165,9 @@ def create_app(
         engine.add_commit_listener(state.feed.on_commit)
         state.open(engine, service)
         archiver = (
-            None
-            if role is not None and not role.first
-            else start_archiver(config, engine, state.metrics.registry)
+            start_archiver(config, engine, state.metrics.registry)
+            if topology.owns_archiver
+            else None
         )
         # What start-up built (modules, routes, engine, caches' skeletons) lives as long
         # as the process: move it out of the cyclic GC's reach, so a full collection
@@ -173,15 +176,15 @@ def create_app(
         gc.freeze()
         state.accepting = True
         watcher = None
-        if role is None or role.first:
+        if topology.logs_ready:
             log.info(
                 "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
                 state.version, engine.applied_lsn, engine.replayed,
             )  # fmt: skip
         if pool is not None:
-            watcher = asyncio.create_task(pool.watch(lambda: _fail_node(role)))
-        elif role is not None:
-            say_ready(role)
+            watcher = asyncio.create_task(pool.watch(lambda: _fail_node(topology.peer_role)))
+        elif topology.reports_to_supervisor:
+            say_ready(topology.peer_role)
         try:
             yield
         finally:
@@ -227,9 +230,8 @@ def create_app(
     return app
 
 
-def _fail_node(role: WorkerRole | None) -> None:
+def _fail_node(role: WorkerRole) -> None:
     """Another HTTP worker died: shut this node down gracefully, then exit 1."""
-    assert role is not None
     role.failed = True
     os.kill(os.getpid(), signal.SIGTERM)
 

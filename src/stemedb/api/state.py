@@ -30,7 +30,7 @@ from stemedb.errors import UnavailableError, ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import ControlAnswer, ask_others
-from stemedb.runtime.supervisor import WorkerRole
+from stemedb.runtime.topology import Topology
 
 T = TypeVar("T")
 
@@ -39,9 +39,11 @@ CATCH_UP_TIMEOUT_SECONDS = 2.0
 
 
 class ApiState:
-    def __init__(self, config: Config, role: WorkerRole | None = None) -> None:
+    def __init__(self, config: Config, topology: Topology | None = None) -> None:
         self.config = config
-        self.role = role  # which of several HTTP processes (``api.workers``), if any
+        # Which process of the node this is and what it owns (``runtime.topology``).
+        self.topology = topology or Topology.of(config, None)
+        self.role = self.topology.role  # which of several HTTP processes, if any
         self.version = __version__
         self.metrics = Metrics(self.version, top_agents=config.api.metrics_top_agents)
         # Storage calls: metrics, timeout and breakers (api.resilience); the stale-answer
@@ -122,10 +124,9 @@ class ApiState:
     async def ask_workers(self, command: bytes, argument: bytes = b"") -> list[bytes]:
         """The other HTTP workers' answers to ``command`` (``api.workers``); none with
         one worker."""
-        role = self.role
-        if role is None or role.count == 1:
+        if not self.topology.has_peers:
             return []
-        return await ask_others(role, command, argument)
+        return await ask_others(self.topology.peer_role, command, argument)
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_monotonic

@@ -2,25 +2,30 @@
 
 Write: validate + compute the id + verify signatures (in a thread pool: libsodium
 releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) -> store
-(one transaction per batch) -> acknowledge. With ``writer_process=True`` the WAL, the
-replay and the group-commit writer run in a process of their own (``runtime``,
-ADR 0002) and this process reads the store.
+(one transaction per batch) -> acknowledge.
+
+The engine does not know how many processes run; it has one constructor per way of
+running: ``Engine.embedded`` (the WAL, the replay and the group-commit writer in this
+process; ``Engine.from_config`` is the same from the configuration) and
+``Engine.attach`` (the writer runs elsewhere, ``runtime.writer_client`` starts or joins
+it, ADR 0002: this process reads the store and keeps its in-memory state from the
+writer's deltas). Each constructor picks how records are verified (``_WritePath``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Protocol
 
 from stemedb.config import Config
-from stemedb.engine.replay import open_and_replay, replay
+from stemedb.engine.replay import open_and_replay, open_store, replay
+from stemedb.engine.settings import EngineSettings
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import (
     VERIFY_HERE_RECORDS,
@@ -29,164 +34,192 @@ from stemedb.engine.verify import (
     prepare_record,
     settle,
 )
-from stemedb.engine.writer import CommitListener, GroupCommitWriter, GroupOutcome
-from stemedb.errors import StorageError
+from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
+from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import AnyRecord
-from stemedb.runtime.protocol import WriterSettings
-from stemedb.runtime.writer_client import RemoteWal, WriterProcess
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.sys.lock import DirectoryLock
 from stemedb.wal import Wal, WalObserver
+from stemedb.wal.log import SegmentInfo
 
 log = logging.getLogger("stemedb.engine")
 
-APPLIED_LSN_FILE: Final = "writer.lsn"
+
+class RemoteWal(Protocol):
+    """What this process may ask of a WAL another process owns."""
+
+    @property
+    def directory(self) -> Path: ...
+    @property
+    def last_lsn(self) -> int: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def read_only_reason(self) -> str | None: ...
+    def segments(self) -> list[SegmentInfo]: ...
+    def disk_usage_bytes(self) -> int: ...
+    def remove_segments_before(self, lsn: int) -> list[Path]: ...
 
 
-def applied_lsn_path(data_dir: Path) -> Path:
-    """Where the writer process shares its applied LSN with several HTTP processes."""
-    return data_dir / APPLIED_LSN_FILE
+class RemoteWriter(Protocol):
+    """A group-commit writer in another process (``runtime.writer_client.WriterProcess``)."""
+
+    @property
+    def applied_lsn(self) -> int: ...
+    @property
+    def wal(self) -> RemoteWal: ...
+    @property
+    def replayed(self) -> int: ...
+    @property
+    def open_seconds(self) -> float: ...
+    @property
+    def stats(self) -> BatchStats: ...
+    def attach(self, store: SqliteStore) -> None: ...
+    def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]: ...
+    def submit_records(
+        self, records: Sequence[AnyRecord], *, together: bool
+    ) -> Future[list[WriteResult | StemeError]] | None: ...
+    def catch_up(self, timeout_seconds: float) -> bool: ...
+    def add_listener(self, listener: CommitListener) -> None: ...
+    def wait_for(self, lsn: int, timeout: float) -> int: ...
+    def close(self) -> None: ...
 
 
 class Engine:
-    """One node's storage engine. Thread-safe for writers and readers."""
+    """One node's storage engine. Thread-safe for writers and readers. Open one with
+    ``embedded``, ``from_config`` or ``attach``."""
+
+    wal: Wal | RemoteWal
+    writer: GroupCommitWriter | RemoteWriter
 
     def __init__(
         self,
-        data_dir: Path,
+        settings: EngineSettings,
+        clock: Clock,
+        store: SqliteStore,
         *,
-        wal_dir: Path | None = None,
-        fs: FileSystem | None = None,
-        clock: Clock | None = None,
-        segment_size_bytes: int = 64 * 1024 * 1024,
-        group_commit_max_batch: int = 1024,
-        group_commit_max_delay_us: int = 200,
-        fsync: bool = True,
-        cache_bytes: int = 64 * 1024 * 1024,
-        busy_timeout_ms: int = 5000,
-        signature_max_skew_seconds: int = 300,
-        verify_threads: int = 2,
-        wal_observer: WalObserver | None = None,
-        writer_process: bool = False,
-        http_processes: int = 1,
-        writer_link: socket.socket | None = None,
+        lock: DirectoryLock | None,
+        replayed: int,
+        open_seconds: float,
+        started_at: float,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
-        self.max_skew_seconds = signature_max_skew_seconds
-        self.started_at = self.clock.time()
-        self._group_commit = (group_commit_max_batch, group_commit_max_delay_us)
-        self._cache_bytes, self._busy_timeout_ms = cache_bytes, busy_timeout_ms
+        """The parts every way of running shares; a constructor adds the writer."""
+        self.settings = settings
+        self.clock = clock
+        self.max_skew_seconds = settings.signature_max_skew_seconds
+        self.started_at = started_at
+        self.store = store
+        self.replayed = replayed
+        self.open_seconds = open_seconds
+        self._lock = lock
         self._closed = False
-        # Coalesced single writes are verified in the writer process when one HTTP
-        # process sends them all; with several, each verifies its own (see ``_writes``).
-        self._single_writes_verified_by_writer = writer_link is None and http_processes == 1
+        self._local_wal: Wal | None = None  # the in-process writer's (``rebuild``)
+        self._remote: RemoteWriter | None = None
         self._verifier = Verifier(
             lambda items: self.writer.submit_group(items),  # rebuild() replaces the writer
             self.clock.time,
-            max_skew_seconds=signature_max_skew_seconds,
-            threads=verify_threads,
+            max_skew_seconds=settings.signature_max_skew_seconds,
+            threads=settings.verify_threads,
         )
-        self.wal: Wal | RemoteWal
-        self.writer: GroupCommitWriter | WriterProcess
-        if writer_link is not None:  # another HTTP process's engine (``api.workers``)
-            self._join_writer_process(writer_link, data_dir, wal_dir or data_dir / "wal")
-            return
-        if writer_process:
-            if fs is not None or clock is not None:
-                raise ValueError("fs and clock are test seams of the in-process writer")
-            self._open_writer_process(
-                WriterSettings(
-                    data_dir=str(data_dir), wal_dir=str(wal_dir or data_dir / "wal"),
-                    segment_size_bytes=segment_size_bytes,
-                    group_commit_max_batch=group_commit_max_batch,
-                    group_commit_max_delay_us=group_commit_max_delay_us, fsync=fsync,
-                    cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
-                    max_skew_seconds=signature_max_skew_seconds, verify_threads=verify_threads,
-                    log_level=logging.getLevelName(logging.getLogger().level).lower(),
-                    applied_lsn_file=(
-                        str(applied_lsn_path(data_dir)) if http_processes > 1 else ""
-                    ),
-                ),
-                wal_observer,
-                http_processes,
-            )  # fmt: skip
-            return
-        started = time.monotonic()
-        opened = open_and_replay(
-            data_dir, wal_dir or data_dir / "wal", fs=fs, clock=self.clock,
-            segment_size_bytes=segment_size_bytes, fsync=fsync, observer=wal_observer,
-            cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms,
+        self._writes: _WritePath = _VerifiedHere(self._verifier)
+
+    # -- constructors --------------------------------------------------------------
+
+    @classmethod
+    def embedded(
+        cls,
+        data_dir: Path,
+        settings: EngineSettings | None = None,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+        observer: WalObserver | None = None,
+    ) -> Engine:
+        """The WAL, the replay and the group-commit writer in this process (``fs``,
+        ``clock``: the test seams, which only this way of running has)."""
+        settings = settings or EngineSettings()
+        clock = clock or SystemClock()
+        started_at, started = clock.time(), time.monotonic()
+        opened = open_and_replay(data_dir, settings, fs=fs, clock=clock, observer=observer)
+        engine = cls(
+            settings, clock, opened.store, lock=opened.lock, replayed=opened.replayed,
+            open_seconds=time.monotonic() - started, started_at=started_at,
         )  # fmt: skip
-        self._lock: DirectoryLock | None = opened.lock
-        self.wal, self.store, self.replayed = opened.wal, opened.store, opened.replayed
-        self.open_seconds = time.monotonic() - started
-        self.writer = self._start_writer()
+        engine.wal = engine._local_wal = opened.wal
+        engine.writer = engine._start_writer()
+        return engine
 
-    def _open_writer_process(
-        self, settings: WriterSettings, observer: WalObserver | None, links: int
-    ) -> None:
-        """The WAL, the replay and group commit in ``runtime.writer_process``'s process; this
-        process reads the store and keeps its in-memory state from the writer's deltas.
-        ``links`` > 1: the writer also serves that many HTTP processes less one, each
-        through a link of ``writer.spare_links`` (``Engine(writer_link=...)``)."""
-        writer = WriterProcess.spawn(settings, observer=observer, links=links)
-        self._attach(writer, Path(settings.data_dir))
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+        observer: WalObserver | None = None,
+    ) -> Engine:
+        """``embedded`` with the configuration's settings (``EngineSettings.from_config``)."""
+        settings = EngineSettings.from_config(config)
+        return cls.embedded(config.data_dir, settings, fs=fs, clock=clock, observer=observer)
 
-    def _join_writer_process(self, link: socket.socket, data_dir: Path, wal_dir: Path) -> None:
-        self._attach(WriterProcess.join(link, wal_dir, applied_lsn_path(data_dir)), data_dir)
-
-    def _attach(self, writer: WriterProcess, data_dir: Path) -> None:
-        self._lock = None  # the writer process holds the data directory's lock
+    @classmethod
+    def attach(
+        cls,
+        writer: RemoteWriter,
+        data_dir: Path,
+        settings: EngineSettings | None = None,
+        *,
+        verify_in_writer: bool,
+    ) -> Engine:
+        """Read ``data_dir``'s store beside ``writer``, which runs in another process and
+        holds the data directory's lock; closes ``writer`` if the store does not open.
+        ``verify_in_writer``: coalesced single writes are verified by the writer process
+        (the only HTTP process), else here (one of several, ``_SmallGroupsHere``)."""
+        settings = settings or EngineSettings()
+        started_at = time.time()
         try:
-            self.store = SqliteStore(
-                data_dir, cache_bytes=self._cache_bytes, busy_timeout_ms=self._busy_timeout_ms
-            )
+            store = open_store(data_dir, settings)
         except BaseException:
             writer.close()
             raise
-        writer.attach(self.store)
-        self.writer, self.wal = writer, writer.wal
-        self.replayed, self.open_seconds = writer.replayed, writer.open_seconds
+        writer.attach(store)
+        engine = cls(
+            settings, SystemClock(), store, lock=None, replayed=writer.replayed,
+            open_seconds=writer.open_seconds, started_at=started_at,
+        )  # fmt: skip
+        engine.wal, engine.writer, engine._remote = writer.wal, writer, writer
+        if verify_in_writer:
+            engine._writes = _VerifiedInWriter(engine._verifier, writer)
+        else:
+            engine._writes = _SmallGroupsHere(engine._verifier)
+        return engine
+
+    def _start_writer(self) -> GroupCommitWriter:
+        assert self._local_wal is not None
+        return GroupCommitWriter(
+            self._local_wal, self.store, self.clock,
+            max_batch=self.settings.group_commit_max_batch,
+            max_delay_us=self.settings.group_commit_max_delay_us,
+        )  # fmt: skip
 
     def catch_up(self, timeout_seconds: float) -> bool:
         """Absorb what another HTTP process may have acknowledged (``api.workers``);
         False if that took longer than ``timeout_seconds``."""
-        writer = self.writer
-        return not isinstance(writer, WriterProcess) or writer.catch_up(timeout_seconds)
-
-    def _start_writer(self) -> GroupCommitWriter:
-        assert isinstance(self.wal, Wal)
-        max_batch, max_delay_us = self._group_commit
-        return GroupCommitWriter(
-            self.wal, self.store, self.clock, max_batch=max_batch, max_delay_us=max_delay_us
-        )
-
-    @classmethod
-    def from_config(cls, config: Config, **overrides: object) -> Engine:
-        kwargs: dict[str, object] = {
-            "wal_dir": config.wal_dir,
-            "segment_size_bytes": config.wal.segment_size_bytes,
-            "group_commit_max_batch": config.wal.group_commit_max_batch,
-            "group_commit_max_delay_us": config.wal.group_commit_max_delay_us,
-            "fsync": config.wal.fsync,
-            "cache_bytes": config.storage.cache_size_mb * 1024 * 1024,
-            "busy_timeout_ms": config.storage.busy_timeout_ms,
-            "signature_max_skew_seconds": config.auth.signature_max_skew_seconds,
-        }
-        kwargs.update(overrides)
-        return cls(config.data_dir, **kwargs)  # type: ignore[arg-type]
+        remote = self._remote
+        return remote is None or remote.catch_up(timeout_seconds)
 
     # -- recovery ------------------------------------------------------------------
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Drop the store's derived rows and rebuild them from the WAL (writer paused)."""
-        if not isinstance(self.wal, Wal):
+        wal = self._local_wal
+        if wal is None:
             raise StorageError("rebuild needs the in-process writer", code="not_supported")
         self.writer.close()
         self.store.reset()
-        count = replay(self.wal, self.store)
+        count = replay(wal, self.store)
         if progress:
             progress(count)
         self.writer = self._start_writer()
@@ -209,43 +242,26 @@ class Engine:
         self.writer.submit_group(items).add_done_callback(split)
         return futures
 
-    def _writes(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
-        """Verify and commit. With the writer process and one HTTP process, records
-        that do not belong together (coalesced single writes, which arrive while the
-        event loop is busy) are verified there, under its own GIL; batches here, where
-        the loop is idle between a few large requests: both processes' cores verify.
-        With several HTTP processes each verifies everything it receives: they already
-        use both cores, and the writer's commit thread then has its GIL to itself; a
-        small group of single writes is verified right here, in the event loop, without
-        the hop to a verify thread and back (both measured in docs/performance.md)."""
-        if isinstance(self.writer, WriterProcess) and not together:
-            if self._single_writes_verified_by_writer:
-                sent = self.writer.submit_records(records, together=False)
-                if sent is not None:
-                    return sent
-            elif len(records) <= VERIFY_HERE_RECORDS:
-                return self._verifier.submit_here(records)
-        return self._verifier.submit(records, together=together)
-
     def write(self, record: AnyRecord) -> WriteResult:
         """Validate, verify, commit durably; raise the record's error."""
-        return _single(self._writes([record], together=True).result())
+        return _single(self._writes.submit([record], together=True).result())
 
     def write_many(self, records: Sequence[AnyRecord]) -> Outcomes:
         """Commit many records in as few group commits as possible; errors per item."""
-        return self._writes(records, together=True).result()
+        return self._writes.submit(records, together=True).result()
 
     async def write_async(self, record: AnyRecord) -> WriteResult:
-        return _single(await asyncio.wrap_future(self._writes([record], together=True)))
+        future = self._writes.submit([record], together=True)
+        return _single(await asyncio.wrap_future(future))
 
     async def write_many_async(self, records: Sequence[AnyRecord]) -> Outcomes:
-        return await asyncio.wrap_future(self._writes(records, together=True))
+        return await asyncio.wrap_future(self._writes.submit(records, together=True))
 
     async def write_each_async(self, records: Sequence[AnyRecord]) -> Outcomes:
         """Like ``write_many_async`` for records that do not belong together (coalesced
         single writes): each chunk is committed as soon as it is verified, so chunks may
         land in different group commits; results in order."""
-        return await asyncio.wrap_future(self._writes(records, together=False))
+        return await asyncio.wrap_future(self._writes.submit(records, together=False))
 
     # -- state ---------------------------------------------------------------------
 
@@ -274,8 +290,8 @@ class Engine:
         self._closed = True
         self._verifier.close()  # what is being verified still reaches the writer
         self.writer.close()
-        if isinstance(self.wal, Wal):
-            self.wal.close()
+        if self._local_wal is not None:
+            self._local_wal.close()
         self.store.close()
         if self._lock is not None:
             self._lock.release()
@@ -285,6 +301,61 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- where records are verified: one object per way of running, chosen by the constructor
+
+
+class _WritePath(Protocol):
+    def submit(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
+        """Verify and commit ``records``; ``together``: in one group commit (a batch)."""
+        ...
+
+
+class _VerifiedHere:
+    """The writer in this process: every record is verified on this process's pool."""
+
+    __slots__ = ("submit",)
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.submit = verifier.submit
+
+
+class _VerifiedInWriter:
+    """The writer process and one HTTP process: records that do not belong together
+    (coalesced single writes, which arrive while the event loop is busy) are verified
+    there, under its own GIL; batches here, where the loop is idle between a few large
+    requests: both processes' cores verify (ADR 0008)."""
+
+    __slots__ = ("_verifier", "_writer")
+
+    def __init__(self, verifier: Verifier, writer: RemoteWriter) -> None:
+        self._verifier = verifier
+        self._writer = writer
+
+    def submit(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
+        if not together:
+            sent = self._writer.submit_records(records, together=False)
+            if sent is not None:
+                return sent
+        return self._verifier.submit(records, together=together)
+
+
+class _SmallGroupsHere:
+    """One of several HTTP processes: each verifies everything it receives (they already
+    use both cores, and the writer's commit thread then has its GIL to itself); a small
+    group of single writes is verified right here, in the event loop, without the hop
+    to a verify thread and back (both measured in docs/performance.md)."""
+
+    __slots__ = ("_verifier",)
+
+    def __init__(self, verifier: Verifier) -> None:
+        self._verifier = verifier
+
+    def submit(self, records: Sequence[AnyRecord], *, together: bool) -> Future[Outcomes]:
+        if not together and len(records) <= VERIFY_HERE_RECORDS:
+            return self._verifier.submit_here(records)
+        return self._verifier.submit(records, together=together)
 
 
 def _single(outcomes: Outcomes) -> WriteResult:

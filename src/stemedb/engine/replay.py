@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from stemedb.engine.codec import decode_entry
+from stemedb.engine.settings import EngineSettings
 from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry
 from stemedb.store.sqlite import SqliteStore
@@ -57,26 +58,23 @@ class Opened(NamedTuple):
 
 def open_and_replay(
     data_dir: Path,
-    wal_dir: Path,
+    settings: EngineSettings,
     *,
     fs: FileSystem | None,
     clock: Clock,
-    segment_size_bytes: int,
-    fsync: bool,
     observer: WalObserver | None,
-    cache_bytes: int,
-    busy_timeout_ms: int,
 ) -> Opened:
     """Lock ``data_dir``, recover the WAL, open the store and replay; on failure,
     release what was taken and raise."""
     lock = DirectoryLock(data_dir)
     try:
         wal = Wal.open(
-            wal_dir, fs=fs, clock=clock, segment_size_bytes=segment_size_bytes, fsync=fsync,
+            settings.wal_path(data_dir), fs=fs, clock=clock,
+            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
             observer=observer,
         )  # fmt: skip
         try:
-            store = SqliteStore(data_dir, cache_bytes=cache_bytes, busy_timeout_ms=busy_timeout_ms)
+            store = open_store(data_dir, settings)
             return Opened(lock, wal, store, replay(wal, store))
         except BaseException:
             wal.close()
@@ -84,3 +82,10 @@ def open_and_replay(
     except BaseException:
         lock.release()
         raise
+
+
+def open_store(data_dir: Path, settings: EngineSettings) -> SqliteStore:
+    """The store of ``data_dir`` (the writer's, or a reader of the writer process's)."""
+    return SqliteStore(
+        data_dir, cache_bytes=settings.cache_bytes, busy_timeout_ms=settings.busy_timeout_ms
+    )

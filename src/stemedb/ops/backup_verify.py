@@ -70,7 +70,7 @@ def _checksums(backup_dir: Path, manifest: Manifest, progress: Progress) -> str:
 def _trial_restore(
     backup_dir: Path, manifest: Manifest, scratch: Path, progress: Progress
 ) -> tuple[int, str]:
-    from stemedb.engine import Engine
+    from stemedb.engine import Engine, EngineSettings
     from stemedb.ops.restore import copy_checked
     from stemedb.ops.segments import write_durably
 
@@ -85,7 +85,7 @@ def _trial_restore(
         else:
             write_durably(wal_dir / Path(entry.path).name, (backup_dir / entry.path).read_bytes())
             progress.advance(entry.size_bytes)
-    with Engine(data_dir, wal_dir=wal_dir, fsync=False) as engine:
+    with Engine.embedded(data_dir, EngineSettings(wal_dir=str(wal_dir), fsync=False)) as engine:
         store_lsn, state_hash = engine.store.state_hash()
         wal_last = engine.wal.last_lsn
         replayed = engine.replayed

@@ -182,7 +182,7 @@ def _since(started: float) -> float:
 
 def run_drill(options: DrillOptions, note: Callable[[str], None] | None = None) -> DrillReport:
     """Run the drill; the report says what passed. Raises only on bad options."""
-    from stemedb.engine import Engine
+    from stemedb.engine import Engine, EngineSettings
 
     note = note or (lambda _message: None)
     workdir = options.workdir
@@ -223,10 +223,11 @@ def run_drill(options: DrillOptions, note: Callable[[str], None] | None = None) 
     try:
         if synthetic:
             assert options.records is not None
-            engine = Engine(
+            engine = Engine.embedded(
                 data_dir,
-                segment_size_bytes=SYNTHETIC_SEGMENT_SIZE_BYTES,
-                group_commit_max_delay_us=0,
+                EngineSettings(
+                    segment_size_bytes=SYNTHETIC_SEGMENT_SIZE_BYTES, group_commit_max_delay_us=0
+                ),
             )
             half = options.records // 2
             active = engine

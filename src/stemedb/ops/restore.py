@@ -406,10 +406,10 @@ def _open_and_report(
     started: float,
     progress: Progress,
 ) -> RestoreReport:
-    from stemedb.engine import Engine
+    from stemedb.engine import Engine, EngineSettings
 
     progress.note("opening the restored data directory (replaying the WAL)")
-    with Engine(request.data_dir, wal_dir=wal_dir) as engine:
+    with Engine.embedded(request.data_dir, EngineSettings(wal_dir=str(wal_dir))) as engine:
         replayed = engine.replayed
         restored_lsn, state_hash = engine.store.state_hash()
         wal_last = engine.wal.last_lsn

@@ -38,11 +38,12 @@ import contextlib
 import socket
 import struct
 import threading
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, Final, Generic, Literal, TypeVar
 
 import msgspec
 
+from stemedb.engine.settings import EngineSettings
 from stemedb.engine.submission import WriteResult
 from stemedb.engine.writer import GroupOutcome
 from stemedb.errors import StemeError, StorageError, ValidationError
@@ -58,21 +59,18 @@ STARTUP_TIMEOUT_SECONDS: Final = 600.0  # replaying a large WAL takes a while
 CLOSE_TIMEOUT_SECONDS: Final = 60.0
 
 
-@dataclass(frozen=True)
-class WriterSettings:
+class WriterSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The writer process's command line (JSON): the engine's settings and its own."""
+
     data_dir: str
-    wal_dir: str
-    segment_size_bytes: int
-    group_commit_max_batch: int
-    group_commit_max_delay_us: int
-    fsync: bool
-    cache_bytes: int
-    busy_timeout_ms: int
-    max_skew_seconds: int = 300
-    verify_threads: int = 2
+    engine: EngineSettings
     log_level: str = "info"
     log_format: str = "json"
     applied_lsn_file: str = ""  # several HTTP processes: a ``SharedInt``
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.engine.wal_path(Path(self.data_dir))
 
 
 class Message(msgspec.Struct, array_like=True, tag=True):

@@ -1,9 +1,11 @@
 """The HTTP process's side of the writer process (``runtime.protocol`` describes the
 protocol; ``runtime.writer_process`` is the other side).
 
-``WriterProcess.spawn`` starts ``python -m stemedb.runtime.writer_process`` with one link per
-HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP process's
-link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``.
+``WriterProcess.spawn`` starts ``python -m stemedb.runtime.writer_process`` with one link
+per HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP
+process's link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``
+in an engine opened with ``Engine.attach``: ``start_writer_process`` and
+``join_writer_process`` open such an engine.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Final
 
 import msgspec
 
+from stemedb.engine.engine import Engine
+from stemedb.engine.settings import EngineSettings
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import settle
 from stemedb.engine.writer import BatchStats, CommitNotices, GroupOutcome
@@ -63,6 +67,48 @@ from stemedb.wal.log import SegmentInfo
 log = logging.getLogger("stemedb.engine")
 
 ABSORB_DELAY_FAILPOINT: Final = "STEMEDB_FAILPOINT_ABSORB_DELAY_SECONDS"
+APPLIED_LSN_FILE: Final = "writer.lsn"
+
+
+def applied_lsn_path(data_dir: Path) -> Path:
+    """Where the writer process shares its applied LSN with several HTTP processes."""
+    return data_dir / APPLIED_LSN_FILE
+
+
+def spawn_writer(
+    data_dir: Path, settings: EngineSettings, *, observer: WalObserver | None = None,
+    http_processes: int = 1,
+) -> WriterProcess:  # fmt: skip
+    """Start the writer process for ``data_dir`` with a link per HTTP process; this
+    process keeps the first (``observer``: the WAL's events, for its metrics)."""
+    return WriterProcess.spawn(
+        WriterSettings(
+            data_dir=str(data_dir), engine=msgspec.structs.replace(
+                settings, wal_dir=str(settings.wal_path(data_dir))
+            ),
+            log_level=logging.getLevelName(logging.getLogger().level).lower(),
+            applied_lsn_file=str(applied_lsn_path(data_dir)) if http_processes > 1 else "",
+        ),
+        observer=observer,
+        links=http_processes,
+    )  # fmt: skip
+
+
+def start_writer_process(
+    data_dir: Path, settings: EngineSettings, *, observer: WalObserver | None = None,
+    http_processes: int = 1,
+) -> Engine:  # fmt: skip
+    """An engine whose WAL, replay and group commit run in a writer process of their
+    own (ADR 0002). With ``http_processes`` > 1 the other links wait in
+    ``engine.writer.spare_links`` for ``join_writer_process`` in the other processes."""
+    writer = spawn_writer(data_dir, settings, observer=observer, http_processes=http_processes)
+    return Engine.attach(writer, data_dir, settings, verify_in_writer=http_processes == 1)
+
+
+def join_writer_process(link: socket.socket, data_dir: Path, settings: EngineSettings) -> Engine:
+    """An engine of another HTTP process, on a link of a writer process already running."""
+    writer = WriterProcess.join(link, settings.wal_path(data_dir), applied_lsn_path(data_dir))
+    return Engine.attach(writer, data_dir, settings, verify_in_writer=False)
 
 
 class RemoteWal:
@@ -177,7 +223,7 @@ class WriterProcess(CommitNotices):
         applied_lsn = None
         try:
             writer = cls(
-                pairs[0][0], proc, Path(settings.wal_dir), observer=observer,
+                pairs[0][0], proc, settings.wal_dir, observer=observer,
                 applied_lsn=None, spare_links=[ours for ours, _ in pairs[1:]],
             )  # fmt: skip
             if settings.applied_lsn_file:  # the writer made it before "ready"

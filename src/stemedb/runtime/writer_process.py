@@ -90,19 +90,16 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
     clock = SystemClock()
     try:
         lock, wal, store, replayed = open_and_replay(
-            Path(settings.data_dir), Path(settings.wal_dir), fs=None, clock=clock,
-            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
-            observer=observer, cache_bytes=settings.cache_bytes,
-            busy_timeout_ms=settings.busy_timeout_ms,
-        )  # fmt: skip
+            Path(settings.data_dir), settings.engine, fs=None, clock=clock, observer=observer
+        )
     except StemeError as exc:
         for link in links:
             with contextlib.suppress(OSError):
                 link.send(Failed(error_to_wire(exc)))
         return 3
     writer = GroupCommitWriter(
-        wal, store, clock, max_batch=settings.group_commit_max_batch,
-        max_delay_us=settings.group_commit_max_delay_us,
+        wal, store, clock, max_batch=settings.engine.group_commit_max_batch,
+        max_delay_us=settings.engine.group_commit_max_delay_us,
     )  # fmt: skip
     applied_lsn = None
     if settings.applied_lsn_file:
@@ -115,8 +112,9 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
     for link in links:
         reports.send(link, ready)
     verifier = Verifier(
-        writer.submit_group, time.time, max_skew_seconds=settings.max_skew_seconds,
-        threads=settings.verify_threads,
+        writer.submit_group, time.time,
+        max_skew_seconds=settings.engine.signature_max_skew_seconds,
+        threads=settings.engine.verify_threads,
     )  # fmt: skip
     for index, link in enumerate(links[1:], 1):
         threading.Thread(

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from stemedb.engine import Engine, WriteResult
+from stemedb.engine import Engine, EngineSettings, WriteResult
 from stemedb.engine.codec import encode_payload
 from stemedb.errors import DiskFullError, ReadOnlyError, StorageError
 from stemedb.model.ids import record_id
@@ -249,7 +249,7 @@ def test_durable_write_whose_store_transaction_failed_becomes_visible_without_an
 
     key = AgentKey.from_seed(b"\x07" * 32)
     record = sign_assertion(key, subject="s/busy", predicate="p", object="v", confidence=0.5)
-    with Engine(tmp_path / "data", busy_timeout_ms=50) as engine:
+    with Engine.embedded(tmp_path / "data", EngineSettings(busy_timeout_ms=50)) as engine:
         blocker = apsw.Connection(str(tmp_path / "data" / "store.sqlite"))
         blocker.execute("BEGIN IMMEDIATE")  # another writer holds the store's write lock
         with pytest.raises(StorageError) as failed:

@@ -431,7 +431,7 @@ def test_second_retraction_by_a_non_owner_is_refused_not_reported_as_existing(
     from stemedb.model.signing import AgentKey, sign_retraction, sign_source
 
     owner, stranger = AgentKey.from_seed(b"\x01" * 32), AgentKey.from_seed(b"\x02" * 32)
-    with Engine(tmp_path / "data") as engine:
+    with Engine.embedded(tmp_path / "data") as engine:
         source = sign_source(owner, uri="doi:x", content="evidence")
         engine.write(source)
         first = engine.write(sign_retraction(owner, source_hash=source.source_hash, reason="a"))

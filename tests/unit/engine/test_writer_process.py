@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from support.engines import engine_for_test
 
 from stemedb.engine import Engine
 from stemedb.engine.verify import VERIFY_HERE_RECORDS
@@ -99,7 +100,7 @@ def test_errors_keep_their_type_code_and_details_across_the_process_boundary(
     vote = sign_vote(keys[1], assertion_id="ab" * 32, weight=1.0, timestamp=T0)  # no such claim
     answers = []
     for remote in (False, True):
-        with Engine(tmp_path / f"data-{remote}", writer_process=remote) as engine:
+        with engine_for_test(tmp_path / f"data-{remote}", writer_process=remote) as engine:
             created, error = engine.write_many([claim("rare"), vote])
         assert not isinstance(created, Exception) and created.status == "created"
         assert isinstance(error, StemeError)
@@ -174,9 +175,10 @@ def test_the_writer_exits_when_the_server_process_is_killed(tmp_path: Path) -> N
         f"""
         import sys, time
         from pathlib import Path
-        from stemedb.engine import Engine
+        from stemedb.engine import EngineSettings
+        from stemedb.runtime.writer_client import start_writer_process
         from stemedb.model.signing import AgentKey, sign_assertion
-        engine = Engine(Path({str(data)!r}), writer_process=True)
+        engine = start_writer_process(Path({str(data)!r}), EngineSettings())
         result = engine.write(sign_assertion(
             AgentKey.from_seed(bytes([1]) * 32), subject="s/1", predicate="p", object="v",
             confidence=0.5, timestamp={T0},
@@ -208,7 +210,7 @@ def test_the_writer_exits_when_the_server_process_is_killed(tmp_path: Path) -> N
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    with Engine(data) as engine:  # the lock is free and the acknowledged write is there
+    with Engine.embedded(data) as engine:  # the lock is free and the acknowledged write is there
         assert engine.applied_lsn == 1
 
 
@@ -218,7 +220,7 @@ def test_no_acknowledged_write_is_lost_when_the_writer_is_killed_mid_stream(
     """kill -9 the writer process while writes stream in; every write that was
     acknowledged is in the WAL and the store after a restart."""
     data = tmp_path / "data"
-    engine = Engine(data, writer_process=True, group_commit_max_delay_us=0)
+    engine = engine_for_test(data, writer_process=True, group_commit_max_delay_us=0)
     acknowledged: list[str] = []
     stop = threading.Event()
 
@@ -247,7 +249,7 @@ def test_no_acknowledged_write_is_lost_when_the_writer_is_killed_mid_stream(
     stop.set()
     engine.close()
     assert len(acknowledged) >= 300
-    with Engine(data) as reopened:  # recovery in this process: WAL replay
+    with Engine.embedded(data) as reopened:  # recovery in this process: WAL replay
         missing = [i for i in acknowledged if reopened.store.assertion(i) is None]
         assert missing == []
         assert reopened.applied_lsn >= len(acknowledged)
@@ -261,7 +263,7 @@ def test_an_integer_msgpack_cannot_carry_is_refused_like_in_process(
     huge = msgspec.structs.replace(claim("rare"), valid_to=-(2**100))
     answers = []
     for remote in (False, True):
-        with Engine(tmp_path / f"data-{remote}", writer_process=remote) as engine:
+        with engine_for_test(tmp_path / f"data-{remote}", writer_process=remote) as engine:
             loop = asyncio.new_event_loop()
             try:
                 (outcome,) = loop.run_until_complete(engine.write_each_async([huge]))
@@ -288,7 +290,7 @@ def test_a_waiter_that_gives_up_does_not_disturb_the_writer(
         (after,) = await engine.write_each_async([claim("common", key=keys[1])])
         assert not isinstance(after, StemeError) and after.status == "created"
 
-    with Engine(tmp_path / "data", writer_process=remote) as engine:
+    with engine_for_test(tmp_path / "data", writer_process=remote) as engine:
         asyncio.run(give_up_then_write_again(engine))
         assert not engine.read_only
         assert engine.wait_for_lsn(2, timeout=10) == 2  # the abandoned write landed too
@@ -309,7 +311,7 @@ def test_single_writes_verified_in_the_http_process_get_the_writers_answers(
     ]
     answers = []
     for processes in (1, 2):
-        with Engine(
+        with engine_for_test(
             tmp_path / f"data-{processes}", writer_process=True, http_processes=processes
         ) as engine:
             outcomes = asyncio.run(engine.write_each_async(records))
