@@ -93,7 +93,7 @@ def _uvicorn(app: Any, host: str, port: int, *, patched: bool) -> None:
 
     http: Any = "httptools"
     if patched:
-        from stemedb.api.transport import CoalescingHttpToolsProtocol
+        from stemedb.api.http.transport import CoalescingHttpToolsProtocol
 
         http = CoalescingHttpToolsProtocol
     uvicorn.Server(
@@ -141,7 +141,7 @@ def _granian(app: Any, host: str, port: int) -> None:
 
 def serve(variant: str) -> None:
     from stemedb.api.app import create_app, parse_bind
-    from stemedb.api.logs import configure_logging
+    from stemedb.api.observability.logs import configure_logging
     from stemedb.config import load_config
 
     config = load_config(None)

@@ -17,7 +17,7 @@ from live_server import LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from stemedb import __version__
-from stemedb.api.top_agents import TopAgents
+from stemedb.api.observability.top_agents import TopAgents
 from stemedb.model.signing import AgentKey, sign_assertion
 
 TOP_AGENTS = 2

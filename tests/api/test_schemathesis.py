@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from stemedb.api.app import create_app
-from stemedb.api.openapi import build_openapi
+from stemedb.api.http.openapi import build_openapi
 from stemedb.config import Config
 
 MAX_EXAMPLES = 30

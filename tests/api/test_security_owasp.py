@@ -32,7 +32,7 @@ from auth_server import (
     send,
 )
 
-from stemedb.api import auth
+from stemedb.api.guard import keys
 from stemedb.model import apikey
 from stemedb.model.signing import sign_assertion
 
@@ -118,7 +118,7 @@ def test_api2_disabled_and_expired_keys_are_401_at_once(auth_client: httpx.Clien
 def test_api2_secrets_are_compared_in_constant_time_and_stored_hashed() -> None:
     source = inspect.getsource(apikey.same_hash)
     assert "hmac.compare_digest" in source
-    assert "same_hash(" in inspect.getsource(auth.KeyRing.authenticate)
+    assert "same_hash(" in inspect.getsource(keys.KeyRing.authenticate)
     secret = apikey.new_secret()
     digest = apikey.hash_secret(secret)
     assert secret not in digest and len(digest) == 64

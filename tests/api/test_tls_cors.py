@@ -17,7 +17,7 @@ import pytest
 from live_server import LiveServer, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from stemedb.api.tls import parse_enddate
+from stemedb.api.http.tls import parse_enddate
 from stemedb.config import load_config
 
 CERT_DAYS = 30

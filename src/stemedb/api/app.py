@@ -28,28 +28,28 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from stemedb.api import (
+from stemedb.api import node_views
+from stemedb.api.archiving import check_archive_config, start_archiver
+from stemedb.api.http import openapi
+from stemedb.api.http.cors import CorsMiddleware
+from stemedb.api.http.errors import EXCEPTION_HANDLERS
+from stemedb.api.http.middleware import RequestMiddleware
+from stemedb.api.http.routing import ExactRoutes
+from stemedb.api.http.tls import watch_certificate
+from stemedb.api.http.transport import CoalescingHttpToolsProtocol
+from stemedb.api.observability.logs import configure_logging
+from stemedb.api.routes import (
     admin_keys,
     admin_limits,
     admin_ops,
     feed,
     health,
-    node_views,
-    openapi,
     queries,
     records,
     registry,
     writes,
 )
-from stemedb.api.archiving import check_archive_config, start_archiver
-from stemedb.api.cors import CorsMiddleware
-from stemedb.api.errors import EXCEPTION_HANDLERS
-from stemedb.api.logs import configure_logging
-from stemedb.api.middleware import RequestMiddleware
-from stemedb.api.routing import ExactRoutes
 from stemedb.api.state import ApiState
-from stemedb.api.tls import watch_certificate
-from stemedb.api.transport import CoalescingHttpToolsProtocol
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import ValidationError
@@ -212,7 +212,7 @@ def create_app(
         *registry.routes(state),
         *feed.routes(state),
         *admin_ops.routes(state),  # admin hook: admin_ops.routes(state, authorize=...)
-        *admin_keys.routes(state),  # admin role enforced by api.access for /v1/admin/*
+        *admin_keys.routes(state),  # admin role enforced by api.guard.access for /v1/admin/*
         *admin_limits.routes(state),
     ]
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]

@@ -16,14 +16,14 @@ from typing import TypeVar
 from starlette.requests import Request
 
 from stemedb import __version__
-from stemedb.api.access import AccessControl
-from stemedb.api.errors import AGENT_KEY
-from stemedb.api.fallback import StaleAnswers
-from stemedb.api.feed_hub import FeedHub
+from stemedb.api.guard.access import AccessControl
+from stemedb.api.http.errors import AGENT_KEY
 from stemedb.api.ingest import WriteCoalescer
-from stemedb.api.metrics import Metrics
-from stemedb.api.resilience import StorageGuard
-from stemedb.api.slow_queries import SlowQueryLog
+from stemedb.api.observability.metrics import Metrics
+from stemedb.api.resilience.fallback import StaleAnswers
+from stemedb.api.resilience.slow_queries import SlowQueryLog
+from stemedb.api.resilience.storage import StorageGuard
+from stemedb.api.streaming.hub import FeedHub
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import UnavailableError, ValidationError

@@ -55,7 +55,7 @@ OfflineOption = Annotated[
 @contextmanager
 def offline_ring(config: Path | None) -> Iterator[Any]:
     """The key ring of the configured data directory, under its lock."""
-    from stemedb.api.auth import KeyRing
+    from stemedb.api.guard.keys import KeyRing
     from stemedb.sys.lock import DirectoryLock
 
     cfg = load_config(config)

@@ -3,8 +3,8 @@ line on stdout, or the same message as text.
 
 Fields: ``timestamp``, ``level``, ``message``, ``logger`` and any context passed as
 ``extra={"ctx": {...}}``. The HTTP processes add their access-line fast path on top
-(``api.logs``); the writer process (``runtime.writer_process``) uses this alone, so its
-lines look like the server's.
+(``api.observability.logs``); the writer process (``runtime.writer_process``) uses this
+alone, so its lines look like the server's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from stemedb.api import logs
+from stemedb.api.observability import logs
 from stemedb.config import LoggingConfig
 from stemedb.runtime import logs as process_logs
 

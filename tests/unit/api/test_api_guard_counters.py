@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from stemedb.api.quota import QuotaMeter, quota_headers
-from stemedb.api.ratelimit import Counters, MemoryCounter, RateLimits, Window, rate_headers
+from stemedb.api.guard.quota import QuotaMeter, quota_headers
+from stemedb.api.guard.ratelimit import Counters, MemoryCounter, RateLimits, Window, rate_headers
 from stemedb.config import QuotaConfig, RateLimitConfig
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stemedb.api import auth
-from stemedb.api.auth import KeyRing
+from stemedb.api.guard import keys
+from stemedb.api.guard.keys import KeyRing
 from stemedb.errors import AuthenticationError
 
 
@@ -70,7 +70,7 @@ def test_an_expired_key_is_refused_at_once_though_its_secret_is_remembered(
 def test_unknown_secrets_are_not_remembered_and_the_cache_is_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(auth, "KNOWN_SECRETS_SIZE", 2)
+    monkeypatch.setattr(keys, "KNOWN_SECRETS_SIZE", 2)
     ring, _ = _ring(tmp_path)
     for _ in range(5):
         assert _code(ring, "not-a-key-" + "x" * 40) == "invalid_api_key"

@@ -13,10 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message
 
-from stemedb.api.access import AccessControl, admit_agent
-from stemedb.api.errors import AGENT_KEY
-from stemedb.api.metrics import Metrics
-from stemedb.api.routing import RouteApp
+from stemedb.api.guard.access import AccessControl, admit_agent
+from stemedb.api.http.errors import AGENT_KEY
+from stemedb.api.http.routing import RouteApp
+from stemedb.api.observability.metrics import Metrics
 from stemedb.config import Config, load_config
 
 AGENT = "ab" * 32

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from stemedb.api import node_counter
+from stemedb.api.guard.ratelimit import MemoryCounter
 from stemedb.api.node_counter import NodeCounter
-from stemedb.api.ratelimit import MemoryCounter
 
 
 class FakeClock:

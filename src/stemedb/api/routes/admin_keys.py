@@ -8,7 +8,7 @@
 - ``POST /v1/admin/trust/{agent_id}/outcome`` ``{"accurate": bool}``: a TrustOutcome
   through the engine (WAL, then the agent's trust score).
 
-The guard (``api.access``) requires the admin role for all of them when auth is on.
+The guard (``api.guard.access``) requires the admin role for all of them when auth is on.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.bodies import read_json
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.http.bodies import read_json
+from stemedb.api.http.params import QueryString
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.writes import commit
 from stemedb.api.state import ApiState
-from stemedb.api.writes import commit
 from stemedb.errors import ValidationError
 from stemedb.model.apikey import ApiKey, CreatedApiKey
 from stemedb.model.records import TrustOutcome

@@ -17,8 +17,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.http.params import QueryString
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.errors import ValidationError
 from stemedb.wire import ErrorEnvelope, FeedItem, FeedPage

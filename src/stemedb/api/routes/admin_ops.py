@@ -1,6 +1,6 @@
 """Admin operations endpoints (API.md "Admin"): slow queries, storage stats, cluster status.
 
-- ``GET /v1/admin/slow-queries``: ``{"queries": [...]}`` newest first (``api.slow_queries``).
+- ``GET /v1/admin/slow-queries``: ``{"queries": [...]}`` newest first (``api.resilience.slow_queries``).
 - ``GET /v1/admin/storage/stats``: assertion count, disk bytes, cache bytes and hit
   ratio, applied LSN, WAL segments, the storage circuit breakers.
 - ``GET /v1/admin/cluster/status``: ``{"health", "mode": "single", "node_id", "nodes",
@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
-from stemedb.api.health import readiness
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.http.params import QueryString
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.health import readiness
 from stemedb.api.state import ApiState
 from stemedb.engine import Engine
 from stemedb.errors import StemeError

@@ -2,7 +2,7 @@
 
 Route handlers raise :class:`stemedb.errors.StemeError`; Starlette's own 404/405 arrive
 as ``HTTPException``. Both become ``{"error": {...}, "request_id": ...}`` here. Anything
-else is caught by the request middleware (``api.middleware``) and answered as a 500
+else is caught by the request middleware (``api.http.middleware``) and answered as a 500
 envelope without a stack trace. The request id lives in the ASGI scope under
 ``REQUEST_ID_KEY`` (set by the middleware before routing).
 """

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute
 
-from stemedb.api.errors import JSON_MEDIA_TYPE
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route
+from stemedb.api.http.errors import JSON_MEDIA_TYPE
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route
 from stemedb.wire import ErrorEnvelope
 
 _OPERATION_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")

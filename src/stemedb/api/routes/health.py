@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
-from stemedb.api.metrics import CONTENT_TYPE
+from stemedb.api.http.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.metrics_merge import merge_expositions
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.observability.metrics import CONTENT_TYPE
 from stemedb.api.state import ApiState
 from stemedb.wire import HealthResponse, ReadyResponse
 

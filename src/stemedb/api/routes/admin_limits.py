@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
-from stemedb.api.admin_keys import ADMIN_ERRORS
-from stemedb.api.bodies import read_json
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.http.bodies import read_json
+from stemedb.api.http.params import QueryString
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.admin_keys import ADMIN_ERRORS
 from stemedb.api.state import ApiState
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.signing import is_hex64

@@ -2,7 +2,7 @@
 
 ``api_route`` wraps a handler with the request timeout (``api.request_timeout_seconds``
 → 504) unless the route streams or long-polls, and records what the handler reads and
-answers in an ``EndpointDoc`` that ``api.openapi`` turns into the OpenAPI document.
+answers in an ``EndpointDoc`` that ``api.http.openapi`` turns into the OpenAPI document.
 
 The route's ASGI app is a ``RouteApp``: Starlette's ``request_response`` without its
 per-request exception wrapper (a StemeError becomes the envelope right here; anything
@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stemedb.api.errors import ERROR_KEY, JSON_MEDIA_TYPE, error_response, request_id_of
+from stemedb.api.http.errors import ERROR_KEY, JSON_MEDIA_TYPE, error_response, request_id_of
 from stemedb.errors import RequestTimeoutError, StemeError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -91,7 +91,7 @@ def api_route(
 
 
 class Guard(Protocol):
-    """What ``api.access`` puts in front of a handler (``RouteApp.guard``)."""
+    """What ``api.guard.access`` puts in front of a handler (``RouteApp.guard``)."""
 
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Handler
@@ -103,7 +103,7 @@ class Guard(Protocol):
 
 class RouteApp:
     """The ASGI app of one handler: a StemeError is answered with the envelope. The
-    route's ``guard`` (set by ``api.access``), if any, admits the request and adds its
+    route's ``guard`` (set by ``api.guard.access``), if any, admits the request and adds its
     headers to the answer: no ASGI layer or ``send`` wrapper of its own."""
 
     __slots__ = ("endpoint", "guard")

@@ -13,10 +13,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.access import admit_agent, note_items
-from stemedb.api.bodies import decode, read_body, read_json, translate_decode_error
-from stemedb.api.errors import AGENT_KEY
-from stemedb.api.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.guard.access import admit_agent, note_items
+from stemedb.api.http.bodies import decode, read_body, read_json, translate_decode_error
+from stemedb.api.http.errors import AGENT_KEY
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.errors import SerializationError, StemeError, ValidationError
 from stemedb.model.kinds import AnyRecord

@@ -35,13 +35,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from stemedb.api.auth import LAST_USED_FLUSH_SECONDS, KeyRing
-from stemedb.api.breakers import AgentBreakers, Outcome
-from stemedb.api.errors import AGENT_KEY, ERROR_KEY
-from stemedb.api.metrics import Metrics
-from stemedb.api.node_counter import COUNTERS_FILE, NodeCounter
-from stemedb.api.quota import Cost, QuotaMeter, cost_of, exhausted, quota_headers, request_cost
-from stemedb.api.ratelimit import (
+from stemedb.api.guard.keys import LAST_USED_FLUSH_SECONDS, KeyRing
+from stemedb.api.guard.quota import (
+    Cost,
+    QuotaMeter,
+    cost_of,
+    exhausted,
+    quota_headers,
+    request_cost,
+)
+from stemedb.api.guard.ratelimit import (
     Counters,
     MemoryCounter,
     RateLimits,
@@ -51,7 +54,11 @@ from stemedb.api.ratelimit import (
     open_counter,
     rate_headers,
 )
-from stemedb.api.routing import Handler, RouteApp, envelope_response, handle
+from stemedb.api.http.errors import AGENT_KEY, ERROR_KEY
+from stemedb.api.http.routing import Handler, RouteApp, envelope_response, handle
+from stemedb.api.node_counter import COUNTERS_FILE, NodeCounter
+from stemedb.api.observability.metrics import Metrics
+from stemedb.api.resilience.agents import AgentBreakers, Outcome
 from stemedb.config import Config
 from stemedb.errors import (
     AuthorizationError,

@@ -2,7 +2,7 @@
 
 - ``X-Request-Id``: the client's (if sane) or a fresh one, on every response.
 - Anything a handler raises that is not a StemeError/HTTPException (those become
-  envelopes in ``api.errors``) is answered here as a 500 envelope, logged with its
+  envelopes in ``api.http.errors``) is answered here as a 500 envelope, logged with its
   traceback and request id; the client never sees a stack trace.
 - ``stemedb_http_requests_total`` / ``..._duration_seconds`` by route template
   (``scope["route"].path``; unmatched paths count as ``"<unmatched>"``).
@@ -16,7 +16,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stemedb.api.errors import (
+from stemedb.api.http.errors import (
     AGENT_KEY,
     ERROR_KEY,
     JSON_MEDIA_TYPE,
@@ -24,8 +24,8 @@ from stemedb.api.errors import (
     accept_request_id,
     error_envelope_bytes,
 )
-from stemedb.api.logs import log_access, log_error
-from stemedb.api.metrics import Metrics
+from stemedb.api.observability.logs import log_access, log_error
+from stemedb.api.observability.metrics import Metrics
 from stemedb.errors import InternalError, StemeError
 
 UNMATCHED_PATH: Final = "<unmatched>"

@@ -2,7 +2,7 @@
 
 Label children are cached in dicts so the per-request cost is a dict lookup plus an
 increment. The ``agent`` label names the top ``api.metrics_top_agents`` agents by
-volume (``api.top_agents``) and folds the rest into ``"_other"``; no agent is ``""``.
+volume (``api.observability.top_agents``) and folds the rest into ``"_other"``; no agent is ``""``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stemedb.api.top_agents import TopAgents
+from stemedb.api.observability.top_agents import TopAgents
 from stemedb.errors import ERROR_TYPES
 
 DEFAULT_TOP_AGENTS: Final = 100

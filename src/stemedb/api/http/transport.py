@@ -10,7 +10,7 @@ written during one loop iteration and sends it together at the end of the iterat
 ``LeanCycle`` writes a response's head as uvicorn's ``RequestResponseCycle.send`` does,
 but checks the header names and values with one regular-expression search each over
 all of them joined instead of two searches per header (the same characters are refused
-either way): the limit headers of ``api.access`` add eight headers to an answer.
+either way): the limit headers of ``api.guard.access`` add eight headers to an answer.
 """
 
 from __future__ import annotations

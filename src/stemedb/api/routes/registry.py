@@ -8,11 +8,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.bodies import read_json
-from stemedb.api.params import QueryString
-from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.http.bodies import read_json
+from stemedb.api.http.params import QueryString
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.routes.writes import WRITE_ERRORS, commit
 from stemedb.api.state import ApiState
-from stemedb.api.writes import WRITE_ERRORS, commit
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.records import Epoch, Retraction, Source
 from stemedb.model.signing import is_hex64

@@ -9,10 +9,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.access import note_items
-from stemedb.api.bodies import read_json
-from stemedb.api.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
-from stemedb.api.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.guard.access import note_items
+from stemedb.api.http.bodies import read_json
+from stemedb.api.http.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
+from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.state import ApiState
 from stemedb.errors import StemeError, StorageError, ValidationError
 from stemedb.query.params import QueryParams

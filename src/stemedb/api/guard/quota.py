@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final, NamedTuple
 
-from stemedb.api.ratelimit import Counters, Window, seconds_until
+from stemedb.api.guard.ratelimit import Counters, Window, seconds_until
 from stemedb.config import QuotaConfig
 from stemedb.errors import QuotaError
 

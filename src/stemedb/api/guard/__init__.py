@@ -1,0 +1,1 @@
+"""The access guard of every route: policy, gate, API keys, rate limits, quotas."""

@@ -1,0 +1,1 @@
+"""The API's routes, one resource per module, with module-level handlers."""

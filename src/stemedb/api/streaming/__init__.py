@@ -1,0 +1,1 @@
+"""The change feed's machinery: the commit-listener hub and Server-Sent Events."""
