@@ -4,7 +4,8 @@ An agent whose writes fail validation or signature checks ``resilience.failure_t
 times in a row is refused (403 ``AuthorizationError``, code ``circuit_open``) for
 ``resilience.reset_timeout_ms``; then the breaker is half-open: one trial write goes
 through, success closes it, a failure opens it again. Other outcomes (storage errors,
-conflicts, not found) leave it as it is.
+conflicts, not found) leave it as it is. The state machine is the storage breakers'
+(``api.resilience.breaker``).
 
 Automatic tripping needs ``[auth] enabled``: the agent of a failed write is only its
 *claimed* signer (validation runs before the signature check, and a bad signature
@@ -26,9 +27,10 @@ from typing import Final, Literal
 
 from prometheus_client import Gauge
 
+from stemedb.api.resilience.breaker import Breaker
 from stemedb.config import ResilienceConfig
 from stemedb.errors import AuthorizationError
-from stemedb.wire import BreakerStateName, BreakerView
+from stemedb.wire import BreakerView
 
 log = logging.getLogger("stemedb.api")
 
@@ -36,17 +38,15 @@ Outcome = Literal["success", "failure", "neutral"]
 MAX_TRACKED_AGENTS: Final = 100_000
 
 
-class _Breaker:
-    __slots__ = ("failures", "forced", "opened_mono", "opened_wall", "reason", "state", "trial")
+class _AgentBreaker(Breaker):
+    """The state machine plus what the views show: when it opened (wall clock), why."""
+
+    __slots__ = ("opened_wall", "reason")
 
     def __init__(self) -> None:
-        self.state: BreakerStateName = "closed"
-        self.failures = 0
-        self.opened_mono = 0.0
+        super().__init__()
         self.opened_wall = 0.0
         self.reason: str | None = None
-        self.forced = False
-        self.trial: float | None = None  # monotonic start of the half-open trial
 
 
 class AgentBreakers:
@@ -65,7 +65,7 @@ class AgentBreakers:
         self._gauge = gauge
         self._monotonic = monotonic
         self._wall = wall
-        self._breakers: dict[str, _Breaker] = {}
+        self._breakers: dict[str, _AgentBreaker] = {}
 
     @property
     def active(self) -> bool:
@@ -75,34 +75,29 @@ class AgentBreakers:
     # -- the write path ------------------------------------------------------------
 
     def admit(self, agent: str) -> bool:
-        """Refuse a write of an agent whose breaker is open; True for the half-open trial."""
+        """Refuse a write of an agent whose breaker is open; True for the half-open trial
+        (a trial without an outcome after ``reset_seconds`` gives way to the next write)."""
         breaker = self._breakers.get(agent)
-        if breaker is None or breaker.state == "closed":
+        if breaker is None:
             return False
         now = self._monotonic()
-        waited = now - breaker.opened_mono
-        if breaker.state == "open" and not breaker.forced and waited >= self.reset_seconds:
-            breaker.state = "half_open"
-            breaker.trial = None
-        if breaker.state == "half_open":
-            stale_trial = breaker.trial is not None and now - breaker.trial >= self.reset_seconds
-            if breaker.trial is None or stale_trial:
-                breaker.trial = now
-                return True
-        raise self._refusal(agent, breaker, now)
+        admission = breaker.admit(now, self.reset_seconds, trial_seconds=self.reset_seconds)
+        if admission == "refused":
+            raise self._refusal(agent, breaker, now)
+        return admission == "trial"
 
     def record(self, agent: str, outcome: Outcome, trial: bool) -> None:
         if outcome == "neutral":
             breaker = self._breakers.get(agent)
-            if trial and breaker is not None and breaker.state == "half_open":
-                breaker.trial = None
+            if trial and breaker is not None:
+                breaker.release_trial()
             return
         if outcome == "success":
             breaker = self._breakers.get(agent)
             if breaker is not None and not breaker.forced:
-                if breaker.state != "closed":
+                if breaker.opened:
                     log.info("circuit breaker closed: agent_id=%s", agent)
-                del self._breakers[agent]
+                del self._breakers[agent]  # a closed breaker without failures: dropped
                 self._update_gauge()
             return
         if not self.automatic:
@@ -111,18 +106,16 @@ class AgentBreakers:
         if breaker is None:
             if len(self._breakers) >= MAX_TRACKED_AGENTS:
                 self._forget_closed()
-            breaker = self._breakers[agent] = _Breaker()
-        breaker.failures += 1
-        if breaker.state == "half_open" or (
-            breaker.state == "closed" and breaker.failures >= self.threshold
-        ):
-            self._open(agent, breaker, f"{breaker.failures} consecutive failed writes", False)
+            breaker = self._breakers[agent] = _AgentBreaker()
+        if breaker.fail(self._monotonic(), self.threshold):
+            self._opened(agent, breaker, f"{breaker.failures} consecutive failed writes")
 
     # -- administration ------------------------------------------------------------
 
     def trip(self, agent: str, reason: str | None) -> BreakerView:
-        breaker = self._breakers.setdefault(agent, _Breaker())
-        self._open(agent, breaker, reason or "tripped by an admin", True)
+        breaker = self._breakers.setdefault(agent, _AgentBreaker())
+        breaker.trip(self._monotonic())
+        self._opened(agent, breaker, reason or "tripped by an admin")
         return self.view(agent)
 
     def reset(self, agent: str) -> BreakerView:
@@ -138,16 +131,13 @@ class AgentBreakers:
                 agent_id=agent, state="closed", consecutive_failures=0, opened_at=None,
                 retry_at=None, reason=None, tripped_by=None,
             )  # fmt: skip
-        opened = breaker.state != "closed"
+        opened = breaker.opened
         retry_at = None
         if opened and not breaker.forced:
             retry_at = breaker.opened_wall + self.reset_seconds
-        state = breaker.state
-        if state == "open" and retry_at is not None and self._wall() >= retry_at:
-            state = "half_open"
         return BreakerView(
             agent_id=agent,
-            state=state,
+            state=breaker.state(self._monotonic(), self.reset_seconds),
             consecutive_failures=breaker.failures,
             opened_at=breaker.opened_wall if opened else None,
             retry_at=retry_at,
@@ -159,26 +149,22 @@ class AgentBreakers:
         return [self.view(agent) for agent in sorted(self._breakers)]
 
     def open_count(self) -> int:
-        return sum(1 for b in self._breakers.values() if b.state != "closed")
+        return sum(1 for b in self._breakers.values() if b.opened)
 
     # -- internals -----------------------------------------------------------------
 
-    def _open(self, agent: str, breaker: _Breaker, reason: str, forced: bool) -> None:
-        breaker.state = "open"
-        breaker.forced = forced
+    def _opened(self, agent: str, breaker: _AgentBreaker, reason: str) -> None:
         breaker.reason = reason
-        breaker.trial = None
-        breaker.opened_mono = self._monotonic()
         breaker.opened_wall = self._wall()
         log.warning("circuit breaker open: agent_id=%s reason=%s", agent, reason)
         self._update_gauge()
 
-    def _refusal(self, agent: str, breaker: _Breaker, now: float) -> AuthorizationError:
+    def _refusal(self, agent: str, breaker: _AgentBreaker, now: float) -> AuthorizationError:
         details: dict[str, object] = {"agent_id": agent, "reason": breaker.reason}
         if breaker.forced:
             message = "the agent's circuit breaker was tripped by an admin; writes are refused"
         else:
-            wait = max(1, int(self.reset_seconds - (now - breaker.opened_mono) + 0.999))
+            wait = max(1, int(breaker.retry_after(now, self.reset_seconds) + 0.999))
             details["retry_after_seconds"] = wait
             message = (
                 f"the agent's circuit breaker is open after repeated failed writes;"
@@ -187,7 +173,7 @@ class AgentBreakers:
         return AuthorizationError(message, code="circuit_open", details=details)
 
     def _forget_closed(self) -> None:
-        for agent in [a for a, b in self._breakers.items() if b.state == "closed"]:
+        for agent in [a for a, b in self._breakers.items() if not b.opened]:
             del self._breakers[agent]
 
     def _update_gauge(self) -> None:

@@ -8,7 +8,8 @@ every write it hands to the engine goes through a ``StorageGuard``, which
   ``write``) and ``backend`` (``sqlite``);
 - bounds an offloaded read by ``resilience.timeout_ms`` (``StorageError`` code
   ``storage_timeout``; the thread finishes in the background);
-- keeps one ``CircuitBreaker`` for reads and one for writes (``[resilience]``): after
+- keeps one ``CircuitBreaker`` for reads and one for writes (``[resilience]``, the state
+  machine of ``api.resilience.breaker``): after
   ``failure_threshold`` consecutive storage failures the breaker opens and calls fail
   at once with 503 ``StorageError`` code ``storage_circuit_open`` (retryable, with
   ``Retry-After``) for ``reset_timeout_ms``; then one trial call goes through
@@ -35,6 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from stemedb.api.resilience.breaker import CLOSED, Breaker
 from stemedb.config import ResilienceConfig
 from stemedb.errors import ReadOnlyError, StemeError, StorageError
 
@@ -44,9 +46,6 @@ log = logging.getLogger("stemedb.resilience")
 
 BREAKER_OPEN_CODE: Final = "storage_circuit_open"
 STORAGE_TIMEOUT_CODE: Final = "storage_timeout"
-CLOSED: Final = "closed"
-OPEN: Final = "open"
-HALF_OPEN: Final = "half_open"
 STORAGE_BUCKETS_SECONDS: Final = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 )  # fmt: skip
@@ -62,8 +61,8 @@ def is_storage_failure(exc: BaseException) -> bool:
 
 
 class CircuitBreaker:
-    """Closed → (``threshold`` consecutive failures) → open → (``reset_seconds``) →
-    half-open: one trial call; success closes, failure re-opens. Thread-safe."""
+    """A storage breaker: the state machine of ``api.resilience.breaker`` behind a lock
+    (reads run on several threads), with its log lines and ``snapshot``."""
 
     def __init__(
         self,
@@ -80,42 +79,28 @@ class CircuitBreaker:
         self.reset_seconds = max(0.0, reset_seconds)
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial_running = False
+        self._breaker = Breaker()
         self.last_error: str | None = None
         self.opened_total = 0
 
     @property
     def state(self) -> str:
         with self._lock:
-            return self._state()
-
-    def _state(self) -> str:
-        if self._opened_at is None:
-            return CLOSED
-        if self._clock() - self._opened_at >= self.reset_seconds:
-            return HALF_OPEN
-        return OPEN
+            return self._breaker.state(self._clock(), self.reset_seconds)
 
     def retry_after_seconds(self) -> float:
         with self._lock:
-            if self._opened_at is None:
-                return 0.0
-            return max(0.0, self.reset_seconds - (self._clock() - self._opened_at))
+            return self._breaker.retry_after(self._clock(), self.reset_seconds)
 
     def admit(self) -> None:
         """Raise ``StorageError(storage_circuit_open)`` unless a call may go ahead."""
         if not self.enabled:
             return
         with self._lock:
-            state = self._state()
-            if state == CLOSED:
+            now = self._clock()
+            if self._breaker.admit(now, self.reset_seconds) != "refused":
                 return
-            if state == HALF_OPEN and not self._trial_running:
-                self._trial_running = True
-                return
-            wait = max(1.0, self.reset_seconds - (self._clock() - (self._opened_at or 0.0)))
+            wait = max(1.0, self._breaker.retry_after(now, self.reset_seconds))
         raise StorageError(
             f"storage {self.name}s are failing: the circuit breaker opened after"
             f" {self.threshold} consecutive failures (last: {self.last_error});"
@@ -128,17 +113,14 @@ class CircuitBreaker:
         if not self.enabled:
             return
         with self._lock:
-            was_open = self._opened_at is not None
-            self._failures = 0
-            self._opened_at = None
-            self._trial_running = False
+            was_open = self._breaker.succeed()
         if was_open:
             log.warning("storage circuit breaker (%s) closed: storage answers again", self.name)
 
     def release_trial(self) -> None:
         """A half-open trial ended without telling anything (e.g. it was cancelled)."""
         with self._lock:
-            self._trial_running = False
+            self._breaker.release_trial()
 
     def record_failure(self, error: BaseException) -> None:
         if not self.enabled:
@@ -146,28 +128,28 @@ class CircuitBreaker:
         message = f"{getattr(error, 'code', type(error).__name__)}: {error}"
         with self._lock:
             self.last_error = message
-            self._failures += 1
-            reopen = self._trial_running or self._opened_at is not None
-            if not reopen and self._failures < self.threshold:
+            if not self._breaker.fail(self._clock(), self.threshold):
                 return
-            self._opened_at = self._clock()
-            self._trial_running = False
             self.opened_total += 1
+            failures = self._breaker.failures
         log.error(
             "Error: StorageError: storage circuit breaker (%s) open for %.1fs after %d"
             " consecutive failures; last: %s", self.name, self.reset_seconds,
-            self._failures, message,
+            failures, message,
             extra={"ctx": {"error_type": "StorageError", "code": BREAKER_OPEN_CODE,
                            "breaker": self.name}},
         )  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            breaker = self._breaker
             return {
                 "name": self.name,
                 "enabled": self.enabled,
-                "state": self._state() if self.enabled else CLOSED,
-                "consecutive_failures": self._failures,
+                "state": breaker.state(self._clock(), self.reset_seconds)
+                if self.enabled
+                else CLOSED,
+                "consecutive_failures": breaker.failures,
                 "failure_threshold": self.threshold,
                 "reset_timeout_ms": int(self.reset_seconds * 1000),
                 "last_error": self.last_error,
