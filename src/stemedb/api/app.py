@@ -104,6 +104,8 @@ class _App(Starlette):
     safety net (no ``ServerErrorMiddleware``), and ``ExactRoutes`` sends the API routes
     without path parameters past the exception middleware and the router."""
 
+    api_state: ApiState
+
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=dict(EXCEPTION_HANDLERS))
         app = ExactRoutes(app, self.router)
@@ -205,15 +207,15 @@ def create_app(
 
     # Starlette tries routes in order: the hot ones (queries, writes) come first.
     routes: list[BaseRoute] = [
-        *queries.routes(state),
-        *writes.routes(state),
-        *health.routes(state),
-        *records.routes(state),
-        *registry.routes(state),
-        *feed.routes(state),
-        *admin_ops.routes(state),  # admin hook: admin_ops.routes(state, authorize=...)
-        *admin_keys.routes(state),  # admin role enforced by api.guard.access for /v1/admin/*
-        *admin_limits.routes(state),
+        *queries.routes(config.api),
+        *writes.routes(config.api),
+        *health.routes(),
+        *records.routes(config.api),
+        *registry.routes(config.api),
+        *feed.routes(),
+        *admin_ops.routes(config.api),  # the admin role: api.guard, for /v1/admin/*
+        *admin_keys.routes(config.api),
+        *admin_limits.routes(config.api),
     ]
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
@@ -227,6 +229,7 @@ def create_app(
     app.router.routes.extend(openapi.routes(lambda: app.router.routes, state.version))
     app.router.redirect_slashes = False
     app.state.api = state
+    app.api_state = state  # what handlers read (api.routes.context.state_of)
     return app
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from stemedb.api.guard.ratelimit import MemoryCounter, Window
+from stemedb.api.guard.counters import MemoryCounter, Window
 from stemedb.sys.shared import SharedFile
 
 log = logging.getLogger("stemedb.api")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
+from stemedb.api.guard.counters import Counters, MemoryCounter, Window
 from stemedb.api.guard.quota import QuotaMeter, quota_headers
-from stemedb.api.guard.ratelimit import Counters, MemoryCounter, RateLimits, Window, rate_headers
+from stemedb.api.guard.ratelimit import RateLimits, rate_headers
 from stemedb.config import QuotaConfig, RateLimitConfig
 
 

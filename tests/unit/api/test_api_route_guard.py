@@ -13,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message
 
-from stemedb.api.guard.access import AccessControl, admit_agent
+from stemedb.api.guard.access import AccessControl
+from stemedb.api.guard.gate import admit_agent
 from stemedb.api.http.errors import AGENT_KEY
 from stemedb.api.http.routing import RouteApp
 from stemedb.api.observability.metrics import Metrics

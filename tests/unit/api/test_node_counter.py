@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stemedb.api import node_counter
-from stemedb.api.guard.ratelimit import MemoryCounter
+from stemedb.api.guard.counters import MemoryCounter
 from stemedb.api.node_counter import NodeCounter
 
 

@@ -6,9 +6,10 @@ one lens), other writes 10, other reads 1; plus 1 per whole KiB of request body.
 
 The agent is ``X-Agent-Id`` on reads and the first signer on writes; requests without
 an agent have no quota. A request is admitted while the agent has tokens left and is
-charged its full cost as soon as that cost is known (``access.Gate``: a ``GET`` before
-its handler, a write when its signer is admitted, ``POST /v1/query`` when it is
-answered), so the balance can overshoot by about one request. The window is a fixed
+charged its full cost as soon as that cost is known (``api.guard.gate``; with
+``memory://``: a ``GET`` before its handler, a write when its signer is admitted,
+``POST /v1/query`` when it is answered; a shared storage charges every request on its
+answer), so the balance can overshoot by about one request. The window is a fixed
 hour (``quota.window_seconds``) in the rate-limit storage.
 """
 
@@ -17,7 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final, NamedTuple
 
-from stemedb.api.guard.ratelimit import Counters, Window, seconds_until
+from stemedb.api.guard.counters import Counters, Window
+from stemedb.api.guard.ratelimit import seconds_until
 from stemedb.config import QuotaConfig
 from stemedb.errors import QuotaError
 
@@ -66,13 +68,10 @@ class QuotaMeter:
     async def status(self, agent: str) -> Window | None:
         return await self.counters.peek(self._item, ("quota", agent))
 
-    async def charge(self, agent: str, tokens: int) -> Window | None:
-        return await self.counters.hit(self._item, ("quota", agent), tokens)
-
     def key(self, agent: str) -> tuple[Any, ...]:
-        """The agent's ``memory://`` counter, the one ``status`` and ``charge`` use
-        (``MemoryCounter.key``): the route guard builds it once per request, then checks
-        it with ``MemoryCounter.look`` and charges it with ``MemoryCounter.add``."""
+        """The agent's counter, the one ``status`` reads (``MemoryCounter.key``): the route
+        guard builds it once per request, then counts it in either storage (``count``,
+        then ``MemoryCounter.add`` or ``Counters.charge`` on the answer)."""
         return (self.tokens_per_hour, self.window_seconds, "quota", agent)
 
 

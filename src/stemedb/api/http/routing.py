@@ -91,7 +91,7 @@ def api_route(
 
 
 class Guard(Protocol):
-    """What ``api.guard.access`` puts in front of a handler (``RouteApp.guard``)."""
+    """What ``api.guard.gate`` puts in front of a handler (``RouteApp.guard``)."""
 
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Handler
@@ -103,8 +103,9 @@ class Guard(Protocol):
 
 class RouteApp:
     """The ASGI app of one handler: a StemeError is answered with the envelope. The
-    route's ``guard`` (set by ``api.guard.access``), if any, admits the request and adds its
-    headers to the answer: no ASGI layer or ``send`` wrapper of its own."""
+    route's ``guard`` (a ``RouteGuard`` set by ``api.guard.access``), if any, admits the
+    request and adds its headers to the answer: no ASGI layer or ``send`` wrapper of its
+    own."""
 
     __slots__ = ("endpoint", "guard")
 

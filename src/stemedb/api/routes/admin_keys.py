@@ -8,7 +8,7 @@
 - ``POST /v1/admin/trust/{agent_id}/outcome`` ``{"accurate": bool}``: a TrustOutcome
   through the engine (WAL, then the agent's trust score).
 
-The guard (``api.guard.access``) requires the admin role for all of them when auth is on.
+The guard (``api.guard.policy``) requires the admin role for all of them when auth is on.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api.guard.access import AccessControl
 from stemedb.api.http.bodies import read_json
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.context import state_of
 from stemedb.api.routes.writes import commit
-from stemedb.api.state import ApiState
+from stemedb.config import ApiConfig
 from stemedb.errors import ValidationError
 from stemedb.model.apikey import ApiKey, CreatedApiKey
 from stemedb.model.records import TrustOutcome
@@ -50,51 +52,59 @@ ADMIN_ERRORS: Final = {
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    max_body = state.config.api.max_body_bytes
-    timeout = state.config.api.request_timeout_seconds
+async def list_keys(request: Request) -> Response:
+    QueryString(request).finish()
+    access = state_of(request).access
+    access.refresh()
+    return json_response(ApiKeyList(keys=access.keys.list()), headers=NO_STORE)
+
+
+async def change(access: AccessControl, fn: Callable[..., T], *args: object) -> T:
+    """A change to the keys, off the loop; then the other HTTP processes reload."""
+    access.refresh()
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(None, fn, *args)
+    finally:
+        access.changed()
+
+
+async def create_key(request: Request) -> Response:
+    state = state_of(request)
     access = state.access
-    keys = access.keys
+    body = await read_json(request, CREATE_DECODER, state.config.api.max_body_bytes)
+    made = await change(access, access.keys.create, body.name, body.role, body.expires_at)
+    return json_response(made, 201, headers=NO_STORE)
 
-    async def list_keys(request: Request) -> Response:
-        QueryString(request).finish()
-        access.refresh()
-        return json_response(ApiKeyList(keys=keys.list()), headers=NO_STORE)
 
-    async def change(fn: Callable[..., T], *args: object) -> T:
-        """A change to the keys, off the loop; then the other HTTP processes reload."""
-        access.refresh()
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(None, fn, *args)
-        finally:
-            access.changed()
+async def disable_key(request: Request) -> Response:
+    access = state_of(request).access
+    key = await change(access, access.keys.disable, str(request.path_params["id"]))
+    return json_response(key, headers=NO_STORE)
 
-    async def create_key(request: Request) -> Response:
-        body = await read_json(request, CREATE_DECODER, max_body)
-        made = await change(keys.create, body.name, body.role, body.expires_at)
-        return json_response(made, 201, headers=NO_STORE)
 
-    async def disable_key(request: Request) -> Response:
-        key = await change(keys.disable, str(request.path_params["id"]))
-        return json_response(key, headers=NO_STORE)
+async def delete_key(request: Request) -> Response:
+    access = state_of(request).access
+    key = await change(access, access.keys.delete, str(request.path_params["id"]))
+    return json_response(DeletedKey(id=key.id, deleted=True), headers=NO_STORE)
 
-    async def delete_key(request: Request) -> Response:
-        key = await change(keys.delete, str(request.path_params["id"]))
-        return json_response(DeletedKey(id=key.id, deleted=True), headers=NO_STORE)
 
-    async def post_outcome(request: Request) -> Response:
-        agent_id = str(request.path_params["agent_id"])
-        if not is_hex64(agent_id):
-            raise ValidationError(
-                "agent_id", "hex_format", "agent_id must be 64 lowercase hex characters"
-            )
-        body = await read_json(request, OUTCOME_DECODER, max_body)
-        record = TrustOutcome(
-            agent_id=agent_id, accurate=body.accurate, timestamp=int(state.engine.clock.time())
+async def post_outcome(request: Request) -> Response:
+    state = state_of(request)
+    agent_id = str(request.path_params["agent_id"])
+    if not is_hex64(agent_id):
+        raise ValidationError(
+            "agent_id", "hex_format", "agent_id must be 64 lowercase hex characters"
         )
-        return await commit(state, request, record)
+    body = await read_json(request, OUTCOME_DECODER, state.config.api.max_body_bytes)
+    record = TrustOutcome(
+        agent_id=agent_id, accurate=body.accurate, timestamp=int(state.engine.clock.time())
+    )
+    return await commit(state, request, record)
 
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     return [
         api_route("/v1/admin/api-keys", list_keys, ["GET"], EndpointDoc(
             summary="Every API key (never its secret).", tag="admin",

@@ -25,7 +25,8 @@ from stemedb.api.http.bodies import read_json
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.routes.admin_keys import ADMIN_ERRORS
-from stemedb.api.state import ApiState
+from stemedb.api.routes.context import state_of
+from stemedb.config import ApiConfig
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.store.keys import OverrideScope, RateOverride
@@ -81,67 +82,75 @@ def checked_agent(agent_id: str) -> str:
     return agent_id
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    max_body = state.config.api.max_body_bytes
-    timeout = state.config.api.request_timeout_seconds
-    access = state.access
+async def list_overrides(request: Request) -> Response:
+    QueryString(request).finish()
+    access = state_of(request).access
     rates = access.rates
+    access.refresh()
+    loop = asyncio.get_running_loop()
+    rows = await loop.run_in_executor(None, access.keys.store.overrides)
+    return json_response(RateOverrideList(
+        default_per_minute=rates.default_per_minute, enabled=rates.enabled,
+        overrides=[view(row) for row in rows],
+    ))  # fmt: skip
 
-    def overrides() -> list[RateOverride]:
-        return access.keys.store.overrides()
 
-    async def list_overrides(request: Request) -> Response:
-        QueryString(request).finish()
-        access.refresh()
-        loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(None, overrides)
-        return json_response(RateOverrideList(
-            default_per_minute=rates.default_per_minute, enabled=rates.enabled,
-            overrides=[view(row) for row in rows],
-        ))  # fmt: skip
+async def set_override(request: Request) -> Response:
+    state = state_of(request)
+    access = state.access
+    body = await read_json(request, OVERRIDE_DECODER, state.config.api.max_body_bytes)
+    scope, target = checked_override(body)
+    row = RateOverride(
+        scope=scope, target=target, max_requests_per_min=body.max_requests_per_min,
+        created_at=time.time(),
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, access.keys.store.put_override, row)
+    access.rates.set_override(scope, target, row.max_requests_per_min)
+    access.changed()
+    return json_response(view(row))
 
-    async def set_override(request: Request) -> Response:
-        body = await read_json(request, OVERRIDE_DECODER, max_body)
-        scope, target = checked_override(body)
-        row = RateOverride(
-            scope=scope, target=target, max_requests_per_min=body.max_requests_per_min,
-            created_at=time.time(),
-        )  # fmt: skip
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, access.keys.store.put_override, row)
-        rates.set_override(scope, target, row.max_requests_per_min)
-        access.changed()
-        return json_response(view(row))
 
-    async def delete_override(request: Request) -> Response:
-        target = str(request.path_params["agent_id"])
-        scope: OverrideScope = "agent" if is_hex64(target) else "key"
-        access.refresh()
-        if (scope, target) not in rates.overrides:
-            raise NotFoundError(f"no rate-limit override for {target}", code="override_not_found")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, access.keys.store.delete_override, scope, target)
-        rates.remove_override(scope, target)
-        access.changed()
-        return json_response(DeletedOverride(scope=scope, target=target, deleted=True))
+async def delete_override(request: Request) -> Response:
+    access = state_of(request).access
+    rates = access.rates
+    target = str(request.path_params["agent_id"])
+    scope: OverrideScope = "agent" if is_hex64(target) else "key"
+    access.refresh()
+    if (scope, target) not in rates.overrides:
+        raise NotFoundError(f"no rate-limit override for {target}", code="override_not_found")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, access.keys.store.delete_override, scope, target)
+    rates.remove_override(scope, target)
+    access.changed()
+    return json_response(DeletedOverride(scope=scope, target=target, deleted=True))
 
-    async def trip(request: Request) -> Response:
-        body = await read_json(request, TRIP_DECODER, max_body)
-        agent = checked_agent(body.agent_id)
-        if body.reason is not None and len(body.reason) > REASON_MAX_CHARS:
-            raise ValidationError(
-                "reason", "too_long", f"reason is at most {REASON_MAX_CHARS} characters"
-            )
-        return json_response(await node_views.trip(state, agent, body.reason))
 
-    async def reset(request: Request) -> Response:
-        body = await read_json(request, RESET_DECODER, max_body)
-        return json_response(await node_views.reset(state, checked_agent(body.agent_id)))
+async def trip(request: Request) -> Response:
+    state = state_of(request)
+    body = await read_json(request, TRIP_DECODER, state.config.api.max_body_bytes)
+    agent = checked_agent(body.agent_id)
+    if body.reason is not None and len(body.reason) > REASON_MAX_CHARS:
+        raise ValidationError(
+            "reason", "too_long", f"reason is at most {REASON_MAX_CHARS} characters"
+        )
+    return json_response(await node_views.trip(state, agent, body.reason))
 
-    async def list_breakers(request: Request) -> Response:
-        QueryString(request).finish()
-        return json_response(BreakerList(breakers=await node_views.breakers(state)))
 
+async def reset(request: Request) -> Response:
+    state = state_of(request)
+    body = await read_json(request, RESET_DECODER, state.config.api.max_body_bytes)
+    return json_response(await node_views.reset(state, checked_agent(body.agent_id)))
+
+
+async def list_breakers(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    return json_response(BreakerList(breakers=await node_views.breakers(state)))
+
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     return [
         api_route("/v1/admin/rate-limit", list_overrides, ["GET"], EndpointDoc(
             summary="Rate-limit overrides per agent and per API key.", tag="admin",

@@ -1,6 +1,7 @@
 """Admin operations endpoints (API.md "Admin"): slow queries, storage stats, cluster status.
 
-- ``GET /v1/admin/slow-queries``: ``{"queries": [...]}`` newest first (``api.resilience.slow_queries``).
+- ``GET /v1/admin/slow-queries``: ``{"queries": [...]}`` newest first
+  (``api.resilience.slow_queries``).
 - ``GET /v1/admin/storage/stats``: assertion count, disk bytes, cache bytes and hit
   ratio, applied LSN, WAL segments, the storage circuit breakers.
 - ``GET /v1/admin/cluster/status``: ``{"health", "mode": "single", "node_id", "nodes",
@@ -8,9 +9,9 @@
   reasons: read-only WAL, store not answering), ``degraded`` when it is ready but a
   storage circuit breaker is not closed, else ``healthy``.
 
-These routes need the admin role when ``[auth] enabled``: every handler first awaits
-``authorize(request)`` (``ADMIN_AUTHORIZE`` hook, see ``routes``). They read the store
-without the storage guard so they still answer while storage fails.
+These routes need the admin role when ``[auth] enabled`` (the guard, ``api.guard``, asks
+it of every ``/v1/admin/*`` route). They read the store without the storage guard so
+they still answer while storage fails.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import msgspec
@@ -28,21 +28,22 @@ from starlette.responses import Response
 from stemedb.api import node_views
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.context import state_of
 from stemedb.api.routes.health import readiness
 from stemedb.api.state import ApiState
+from stemedb.config import ApiConfig
 from stemedb.engine import Engine
 from stemedb.errors import StemeError
-from stemedb.wire import ClusterStatus, ErrorEnvelope, SlowQueryList, StorageStats
-
-Authorize = Callable[[Request], Awaitable[None]]
+from stemedb.wire import (
+    ClusterStatus,
+    ErrorEnvelope,
+    SlowQueryList,
+    StorageStats,
+)
 
 HEALTHY: Final = "healthy"
 DEGRADED: Final = "degraded"
 UNHEALTHY: Final = "unhealthy"
-
-
-async def allow_all(request: Request) -> None:
-    """The default ``authorize`` hook: no check (auth is wired by ``api.app``)."""
 
 
 def node_id(state: ApiState) -> str:
@@ -144,34 +145,34 @@ def cluster_status(state: ApiState) -> ClusterStatus:
     )
 
 
-def routes(state: ApiState, *, authorize: Authorize = allow_all) -> list[ApiRoute]:
-    """The operations routes. ``authorize`` is THE admin hook: ``api.app`` passes the
-    auth layer's admin check (e.g. ``lambda r: require_role(r, "admin")``)."""
-    timeout = state.config.api.request_timeout_seconds
+async def get_slow_queries(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    return json_response(SlowQueryList(await node_views.slow_queries(state)))
 
-    async def get_slow_queries(request: Request) -> Response:
-        await authorize(request)
-        QueryString(request).finish()
-        return json_response(SlowQueryList(await node_views.slow_queries(state)))
 
-    async def get_storage_stats(request: Request) -> Response:
-        await authorize(request)
-        QueryString(request).finish()
-        engine = state.engine
-        stats = await state.offload_unguarded(storage_stats, state, engine)
-        if state.role is not None:  # the caches of every HTTP worker
-            caches = await node_views.node_caches(state, node_views.cache_figures(state))
-            stats = msgspec.structs.replace(
-                stats, **msgspec.structs.asdict(caches),
-                cache_hit_ratio=_ratio(caches.cache_hits, caches.cache_misses),
-            )  # fmt: skip
-        return json_response(stats)
+async def get_storage_stats(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    engine = state.engine
+    stats = await state.offload_unguarded(storage_stats, state, engine)
+    if state.role is not None:  # the caches of every HTTP worker
+        caches = await node_views.node_caches(state, node_views.cache_figures(state))
+        stats = msgspec.structs.replace(
+            stats, **msgspec.structs.asdict(caches),
+            cache_hit_ratio=_ratio(caches.cache_hits, caches.cache_misses),
+        )  # fmt: skip
+    return json_response(stats)
 
-    async def get_cluster_status(request: Request) -> Response:
-        await authorize(request)
-        QueryString(request).finish()
-        return json_response(await state.offload_unguarded(cluster_status, state))
 
+async def get_cluster_status(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    return json_response(await state.offload_unguarded(cluster_status, state))
+
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     errors = {401: ErrorEnvelope, 403: ErrorEnvelope}
     return [
         api_route("/v1/admin/slow-queries", get_slow_queries, ["GET"], EndpointDoc(

@@ -9,6 +9,7 @@ from stemedb.api.http.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.metrics_merge import merge_expositions
 from stemedb.api.observability.metrics import CONTENT_TYPE
+from stemedb.api.routes.context import state_of
 from stemedb.api.state import ApiState
 from stemedb.wire import HealthResponse, ReadyResponse
 
@@ -29,34 +30,40 @@ def readiness(state: ApiState) -> tuple[list[str], int]:
     return reasons, applied
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    async def get_health(request: Request) -> Response:
-        return json_response(
-            HealthResponse(
-                status="ok", version=state.version, uptime_seconds=round(state.uptime_seconds(), 3)
-            )
+async def get_health(request: Request) -> Response:
+    state = state_of(request)
+    return json_response(
+        HealthResponse(
+            status="ok", version=state.version, uptime_seconds=round(state.uptime_seconds(), 3)
         )
+    )
 
-    async def get_ready(request: Request) -> Response:
-        if state.opened_engine is None or not state.accepting:
-            reasons, applied = readiness(state)
-        else:
-            reasons, applied = await state.offload_unguarded(readiness, state)
-        if reasons:
-            return json_response(
-                ReadyResponse(status="not_ready", reasons=reasons, applied_lsn=applied),
-                503,
-                headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
-            )
-        return json_response(ReadyResponse(status="ready", reasons=[], applied_lsn=applied))
 
-    async def get_metrics(request: Request) -> Response:
-        page = await state.own_metrics()
-        others = await state.ask_workers(b"metrics")
-        if others:  # every HTTP worker's series, added up
-            page = merge_expositions([page, *others])
-        return Response(page, media_type=CONTENT_TYPE)
+async def get_ready(request: Request) -> Response:
+    state = state_of(request)
+    if state.opened_engine is None or not state.accepting:
+        reasons, applied = readiness(state)
+    else:
+        reasons, applied = await state.offload_unguarded(readiness, state)
+    if reasons:
+        return json_response(
+            ReadyResponse(status="not_ready", reasons=reasons, applied_lsn=applied),
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+        )
+    return json_response(ReadyResponse(status="ready", reasons=[], applied_lsn=applied))
 
+
+async def get_metrics(request: Request) -> Response:
+    state = state_of(request)
+    page = await state.own_metrics()
+    others = await state.ask_workers(b"metrics")
+    if others:  # every HTTP worker's series, added up
+        page = merge_expositions([page, *others])
+    return Response(page, media_type=CONTENT_TYPE)
+
+
+def routes() -> list[ApiRoute]:
     health_doc = EndpointDoc(summary="Liveness.", tag="operations", responses={200: HealthResponse})
     return [
         api_route("/health", get_health, ["GET"], health_doc, timeout_seconds=None),

@@ -9,13 +9,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.guard.access import note_items
+from stemedb.api.guard.gate import note_items
 from stemedb.api.http.bodies import read_json
 from stemedb.api.http.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.routes.context import state_of
 from stemedb.api.state import ApiState
+from stemedb.config import ApiConfig
 from stemedb.errors import StemeError, StorageError, ValidationError
 from stemedb.query.params import QueryParams
+from stemedb.query.service import QueryService
 from stemedb.wire import (
     ErrorEnvelope,
     QueryBatchRequest,
@@ -73,98 +76,106 @@ def stale_answer(
     raise error
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    max_body = state.config.api.max_body_bytes
-    max_batch = state.config.api.max_batch
-    timeout = state.config.api.request_timeout_seconds
+async def get_query(request: Request) -> Response:
+    state = state_of(request)
+    asker = state.asker(request)
+    params = query_params(QueryString(request))
+    service = state.service
+    started = time.perf_counter()
+    try:
+        if params.is_single:
+            # One (subject, predicate) is mostly a view or cache hit: answering it on
+            # the loop beats a thread hop (measured ~1.7x); scans go to the read pool.
+            result = state.storage.read(
+                "query", service.query, params, asker=asker, endpoint="query"
+            )
+        else:
+            result = await state.offload(service.query, params, asker=asker, endpoint="query")
+    except StorageError as exc:
+        result = stale_answer(state, ("query", params), params, exc)
+        return json_response(result)
+    state.fallback.remember(("query", params), result)
+    seconds = time.perf_counter() - started
+    state.metrics.observe_query("query", result.lens, seconds)
+    state.slow_queries.observe(
+        result.query_id, result.subject or result.subject_prefix, result.predicate,
+        result.lens, seconds, asker,
+    )  # fmt: skip
+    return json_response(result)
 
-    async def get_query(request: Request) -> Response:
-        asker = state.asker(request)
-        params = query_params(QueryString(request))
-        service = state.service
-        started = time.perf_counter()
+
+def query_batch(
+    state: ApiState, service: QueryService, asker: str | None, items: list[QueryParams]
+) -> list[QueryResult]:
+    """The queries of one ``POST /v1/query``, on the read pool (its storage-metrics
+    operation is this function's name)."""
+    out = []
+    for index, item in enumerate(items):
         try:
-            if params.is_single:
-                # One (subject, predicate) is mostly a view or cache hit: answering it on
-                # the loop beats a thread hop (measured ~1.7x); scans go to the read pool.
-                result = state.storage.read(
-                    "query", service.query, params, asker=asker, endpoint="query"
-                )
-            else:
-                result = await state.offload(service.query, params, asker=asker, endpoint="query")
+            out.append(service.query(item, asker=asker, endpoint="query_batch"))
         except StorageError as exc:
-            result = stale_answer(state, ("query", params), params, exc)
-            return json_response(result)
-        state.fallback.remember(("query", params), result)
-        seconds = time.perf_counter() - started
-        state.metrics.observe_query("query", result.lens, seconds)
+            out.append(stale_answer(state, ("query", item), item, exc))
+        except StemeError as exc:
+            raise _in_item(exc, index) from None
+        else:
+            state.fallback.remember(("query", item), out[-1])
+    return out
+
+
+async def post_query(request: Request) -> Response:
+    state = state_of(request)
+    asker = state.asker(request)
+    max_batch = state.config.api.max_batch
+    body = await read_json(request, QUERY_BATCH_DECODER, state.config.api.max_body_bytes)
+    if not body.queries:
+        raise ValidationError("queries", "empty", "no queries given", code="empty_batch")
+    if len(body.queries) > max_batch:
+        raise ValidationError(
+            "queries",
+            "too_many",
+            f"{len(body.queries)} queries; api.max_batch is {max_batch}",
+            code="batch_too_large",
+        )
+    note_items(request, len(body.queries))
+    params = [spec_params(spec) for spec in body.queries]
+    service = state.service
+    started = time.perf_counter()
+    results = await state.offload(query_batch, state, service, asker, params)
+    elapsed = (time.perf_counter() - started) / max(1, len(results))
+    for result in results:
+        state.metrics.observe_query("query_batch", result.lens, elapsed)
         state.slow_queries.observe(
             result.query_id, result.subject or result.subject_prefix, result.predicate,
-            result.lens, seconds, asker,
+            result.lens, elapsed, asker,
         )  # fmt: skip
-        return json_response(result)
+    return json_response(QueryBatchResponse(results))
 
-    async def post_query(request: Request) -> Response:
-        asker = state.asker(request)
-        body = await read_json(request, QUERY_BATCH_DECODER, max_body)
-        if not body.queries:
-            raise ValidationError("queries", "empty", "no queries given", code="empty_batch")
-        if len(body.queries) > max_batch:
-            raise ValidationError(
-                "queries",
-                "too_many",
-                f"{len(body.queries)} queries; api.max_batch is {max_batch}",
-                code="batch_too_large",
-            )
-        note_items(request, len(body.queries))
-        params = [spec_params(spec) for spec in body.queries]
-        service = state.service
 
-        def query_batch(items: list[QueryParams]) -> list[QueryResult]:
-            out = []
-            for index, item in enumerate(items):
-                try:
-                    out.append(service.query(item, asker=asker, endpoint="query_batch"))
-                except StorageError as exc:
-                    out.append(stale_answer(state, ("query", item), item, exc))
-                except StemeError as exc:
-                    raise _in_item(exc, index) from None
-                else:
-                    state.fallback.remember(("query", item), out[-1])
-            return out
+async def get_skeptic(request: Request) -> Response:
+    state = state_of(request)
+    asker = state.asker(request)
+    qs = QueryString(request)
+    full = query_params_for_skeptic(qs)
+    if full.predicate is None:
+        raise ValidationError("predicate", "required", "predicate is required")
+    if full.subject is None:
+        raise ValidationError("subject", "required", "subject is required")
+    filters = {name: getattr(full, name) for name in SKEPTIC_FILTERS}
+    service = state.service
+    started = time.perf_counter()
+    result = await state.offload(
+        service.skeptic, full.subject, full.predicate, asker=asker, **filters
+    )
+    seconds = time.perf_counter() - started
+    state.metrics.observe_query("skeptic", "skeptic", seconds)
+    state.slow_queries.observe(
+        result.query_id, full.subject, full.predicate, "skeptic", seconds, asker
+    )
+    return json_response(result)
 
-        started = time.perf_counter()
-        results = await state.offload(query_batch, params)
-        elapsed = (time.perf_counter() - started) / max(1, len(results))
-        for result in results:
-            state.metrics.observe_query("query_batch", result.lens, elapsed)
-            state.slow_queries.observe(
-                result.query_id, result.subject or result.subject_prefix, result.predicate,
-                result.lens, elapsed, asker,
-            )  # fmt: skip
-        return json_response(QueryBatchResponse(results))
 
-    async def get_skeptic(request: Request) -> Response:
-        asker = state.asker(request)
-        qs = QueryString(request)
-        full = query_params_for_skeptic(qs)
-        if full.predicate is None:
-            raise ValidationError("predicate", "required", "predicate is required")
-        if full.subject is None:
-            raise ValidationError("subject", "required", "subject is required")
-        filters = {name: getattr(full, name) for name in SKEPTIC_FILTERS}
-        service = state.service
-        started = time.perf_counter()
-        result = await state.offload(
-            service.skeptic, full.subject, full.predicate, asker=asker, **filters
-        )
-        seconds = time.perf_counter() - started
-        state.metrics.observe_query("skeptic", "skeptic", seconds)
-        state.slow_queries.observe(
-            result.query_id, full.subject, full.predicate, "skeptic", seconds, asker
-        )
-        return json_response(result)
-
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     errors = {400: ErrorEnvelope, 503: ErrorEnvelope}
     query_doc = tuple(Param(name, kind, text) for name, kind, text in QUERY_PARAM_DOCS)
     skeptic_doc = tuple(

@@ -10,7 +10,8 @@ from starlette.responses import Response
 from stemedb.api import node_views
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
-from stemedb.api.state import ApiState
+from stemedb.api.routes.context import state_of
+from stemedb.config import ApiConfig
 from stemedb.errors import ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.wire import (
@@ -27,57 +28,66 @@ MAX_AUDIT_LIMIT: Final = 1000
 NOT_FOUND: Final = {400: ErrorEnvelope, 404: ErrorEnvelope}
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    timeout = state.config.api.request_timeout_seconds
+async def get_assertion(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    provenance = state.service.provenance
+    detail = await state.offload(provenance.assertion, str(request.path_params["id"]))
+    return json_response(detail)
 
-    async def get_assertion(request: Request) -> Response:
-        QueryString(request).finish()
-        provenance = state.service.provenance
-        detail = await state.offload(provenance.assertion, str(request.path_params["id"]))
-        return json_response(detail)
 
-    async def get_trace(request: Request) -> Response:
-        QueryString(request).finish()
-        provenance = state.service.provenance
-        trace = await state.offload(provenance.trace, str(request.path_params["id"]))
-        return json_response(trace)
+async def get_trace(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    provenance = state.service.provenance
+    trace = await state.offload(provenance.trace, str(request.path_params["id"]))
+    return json_response(trace)
 
-    async def get_agent(request: Request) -> Response:
-        QueryString(request).finish()
-        engine = state.engine
-        provenance = state.service.provenance
-        info = await state.offload(
-            provenance.agent, str(request.path_params["agent_id"]), engine.clock.time()
+
+async def get_agent(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    engine = state.engine
+    provenance = state.service.provenance
+    info = await state.offload(
+        provenance.agent, str(request.path_params["agent_id"]), engine.clock.time()
+    )
+    detail = await state.access.agent_detail(info)
+    detail.breaker = await node_views.breaker(state, info.agent_id)  # every worker's
+    return json_response(detail)
+
+
+async def get_audit_queries(request: Request) -> Response:
+    qs = QueryString(request)
+    agent_id = qs.text("agent_id")
+    since = qs.number("from")
+    until = qs.number("to")
+    limit = qs.integer("limit", DEFAULT_AUDIT_LIMIT)
+    qs.finish()
+    if agent_id is not None and not is_hex64(agent_id):
+        raise ValidationError("agent_id", "hex_format", "agent_id must be 64 lowercase hex")
+    if not 1 <= limit <= MAX_AUDIT_LIMIT:
+        raise ValidationError(
+            "limit", f"must be between 1 and {MAX_AUDIT_LIMIT}", code="limit_out_of_range"
         )
-        detail = await state.access.agent_detail(info)
-        detail.breaker = await node_views.breaker(state, info.agent_id)  # every worker's
-        return json_response(detail)
+    state = state_of(request)
+    audit = state.service.audit
+    records = await state.offload(
+        audit.list, agent_id=agent_id, since=since, until=until, limit=limit
+    )
+    return json_response(AuditList(records))
 
-    async def get_audit_queries(request: Request) -> Response:
-        qs = QueryString(request)
-        agent_id = qs.text("agent_id")
-        since = qs.number("from")
-        until = qs.number("to")
-        limit = qs.integer("limit", DEFAULT_AUDIT_LIMIT)
-        qs.finish()
-        if agent_id is not None and not is_hex64(agent_id):
-            raise ValidationError("agent_id", "hex_format", "agent_id must be 64 lowercase hex")
-        if not 1 <= limit <= MAX_AUDIT_LIMIT:
-            raise ValidationError(
-                "limit", f"must be between 1 and {MAX_AUDIT_LIMIT}", code="limit_out_of_range"
-            )
-        audit = state.service.audit
-        records = await state.offload(
-            audit.list, agent_id=agent_id, since=since, until=until, limit=limit
-        )
-        return json_response(AuditList(records))
 
-    async def get_audit_query(request: Request) -> Response:
-        QueryString(request).finish()
-        service = state.service
-        record = await state.offload(service.audit_record, str(request.path_params["query_id"]))
-        return json_response(record)
+async def get_audit_query(request: Request) -> Response:
+    QueryString(request).finish()
+    state = state_of(request)
+    service = state.service
+    record = await state.offload(service.audit_record, str(request.path_params["query_id"]))
+    return json_response(record)
 
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     return [
         api_route("/v1/assertions/{id}", get_assertion, ["GET"], EndpointDoc(
             summary="One assertion with its signatures, votes summary and source warnings.",

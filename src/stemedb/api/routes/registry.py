@@ -11,8 +11,9 @@ from starlette.responses import Response
 from stemedb.api.http.bodies import read_json
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
-from stemedb.api.routes.writes import WRITE_ERRORS, commit
-from stemedb.api.state import ApiState
+from stemedb.api.routes.context import state_of
+from stemedb.api.routes.writes import WRITE_ERRORS, commit, commit_body
+from stemedb.config import ApiConfig
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.records import Epoch, Retraction, Source
 from stemedb.model.signing import is_hex64
@@ -41,66 +42,74 @@ def _hex_path(request: Request, name: str, field: str) -> str:
     return value
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    max_body = state.config.api.max_body_bytes
-    timeout = state.config.api.request_timeout_seconds
+async def post_epoch(request: Request) -> Response:
+    return await commit_body(request, EPOCH_DECODER)
 
-    async def post_epoch(request: Request) -> Response:
-        epoch = await read_json(request, EPOCH_DECODER, max_body)
-        return await commit(state, request, epoch)
 
-    async def get_epochs(request: Request) -> Response:
-        QueryString(request).finish()
-        epochs = await state.offload(state.service.provenance.epochs)
-        return json_response(EpochList(epochs))
+async def get_epochs(request: Request) -> Response:
+    state = state_of(request)
+    QueryString(request).finish()
+    epochs = await state.offload(state.service.provenance.epochs)
+    return json_response(EpochList(epochs))
 
-    async def get_epoch(request: Request) -> Response:
-        epoch_id = _hex_path(request, "id", "id")
-        row = await state.offload(state.service.provenance.epoch, epoch_id)
-        if row is None:
-            raise NotFoundError(f"epoch {epoch_id} not found", code="epoch_not_found")
-        return json_response(row)
 
-    async def post_source(request: Request) -> Response:
-        source = await read_json(request, SOURCE_DECODER, max_body)
-        return await commit(state, request, source)
+async def get_epoch(request: Request) -> Response:
+    state = state_of(request)
+    epoch_id = _hex_path(request, "id", "id")
+    row = await state.offload(state.service.provenance.epoch, epoch_id)
+    if row is None:
+        raise NotFoundError(f"epoch {epoch_id} not found", code="epoch_not_found")
+    return json_response(row)
 
-    async def get_sources(request: Request) -> Response:
-        qs = QueryString(request)
-        cursor = qs.text("cursor")
-        limit = qs.integer("limit", DEFAULT_PAGE)
-        qs.finish()
-        if cursor is not None and not is_hex64(cursor):
-            raise ValidationError(
-                "cursor", "is not a cursor returned by this listing", code="bad_cursor"
-            )
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError(
-                "limit", f"must be between 1 and {MAX_PAGE}", code="limit_out_of_range"
-            )
-        rows = await state.offload(state.service.provenance.sources, after=cursor, limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = rows[-1].source_hash if more and rows else None
-        return json_response(SourceList(sources=rows, next_cursor=next_cursor))
 
-    async def get_source(request: Request) -> Response:
-        source_hash = _hex_path(request, "hash", "source_hash")
-        row = await state.offload(state.service.provenance.source, source_hash)
-        if row is None:
-            raise NotFoundError(f"source {source_hash} not found", code="source_not_found")
-        return json_response(row)
+async def post_source(request: Request) -> Response:
+    return await commit_body(request, SOURCE_DECODER)
 
-    async def post_retract(request: Request) -> Response:
-        body = await read_json(request, RETRACT_DECODER, max_body)
-        record = Retraction(
-            source_hash=str(request.path_params["hash"]),
-            reason=body.reason,
-            timestamp=body.timestamp,
-            signatures=body.signatures,
+
+async def get_sources(request: Request) -> Response:
+    state = state_of(request)
+    qs = QueryString(request)
+    cursor = qs.text("cursor")
+    limit = qs.integer("limit", DEFAULT_PAGE)
+    qs.finish()
+    if cursor is not None and not is_hex64(cursor):
+        raise ValidationError(
+            "cursor", "is not a cursor returned by this listing", code="bad_cursor"
         )
-        return await commit(state, request, record)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(
+            "limit", f"must be between 1 and {MAX_PAGE}", code="limit_out_of_range"
+        )
+    rows = await state.offload(state.service.provenance.sources, after=cursor, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = rows[-1].source_hash if more and rows else None
+    return json_response(SourceList(sources=rows, next_cursor=next_cursor))
 
+
+async def get_source(request: Request) -> Response:
+    state = state_of(request)
+    source_hash = _hex_path(request, "hash", "source_hash")
+    row = await state.offload(state.service.provenance.source, source_hash)
+    if row is None:
+        raise NotFoundError(f"source {source_hash} not found", code="source_not_found")
+    return json_response(row)
+
+
+async def post_retract(request: Request) -> Response:
+    state = state_of(request)
+    body = await read_json(request, RETRACT_DECODER, state.config.api.max_body_bytes)
+    record = Retraction(
+        source_hash=str(request.path_params["hash"]),
+        reason=body.reason,
+        timestamp=body.timestamp,
+        signatures=body.signatures,
+    )
+    return await commit(state, request, record)
+
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     ok = {201: WriteResult, 200: WriteResult, **WRITE_ERRORS}
     page_params = (
         Param("cursor", str, "next_cursor of the previous page"),

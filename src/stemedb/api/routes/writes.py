@@ -7,17 +7,19 @@ in the verify pool → group commit → durable and visible) and answered with
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stemedb.api.guard.access import admit_agent, note_items
+from stemedb.api.guard.gate import admit_agent, note_items
 from stemedb.api.http.bodies import decode, read_body, read_json, translate_decode_error
 from stemedb.api.http.errors import AGENT_KEY
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.routes.context import state_of
 from stemedb.api.state import ApiState
+from stemedb.config import ApiConfig
 from stemedb.errors import SerializationError, StemeError, ValidationError
 from stemedb.model.kinds import AnyRecord
 from stemedb.model.records import Assertion, CoSignature, Signature, Supersession, Vote
@@ -71,6 +73,13 @@ async def commit(state: ApiState, request: Request, record: AnyRecord) -> Respon
     return write_answer(result)
 
 
+async def commit_body(request: Request, decoder: msgspec.json.Decoder[Any]) -> Response:
+    """Decode the body as one record (``decoder``), write it durably and answer 201/200."""
+    state = state_of(request)
+    record = await read_json(request, decoder, state.config.api.max_body_bytes)
+    return await commit(state, request, record)
+
+
 def _prefixed(error: StemeError, prefix: str) -> ErrorBody:
     details = dict(error.details)
     field = details.get("field")
@@ -85,101 +94,103 @@ def _prefixed(error: StemeError, prefix: str) -> ErrorBody:
     )
 
 
-def routes(state: ApiState) -> list[ApiRoute]:
-    max_body = state.config.api.max_body_bytes
+async def post_assert(request: Request) -> Response:
+    return await commit_body(request, ASSERTION_DECODER)
+
+
+async def post_assert_batch(request: Request) -> Response:
+    state = state_of(request)
     max_batch = state.config.api.max_batch
-    timeout = state.config.api.request_timeout_seconds
-
-    async def post_assert(request: Request) -> Response:
-        record = await read_json(request, ASSERTION_DECODER, max_body)
-        return await commit(state, request, record)
-
-    async def post_assert_batch(request: Request) -> Response:
-        body = await read_body(request, max_body)
-        if not body:
-            raise SerializationError(
-                "the request body is empty; send JSON",
-                code="empty_body",
-                details={"field": "body"},
-            )
-        batch = decode(body, BATCH_DECODER)
-        count = len(batch.assertions)
-        if count == 0:
-            raise ValidationError(
-                "assertions", "empty", "the batch holds no assertions", code="empty_batch"
-            )
-        if count > max_batch:
-            raise ValidationError(
-                "assertions",
-                "too_many",
-                f"the batch holds {count} assertions; api.max_batch is {max_batch}",
-                code="batch_too_large",
-            )
-        records: list[Assertion] = []
-        slots: list[int | StemeError] = []
-        for index, raw in enumerate(batch.assertions):
-            try:
-                records.append(ASSERTION_DECODER.decode(raw))
-                slots.append(len(records) - 1)
-            except msgspec.MsgspecError as exc:
-                slots.append(translate_decode_error(exc, f"assertions[{index}]"))
-        if records:
-            tag_agent(request, records[0])
-            await admit_agent(request, count)
-        engine = state.engine
-        outcomes = (
-            await state.storage.write("write_batch", lambda: engine.write_many_async(records))
-            if records
-            else []
+    body = await read_body(request, state.config.api.max_body_bytes)
+    if not body:
+        raise SerializationError(
+            "the request body is empty; send JSON",
+            code="empty_body",
+            details={"field": "body"},
         )
-        items: list[BatchItem] = []
-        created = exists = failed = 0
-        for index, slot in enumerate(slots):
-            outcome = outcomes[slot] if isinstance(slot, int) else slot
-            if isinstance(outcome, StemeError):
-                failed += 1
-                prefix = f"assertions[{index}]"
-                body_error = (
-                    _prefixed(outcome, prefix)
-                    if isinstance(slot, int)
-                    else ErrorBody(
-                        code=outcome.code,
-                        type=outcome.type_name,
-                        message=outcome.message,
-                        details=outcome.details,
-                        retryable=outcome.retryable,
-                    )
+    batch = decode(body, BATCH_DECODER)
+    count = len(batch.assertions)
+    if count == 0:
+        raise ValidationError(
+            "assertions", "empty", "the batch holds no assertions", code="empty_batch"
+        )
+    if count > max_batch:
+        raise ValidationError(
+            "assertions",
+            "too_many",
+            f"the batch holds {count} assertions; api.max_batch is {max_batch}",
+            code="batch_too_large",
+        )
+    records: list[Assertion] = []
+    slots: list[int | StemeError] = []
+    for index, raw in enumerate(batch.assertions):
+        try:
+            records.append(ASSERTION_DECODER.decode(raw))
+            slots.append(len(records) - 1)
+        except msgspec.MsgspecError as exc:
+            slots.append(translate_decode_error(exc, f"assertions[{index}]"))
+    if records:
+        tag_agent(request, records[0])
+        await admit_agent(request, count)
+    engine = state.engine
+    outcomes = (
+        await state.storage.write("write_batch", lambda: engine.write_many_async(records))
+        if records
+        else []
+    )
+    items: list[BatchItem] = []
+    created = exists = failed = 0
+    for index, slot in enumerate(slots):
+        outcome = outcomes[slot] if isinstance(slot, int) else slot
+        if isinstance(outcome, StemeError):
+            failed += 1
+            prefix = f"assertions[{index}]"
+            body_error = (
+                _prefixed(outcome, prefix)
+                if isinstance(slot, int)
+                else ErrorBody(
+                    code=outcome.code,
+                    type=outcome.type_name,
+                    message=outcome.message,
+                    details=outcome.details,
+                    retryable=outcome.retryable,
                 )
-                items.append(BatchItem(index=index, status="error", error=body_error))
+            )
+            items.append(BatchItem(index=index, status="error", error=body_error))
+        else:
+            if outcome.status == "created":
+                created += 1
             else:
-                if outcome.status == "created":
-                    created += 1
-                else:
-                    exists += 1
-                items.append(
-                    BatchItem(index=index, status=outcome.status, id=outcome.id, lsn=outcome.lsn)
-                )
-        note_items(request, count, failed)
-        if created:
-            state.metrics.assertions_ingested.inc(created)
-            state.metrics.assertions_total.inc(created)
-        return json_response(
-            BatchResponse(results=items, created=created, exists=exists, failed=failed), 207
-        )
+                exists += 1
+            items.append(
+                BatchItem(index=index, status=outcome.status, id=outcome.id, lsn=outcome.lsn)
+            )
+    note_items(request, count, failed)
+    if created:
+        state.metrics.assertions_ingested.inc(created)
+        state.metrics.assertions_total.inc(created)
+    return json_response(
+        BatchResponse(results=items, created=created, exists=exists, failed=failed), 207
+    )
 
-    async def post_signature(request: Request) -> Response:
-        sig = await read_json(request, SIGNATURE_DECODER, max_body)
-        record = CoSignature(assertion_id=request.path_params["id"], signature=sig)
-        return await commit(state, request, record)
 
-    async def post_vote(request: Request) -> Response:
-        vote = await read_json(request, VOTE_DECODER, max_body)
-        return await commit(state, request, vote)
+async def post_signature(request: Request) -> Response:
+    state = state_of(request)
+    sig = await read_json(request, SIGNATURE_DECODER, state.config.api.max_body_bytes)
+    record = CoSignature(assertion_id=request.path_params["id"], signature=sig)
+    return await commit(state, request, record)
 
-    async def post_supersede(request: Request) -> Response:
-        record = await read_json(request, SUPERSESSION_DECODER, max_body)
-        return await commit(state, request, record)
 
+async def post_vote(request: Request) -> Response:
+    return await commit_body(request, VOTE_DECODER)
+
+
+async def post_supersede(request: Request) -> Response:
+    return await commit_body(request, SUPERSESSION_DECODER)
+
+
+def routes(api: ApiConfig) -> list[ApiRoute]:
+    timeout = api.request_timeout_seconds
     ok = {201: WriteResult, 200: WriteResult, **WRITE_ERRORS}
     return [
         api_route("/v1/assert", post_assert, ["POST"], EndpointDoc(
