@@ -5,7 +5,7 @@ per cent are within the noise of a shared VM. This drives the ASGI app itself: t
 (``create_app``) in one event loop, configured like ``hardening.py``'s ``off`` and
 ``on`` (same environment variables; ``fsync`` off and a tmp data dir here), lifespan
 started by hand, and requests built as ASGI ``scope``/``receive``/``send`` with no
-sockets. The ``send`` does what the server's (``api.http.transport.LeanCycle``) does with
+sockets. The ``send`` does what the server's (``api.http.uvicorn_patch.LeanCycle``) does with
 the response headers (the validation regexes, the status line, one join), since the
 guard's extra headers cost there too.
 
@@ -111,7 +111,7 @@ class Exchange:
             self.status = message["status"]
             content = [b"HTTP/1.1 %d\r\n" % self.status]
             headers = [*DEFAULT_HEADERS, *message.get("headers", [])]
-            # as the server's api.http.transport.LeanCycle checks them
+            # as the server's api.http.uvicorn_patch.LeanCycle checks them
             if HEADER_RE.search(b"".join([name for name, _ in headers])):
                 raise RuntimeError("invalid header name")
             if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):

@@ -93,7 +93,7 @@ def _uvicorn(app: Any, host: str, port: int, *, patched: bool) -> None:
 
     http: Any = "httptools"
     if patched:
-        from stemedb.api.http.transport import CoalescingHttpToolsProtocol
+        from stemedb.api.http.uvicorn_patch import CoalescingHttpToolsProtocol
 
         http = CoalescingHttpToolsProtocol
     uvicorn.Server(

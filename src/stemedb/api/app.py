@@ -36,7 +36,7 @@ from stemedb.api.http.errors import EXCEPTION_HANDLERS
 from stemedb.api.http.middleware import RequestMiddleware
 from stemedb.api.http.routing import ExactRoutes
 from stemedb.api.http.tls import watch_certificate
-from stemedb.api.http.transport import CoalescingHttpToolsProtocol
+from stemedb.api.http.uvicorn_patch import http_protocol
 from stemedb.api.observability.logs import configure_logging
 from stemedb.api.routes import (
     admin_keys,
@@ -289,7 +289,7 @@ def serve(config: Config, role: WorkerRole | None = None) -> None:
         host=host,
         port=port,
         lifespan="on",
-        http=CoalescingHttpToolsProtocol,
+        http=http_protocol(),
         access_log=False,
         log_config=None,
         server_header=False,

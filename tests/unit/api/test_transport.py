@@ -121,7 +121,7 @@ HEADS: list[tuple[str, bool, int, list[tuple[bytes, bytes]]]] = [
 def test_lean_cycle_writes_the_same_heads_as_uvicorn() -> None:
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-    from stemedb.api.http.transport import LeanCycle
+    from stemedb.api.http.uvicorn_patch import LeanCycle
 
     async def head(cls: type[Any], method: str, keep_alive: bool, status: int,
                    headers: list[tuple[bytes, bytes]]) -> tuple[list[bytes], Any]:  # fmt: skip
@@ -137,7 +137,7 @@ def test_lean_cycle_writes_the_same_heads_as_uvicorn() -> None:
 
 
 def test_lean_cycle_refuses_what_uvicorn_refuses() -> None:
-    from stemedb.api.http.transport import LeanCycle
+    from stemedb.api.http.uvicorn_patch import LeanCycle
 
     async def start(headers: list[tuple[bytes, bytes]]) -> None:
         cycle, _ = _cycle(LeanCycle)
