@@ -138,15 +138,18 @@ def test_stream_feed_yields_records_as_they_commit(db: Client, subject: str) -> 
     head = db.feed(0, limit=1).last_lsn
     first = db.assert_(subject, "risk", "one", 0.5)
     stream = db.stream_feed(after=head)
+    timer = threading.Timer(0.2, lambda: db.assert_(subject, "risk", "two", 0.5))
     try:
         item = next(stream)
         assert (item.lsn, item.kind, item.id) == (first.lsn, "assertion", first.id)
-        threading.Timer(0.2, lambda: db.assert_(subject, "risk", "two", 0.5)).start()
+        timer.start()
         item = next(stream)
         assert item.kind == "assertion" and isinstance(item.record, Assertion)
         assert item.record.object == ObjectValue("text", "two")
     finally:
         stream.close()
+        if timer.ident is not None:  # the write is streamed before its answer arrives
+            timer.join()
 
 
 def test_agent_counts_what_the_agent_signed(db: Client, alice: AgentKey, subject: str) -> None:
