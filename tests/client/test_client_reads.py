@@ -127,9 +127,13 @@ def test_feed_pages_and_long_polls(db: Client, subject: str) -> None:
     assert page.next_after >= written.lsn
 
     latest = db.feed(0, limit=1).last_lsn
-    threading.Timer(0.3, lambda: db.assert_(subject, "late", "x", 0.5)).start()
+    late = threading.Timer(0.3, lambda: db.assert_(subject, "late", "x", 0.5))
+    late.start()
     started = time.monotonic()
-    waited = db.feed(latest, limit=10, wait_seconds=2)
+    try:
+        waited = db.feed(latest, limit=10, wait_seconds=2)
+    finally:
+        late.join()  # the write must not outlive the client (it would fail a later test)
     assert waited.items and waited.items[0].kind == "assertion"
     assert time.monotonic() - started < 2.0
 
