@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +18,11 @@ from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands
 from stemedb.config import Config, effective, load_config
-from stemedb.errors import StemeError
+from stemedb.errors import StemeError, StorageError
+
+if TYPE_CHECKING:
+    from stemedb.model.signing import AgentKey
+    from stemedb.sys import FileSystem
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="StemeDB: claims, not facts.")
 store_app = typer.Typer(no_args_is_help=True, help="The SQLite store.")
@@ -139,6 +143,16 @@ def demo(
         raise _fail(exc) from None
 
 
+def write_key_file(key: AgentKey, path: Path, fs: FileSystem | None = None) -> None:
+    """Write ``key`` as a new key file (mode 0600) through the I/O seam: never over an
+    existing file, and a failed write or fsync leaves no key file behind."""
+    from stemedb.model.signing import KEY_FILE_MODE, encode_key_file
+    from stemedb.sys import RealFileSystem
+    from stemedb.sys.durable import write_new_file
+
+    write_new_file(fs or RealFileSystem(), path, encode_key_file(key), mode=KEY_FILE_MODE)
+
+
 @app.command()
 def keygen(
     out: Annotated[
@@ -154,12 +168,13 @@ def keygen(
     key = AgentKey.generate()
     if out is not None:
         try:
-            key.save(out)
-        except FileExistsError:
-            err.print(f"Error: ValidationError: {out} exists; a key file is never overwritten")
-            raise typer.Exit(2) from None
-        except OSError as exc:
-            err.print(f"Error: StorageError: cannot write {out}: {exc.strerror}")
+            write_key_file(key, out)
+        except StorageError as exc:
+            if exc.details.get("errno") == "EEXIST":
+                err.print(f"Error: ValidationError: {out} exists; a key file is never overwritten")
+                raise typer.Exit(2) from None
+            reason = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else exc
+            err.print(f"Error: StorageError: cannot write {out}: {reason}")
             raise typer.Exit(1) from None
         sys.stdout.write(json.dumps({"agent_id": key.agent_id, "key_file": str(out)}) + "\n")
     else:

@@ -133,12 +133,16 @@ class AgentKey:
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write the hex seed to ``path`` with mode 0600. Refuses to replace an existing
-        file unless ``overwrite`` (raises FileExistsError): losing a key loses an identity."""
+        file unless ``overwrite`` (raises FileExistsError): losing a key loses an identity.
+
+        This is the SDK's writer (the SDK may not import ``stemedb.sys``), so it calls
+        the OS itself; the server's tools write key files through ``stemedb.sys``
+        (``stemedb keygen``), with the same bytes (``encode_key_file``)."""
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         fd = os.open(path, flags, KEY_FILE_MODE)
         try:
             os.fchmod(fd, KEY_FILE_MODE)
-            os.write(fd, (self.seed_hex() + "\n").encode("ascii"))
+            os.write(fd, encode_key_file(self))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -158,6 +162,11 @@ class AgentKey:
 
     def __repr__(self) -> str:
         return f"AgentKey(agent_id={self.agent_id!r})"
+
+
+def encode_key_file(key: AgentKey) -> bytes:
+    """The bytes of a key file (``AgentKey.load`` reads them): the hex seed, one line."""
+    return (key.seed_hex() + "\n").encode("ascii")
 
 
 # --- builders for the SDK and tests -------------------------------------------------

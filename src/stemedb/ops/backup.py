@@ -47,8 +47,9 @@ from stemedb.ops.manifest import (
     unique_backup_name,
 )
 from stemedb.ops.progress import NullProgress, Progress
-from stemedb.ops.segments import SegmentBytes, fsync_directory, read_segment, write_durably
-from stemedb.sys import translate_os_error
+from stemedb.ops.segments import SegmentBytes, read_segment
+from stemedb.sys import FileSystem, RealFileSystem, translate_os_error
+from stemedb.sys.durable import sync_file, write_new_file
 from stemedb.wal.format import parse_segment_name
 
 SQLITE_STEP_PAGES: Final = 4096  # pages per backup step (16 MiB at 4 KiB pages)
@@ -76,7 +77,7 @@ class _StoreSnapshot:
 # -- SQLite --------------------------------------------------------------------------------
 
 
-def snapshot_sqlite(source: Path, target: Path, progress: Progress) -> None:
+def snapshot_sqlite(fs: FileSystem, source: Path, target: Path, progress: Progress) -> None:
     """Copy one SQLite database with the online backup API, as one consistent snapshot."""
     try:
         src = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
@@ -98,14 +99,11 @@ def snapshot_sqlite(source: Path, target: Path, progress: Progress) -> None:
         finally:
             dest.close()
             src.close()
-        with target.open("rb+") as handle:
-            os.fsync(handle.fileno())
     except apsw.Error as exc:
         raise StorageError(
             f"backup of {source} failed: {exc}", code="backup_failed", retryable=True
         ) from exc
-    except OSError as exc:
-        raise translate_os_error(exc, "back up", source) from exc
+    sync_file(fs, target)
 
 
 def read_store_snapshot(path: Path) -> _StoreSnapshot:
@@ -154,7 +152,7 @@ def _segment_files(wal_dir: Path) -> list[tuple[int, Path]]:
     return sorted((lsn, path) for lsn, path in found if lsn is not None)
 
 
-def copy_wal(wal_dir: Path, target: Path, need_lsn: int) -> list[SegmentBytes]:
+def copy_wal(fs: FileSystem, wal_dir: Path, target: Path, need_lsn: int) -> list[SegmentBytes]:
     """Copy the WAL's valid records into ``target``; the segments copied (in order).
 
     Raises ``StorageError(code="wal_moved_on")`` if the WAL no longer holds
@@ -182,7 +180,7 @@ def copy_wal(wal_dir: Path, target: Path, need_lsn: int) -> list[SegmentBytes]:
                 code="wal_corrupt",
                 retryable=False,
             )
-        write_durably(target / path.name, segment.data[: segment.valid_end])
+        write_new_file(fs, target / path.name, segment.data[: segment.valid_end])
         copied.append(segment)
     if not copied:
         raise StorageError(f"no WAL segments in {wal_dir}", code="wal_moved_on")
@@ -198,7 +196,9 @@ def copy_wal(wal_dir: Path, target: Path, need_lsn: int) -> list[SegmentBytes]:
 # -- create --------------------------------------------------------------------------------
 
 
-def _stage(data_dir: Path, wal_dir: Path, staging: Path, name: str, progress: Progress) -> Manifest:
+def _stage(
+    fs: FileSystem, data_dir: Path, wal_dir: Path, staging: Path, name: str, progress: Progress
+) -> Manifest:
     started = time.monotonic()
     created = time.time()
     sqlite_names = sorted(p.name for p in data_dir.glob("*.sqlite") if p.is_file())
@@ -208,13 +208,13 @@ def _stage(data_dir: Path, wal_dir: Path, staging: Path, name: str, progress: Pr
             code="backup_failed",
             retryable=False,
         )
-    (staging / DATA_DIR).mkdir(parents=True)
+    fs.makedirs(staging / DATA_DIR)
     for sqlite_name in sqlite_names:
-        snapshot_sqlite(data_dir / sqlite_name, staging / DATA_DIR / sqlite_name, progress)
+        snapshot_sqlite(fs, data_dir / sqlite_name, staging / DATA_DIR / sqlite_name, progress)
     snapshot = read_store_snapshot(staging / DATA_DIR / STORE_FILE)
-    (staging / WAL_DIR).mkdir()
+    fs.makedirs(staging / WAL_DIR)
     progress.note(f"store snapshot at LSN {snapshot.applied_lsn}; copying the WAL")
-    segments = copy_wal(wal_dir, staging / WAL_DIR, snapshot.applied_lsn)
+    segments = copy_wal(fs, wal_dir, staging / WAL_DIR, snapshot.applied_lsn)
 
     applied = snapshot.applied_lsn
     hasher = snapshot.hasher
@@ -266,9 +266,9 @@ def _stage(data_dir: Path, wal_dir: Path, staging: Path, name: str, progress: Pr
         duration_seconds=round(time.monotonic() - started, 3),
         files=tuple(files),
     )
-    write_durably(staging / MANIFEST_FILE, encode_manifest(manifest))
+    write_new_file(fs, staging / MANIFEST_FILE, encode_manifest(manifest))
     for directory in (staging / DATA_DIR, staging / WAL_DIR, staging):
-        fsync_directory(directory)
+        fs.fsync_directory(directory)
     return manifest
 
 
@@ -280,20 +280,24 @@ def create_backup(
     keep: int | None = None,
     retention_days: float = 0,
     progress: Progress | None = None,
+    fs: FileSystem | None = None,
 ) -> BackupResult:
     """Back up a (possibly running) node's data directory into ``location``, then prune
-    old backups by count (``keep``) and age (``retention_days``; 0 = never)."""
+    old backups by count (``keep``) and age (``retention_days``; 0 = never). Every
+    file is written and fsynced through ``fs``; a failure leaves no backup behind
+    (the staging directory is removed), and the backups before it untouched."""
     progress = progress or NullProgress()
+    fs = fs or RealFileSystem()
     name = unique_backup_name(time.strftime("%Y%m%d-%H%M%S", time.gmtime()), set(location.names()))
     if isinstance(location, LocalBackups):
-        location.root.mkdir(parents=True, exist_ok=True)
+        fs.makedirs(location.root)
         scratch_parent = location.root
     else:
         scratch_parent = Path(tempfile.gettempdir())
     for attempt in range(1, COVERAGE_ATTEMPTS + 1):
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=scratch_parent))
         try:
-            manifest = _stage(data_dir, wal_dir, staging, name, progress)
+            manifest = _stage(fs, data_dir, wal_dir, staging, name, progress)
             url = location.publish(staging, name, progress)
             break
         except StorageError as exc:

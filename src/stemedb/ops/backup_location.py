@@ -22,8 +22,7 @@ from stemedb.ops.manifest import (
 )
 from stemedb.ops.progress import NullProgress, Progress
 from stemedb.ops.s3 import S3Client, S3Location, is_s3_url, parse_s3_url
-from stemedb.ops.segments import fsync_directory
-from stemedb.sys import translate_os_error
+from stemedb.sys import FileSystem, RealFileSystem, translate_os_error
 
 
 @dataclass
@@ -35,9 +34,10 @@ class Listing:
 
 
 class LocalBackups:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, fs: FileSystem | None = None) -> None:
         self.root = root
         self.url = str(root)
+        self.fs = fs or RealFileSystem()
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -63,11 +63,8 @@ class LocalBackups:
     def publish(self, staging: Path, name: str, progress: Progress) -> str:
         """Move a finished staging directory (on the same file system) into place."""
         final = self.root / name
-        try:
-            staging.rename(final)
-        except OSError as exc:
-            raise translate_os_error(exc, "rename backup", final) from exc
-        fsync_directory(self.root)
+        self.fs.rename(staging, final)
+        self.fs.fsync_directory(self.root)
         return str(final)
 
 
@@ -119,7 +116,7 @@ class S3Backups:
         (local / "data").mkdir(parents=True, exist_ok=True)
         (local / "wal").mkdir(exist_ok=True)
         data = self.client.get_bytes(self.location, self.location.key(name, MANIFEST_FILE))
-        (local / MANIFEST_FILE).write_bytes(data)
+        (local / MANIFEST_FILE).write_bytes(data)  # a scratch copy: the S3 object stays
         manifest = decode_manifest(data)
         progress.start(f"download {self.location.url(name)}", manifest.total_bytes)
         for entry in manifest.files:

@@ -22,6 +22,8 @@ from stemedb.errors import StemeError
 from stemedb.ops.backup_location import fetch_backup
 from stemedb.ops.manifest import MANIFEST_FILE, Manifest, decode_manifest, file_digest
 from stemedb.ops.progress import NullProgress, Progress
+from stemedb.sys import RealFileSystem
+from stemedb.sys.durable import write_new_file
 
 STAGES: Final = ("manifest", "checksums", "trial_restore", "state_hash")
 
@@ -72,18 +74,20 @@ def _trial_restore(
 ) -> tuple[int, str]:
     from stemedb.engine import Engine, EngineSettings
     from stemedb.ops.restore import copy_checked
-    from stemedb.ops.segments import write_durably
 
     data_dir = scratch / "trial"
     wal_dir = data_dir / "wal"
     wal_dir.mkdir(parents=True)
+    fs = RealFileSystem()
     progress.start("trial restore", manifest.total_bytes)
     for entry in manifest.files:
         if entry.kind == "sqlite":
             target = data_dir / Path(entry.path).name
-            copy_checked(backup_dir / entry.path, target, entry.size_bytes, entry.sha256, progress)
+            source = backup_dir / entry.path
+            copy_checked(fs, source, target, entry.size_bytes, entry.sha256, progress)
         else:
-            write_durably(wal_dir / Path(entry.path).name, (backup_dir / entry.path).read_bytes())
+            data = (backup_dir / entry.path).read_bytes()
+            write_new_file(fs, wal_dir / Path(entry.path).name, data)
             progress.advance(entry.size_bytes)
     with Engine.embedded(data_dir, EngineSettings(wal_dir=str(wal_dir), fsync=False)) as engine:
         store_lsn, state_hash = engine.store.state_hash()

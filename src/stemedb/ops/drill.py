@@ -44,6 +44,8 @@ from stemedb.ops.backup import create_backup
 from stemedb.ops.backup_location import backup_location
 from stemedb.ops.backup_verify import verify_backup
 from stemedb.ops.restore import RestoreRequest, restore_backup
+from stemedb.sys import FileSystem, RealFileSystem
+from stemedb.sys.durable import replace_file
 
 STORE_FILE: Final = "store.sqlite"
 SYNTHETIC_SEGMENT_SIZE_BYTES: Final = 64 * 1024
@@ -414,12 +416,15 @@ def render_text(report: DrillReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(report: DrillReport, json_path: Path) -> Path:
-    """Write the JSON report to ``json_path`` and the text one next to it (``.txt``)."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+def write_reports(report: DrillReport, json_path: Path, fs: FileSystem | None = None) -> Path:
+    """Write the JSON report to ``json_path`` and the text one next to it (``.txt``),
+    each replacing the previous one atomically (a failure leaves it as it was)."""
+    fs = fs or RealFileSystem()
+    fs.makedirs(json_path.parent)
+    json_bytes = msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"
+    replace_file(fs, json_path, json_bytes)
     text_path = json_path.with_suffix(".txt")
-    text_path.write_text(render_text(report), encoding="utf-8")
+    replace_file(fs, text_path, render_text(report).encode("utf-8"))
     return text_path
 
 

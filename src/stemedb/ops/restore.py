@@ -19,9 +19,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -46,9 +46,9 @@ from stemedb.ops.manifest import (
     decode_manifest,
 )
 from stemedb.ops.progress import NullProgress, Progress
-from stemedb.ops.segments import fsync_directory, write_durably
 from stemedb.ops.wal_plan import Gap, WalPlan, archive_candidates, backup_candidates, plan_wal
-from stemedb.sys import translate_os_error
+from stemedb.sys import FileSystem, RealFileSystem, translate_os_error
+from stemedb.sys.durable import write_new_file, write_new_file_from
 from stemedb.sys.lock import LOCK_FILE, DirectoryLock
 
 MARGIN_FRACTION: Final = 0.10
@@ -109,7 +109,7 @@ def _outside(wal_dir: Path, data_dir: Path) -> bool:
 
 
 def prepare_target(
-    data_dir: Path, wal_dir: Path, *, force: bool
+    fs: FileSystem, data_dir: Path, wal_dir: Path, *, force: bool
 ) -> tuple[DirectoryLock, str | None]:
     """Lock the target (refusing a live one) and make sure it is empty (moving the old
     files aside with ``force``). Returns the lock and where old files went."""
@@ -129,16 +129,16 @@ def prepare_target(
                 code="data_dir_not_empty",
             )
         aside = data_dir / (MOVED_ASIDE_PREFIX + time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
-        aside.mkdir()
+        fs.makedirs(aside)
         for path in existing:
             if not path.name.startswith(MOVED_ASIDE_PREFIX):
-                os.rename(path, aside / path.name)
+                fs.rename(path, aside / path.name)
         if external:
-            (aside / "wal-dir").mkdir()
+            fs.makedirs(aside / "wal-dir")
             for path in external:
-                os.rename(path, aside / "wal-dir" / path.name)
-            fsync_directory(wal_dir)
-        fsync_directory(data_dir)
+                fs.rename(path, aside / "wal-dir" / path.name)
+            fs.fsync_directory(wal_dir)
+        fs.fsync_directory(data_dir)
         return lock, str(aside)
     except OSError as exc:
         lock.release()
@@ -163,9 +163,9 @@ def _remove_partial_restore(data_dir: Path, wal_dir: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def check_free_space(directory: Path, needed_bytes: int) -> None:
+def check_free_space(fs: FileSystem, directory: Path, needed_bytes: int) -> None:
     required = int(needed_bytes * (1 + MARGIN_FRACTION)) + MARGIN_BYTES
-    free = shutil.disk_usage(directory).free
+    free = fs.disk_free_bytes(directory)
     if free < required:
         raise DiskFullError(
             f"not enough free space in {directory}: the restore needs about "
@@ -215,23 +215,26 @@ def read_manifest(backup: str) -> Manifest:
         raise translate_os_error(exc, "read backup manifest", path) from exc
 
 
-def copy_checked(source: Path, target: Path, size: int, sha256: str, progress: Progress) -> None:
-    """Copy a backup file, checking its size and SHA-256; fsync the copy."""
+def copy_checked(
+    fs: FileSystem, source: Path, target: Path, size: int, sha256: str, progress: Progress
+) -> None:
+    """Copy a backup file, checking its size and SHA-256; fsync the copy (through
+    ``fs``: a failed write or fsync leaves no partial copy)."""
     import hashlib
 
     digest = hashlib.sha256()
-    copied = 0
-    try:
-        with source.open("rb") as src, target.open("xb") as dst:
-            while chunk := src.read(COPY_CHUNK_BYTES):
-                digest.update(chunk)
-                dst.write(chunk)
-                copied += len(chunk)
-                progress.advance(len(chunk))
-            dst.flush()
-            os.fsync(dst.fileno())
-    except OSError as exc:
-        raise translate_os_error(exc, "restore", source) from exc
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            with source.open("rb") as src:
+                while chunk := src.read(COPY_CHUNK_BYTES):
+                    digest.update(chunk)
+                    yield chunk
+                    progress.advance(len(chunk))
+        except OSError as exc:
+            raise translate_os_error(exc, "restore", source) from exc
+
+    copied = write_new_file_from(fs, target, chunks())
     if copied != size or digest.hexdigest() != sha256:
         raise StorageError(
             f"backup file {source} does not match metadata.json (size {copied} vs {size}, "
@@ -255,9 +258,14 @@ def committed_at_of(store_path: Path, lsn: int) -> float | None:
 # -- restore -------------------------------------------------------------------------------
 
 
-def restore_backup(request: RestoreRequest, progress: Progress | None = None) -> RestoreReport:
-    """Restore as described in the module doc; raises on any failure."""
+def restore_backup(
+    request: RestoreRequest, progress: Progress | None = None, *, fs: FileSystem | None = None
+) -> RestoreReport:
+    """Restore as described in the module doc; raises on any failure. Every file is
+    written and fsynced through ``fs``; a failure removes what the restore wrote (files
+    moved aside with ``force`` stay where they went)."""
     progress = progress or NullProgress()
+    fs = fs or RealFileSystem()
     started = time.monotonic()
     if request.to_lsn is not None and request.to_time is not None:
         raise ValidationError("to_lsn", "exclusive", "give --to-lsn or --to-time, not both")
@@ -265,13 +273,13 @@ def restore_backup(request: RestoreRequest, progress: Progress | None = None) ->
     wal_dir = request.wal_dir or data_dir / "wal"
     backup_url, manifest = resolve_backup(request.source, request.to_lsn, request.to_time)
     archive = WalArchive(request.wal_archive) if request.wal_archive else None
-    lock, moved_aside = prepare_target(data_dir, wal_dir, force=request.force)
+    lock, moved_aside = prepare_target(fs, data_dir, wal_dir, force=request.force)
     released = False
     try:
         location, name = split_backup_url(backup_url)
         is_s3 = isinstance(location, S3Backups)
         archive_bytes = archive.size_bytes_from(manifest.first_lsn) if archive else 0
-        check_free_space(data_dir, manifest.total_bytes * (2 if is_s3 else 1) + archive_bytes)
+        check_free_space(fs, data_dir, manifest.total_bytes * (2 if is_s3 else 1) + archive_bytes)
         scratch = data_dir / SCRATCH_DIR
         if isinstance(location, S3Backups):
             scratch.mkdir(exist_ok=True)
@@ -280,7 +288,7 @@ def restore_backup(request: RestoreRequest, progress: Progress | None = None) ->
             assert isinstance(location, LocalBackups)
             backup_dir = location.root / name
         try:
-            report = _install(request, manifest, backup_dir, wal_dir, archive, progress)
+            report = _install(fs, request, manifest, backup_dir, wal_dir, archive, progress)
         except BaseException:
             _remove_partial_restore(data_dir, wal_dir)
             raise
@@ -307,6 +315,7 @@ class _Installed:
 
 
 def _install(
+    fs: FileSystem,
     request: RestoreRequest,
     manifest: Manifest,
     backup_dir: Path,
@@ -342,23 +351,23 @@ def _install(
     _check_plan(plan, request, manifest, use_store)
 
     written = 0
-    data_dir.mkdir(parents=True, exist_ok=True)
+    fs.makedirs(data_dir)
     files = [
         f for f in manifest.sqlite_files() if use_store or f.path != f"{DATA_DIR}/{STORE_FILE}"
     ]
     progress.start("restore the SQLite files", sum(f.size_bytes for f in files))
     for entry in files:
         target = data_dir / Path(entry.path).name
-        copy_checked(backup_dir / entry.path, target, entry.size_bytes, entry.sha256, progress)
+        copy_checked(fs, backup_dir / entry.path, target, entry.size_bytes, entry.sha256, progress)
         written += entry.size_bytes
-    wal_dir.mkdir(parents=True, exist_ok=True)
+    fs.makedirs(wal_dir)
     progress.start("restore the WAL", sum(len(data) for _, data in plan.segments))
     for segment_name, data in plan.segments:
-        write_durably(wal_dir / segment_name, data)
+        write_new_file(fs, wal_dir / segment_name, data)
         progress.advance(len(data))
         written += len(data)
-    fsync_directory(wal_dir)
-    fsync_directory(data_dir)
+    fs.fsync_directory(wal_dir)
+    fs.fsync_directory(data_dir)
     return _Installed(
         use_store, plan.last_lsn, plan.last_committed_at, plan.from_archive, plan.gaps, written
     )

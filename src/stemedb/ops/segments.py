@@ -7,7 +7,6 @@ helpers read copies and never touch a live WAL."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,33 +86,6 @@ def read_segment(path: Path, first_lsn: int) -> SegmentBytes:
     except OSError as exc:
         raise translate_os_error(exc, "read WAL segment", path) from exc
     return parse_segment(data, first_lsn)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist) with ``data`` and fsync it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise translate_os_error(exc, "write", path) from exc
-
-
-def fsync_directory(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise translate_os_error(exc, "fsync directory", path) from exc
 
 
 def first_record_after(

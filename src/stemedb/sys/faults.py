@@ -129,9 +129,9 @@ class FaultyFileSystem:
         self.check_alive()
         return FaultyFile(self, self.real.open_append(path))
 
-    def create(self, path: Path) -> WritableFile:
+    def create(self, path: Path, *, mode: int = 0o644) -> WritableFile:
         self.check_alive()
-        return FaultyFile(self, self.real.create(path))
+        return FaultyFile(self, self.real.create(path, mode=mode))
 
     def read_file(self, path: Path) -> bytes:
         self.check_alive()

@@ -66,8 +66,9 @@ class FileSystem(Protocol):
         """Open ``path`` for appending, creating it if missing."""
         ...
 
-    def create(self, path: Path) -> WritableFile:
-        """Create a new, empty ``path`` for writing; fails if it exists."""
+    def create(self, path: Path, *, mode: int = 0o644) -> WritableFile:
+        """Create a new, empty ``path`` (permission bits ``mode``) for writing; fails
+        if it exists."""
         ...
 
     def read_file(self, path: Path) -> bytes: ...
@@ -102,10 +103,10 @@ class FileSystem(Protocol):
 class RealFile:
     """A ``WritableFile`` over an ``os.open`` descriptor opened with ``O_APPEND``."""
 
-    def __init__(self, path: Path, flags: int) -> None:
+    def __init__(self, path: Path, flags: int, mode: int = 0o644) -> None:
         self._path = path
         try:
-            self._fd = os.open(path, flags | os.O_WRONLY | os.O_APPEND, 0o644)
+            self._fd = os.open(path, flags | os.O_WRONLY | os.O_APPEND, mode)
             self._offset = os.fstat(self._fd).st_size
         except OSError as exc:
             raise translate_os_error(exc, "open", path) from exc
@@ -176,8 +177,8 @@ class RealFileSystem:
     def open_append(self, path: Path) -> WritableFile:
         return RealFile(path, os.O_CREAT)
 
-    def create(self, path: Path) -> WritableFile:
-        return RealFile(path, os.O_CREAT | os.O_EXCL)
+    def create(self, path: Path, *, mode: int = 0o644) -> WritableFile:
+        return RealFile(path, os.O_CREAT | os.O_EXCL, mode)
 
     def read_file(self, path: Path) -> bytes:
         try:
