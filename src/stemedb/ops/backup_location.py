@@ -23,6 +23,7 @@ from stemedb.ops.manifest import (
 from stemedb.ops.progress import NullProgress, Progress
 from stemedb.ops.s3 import S3Client, S3Location, is_s3_url, parse_s3_url
 from stemedb.sys import FileSystem, RealFileSystem, translate_os_error
+from stemedb.sys.durable import replace_file
 
 
 @dataclass
@@ -116,7 +117,7 @@ class S3Backups:
         (local / "data").mkdir(parents=True, exist_ok=True)
         (local / "wal").mkdir(exist_ok=True)
         data = self.client.get_bytes(self.location, self.location.key(name, MANIFEST_FILE))
-        (local / MANIFEST_FILE).write_bytes(data)  # a scratch copy: the S3 object stays
+        replace_file(RealFileSystem(), local / MANIFEST_FILE, data)
         manifest = decode_manifest(data)
         progress.start(f"download {self.location.url(name)}", manifest.total_bytes)
         for entry in manifest.files:

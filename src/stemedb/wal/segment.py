@@ -12,7 +12,6 @@ import msgspec
 from stemedb.errors import WalCorruptionError
 from stemedb.sys import FileSystem
 from stemedb.wal.format import (
-    FRAME_HEADER,
     FRAME_HEADER_SIZE_BYTES,
     SEGMENT_HEADER_SIZE_BYTES,
     HeaderError,
@@ -125,12 +124,11 @@ def read_records(
             raise corruption_error(Damage(path, offset + stop.offset, reason), "read")
         yield from records
         pos, expected = reader.offset, reader.next_lsn
-        if pos == 0:
-            size = len(data)
-            if size < FRAME_HEADER_SIZE_BYTES or offset + size >= end_offset:
+        if pos == 0:  # not one whole frame in the chunk: read the first one whole
+            if stop is None or stop.problem != "past_end" or offset + len(data) >= end_offset:
                 reason = "segment ends inside a frame that was durable"
                 raise corruption_error(Damage(path, offset, reason), "read")
-            want = FRAME_HEADER_SIZE_BYTES + FRAME_HEADER.unpack_from(data, 0)[0]
+            want = header + stop.payload_length
         else:
             want = chunk_bytes
         offset += pos

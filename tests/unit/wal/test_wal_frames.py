@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from stemedb.wal.format import FRAME_HEADER_SIZE_BYTES, encode_batch, encode_frame
+from pathlib import Path
+
+import pytest
+
+from stemedb.errors import WalCorruptionError
+from stemedb.wal import Wal
+from stemedb.wal.format import (
+    FRAME_HEADER_SIZE_BYTES,
+    SEGMENT_HEADER_SIZE_BYTES,
+    encode_batch,
+    encode_frame,
+)
 from stemedb.wal.frames import Frame, FrameReader, find_frame
 
 THREE = encode_batch(5, [(1, b"a"), (2, b"bb"), (3, b"ccc")])
@@ -69,3 +80,23 @@ def test_find_frame_skips_garbage_to_the_next_valid_frame() -> None:
     assert find_frame(data, 0, 10) == 7
     assert find_frame(data, 0, 13) is None  # its LSN is below the minimum
     assert find_frame(b"\x00" * 64, 0, 1) is None  # zeroed tail: nothing follows
+
+
+def test_record_damaged_after_open_is_refused_on_read_with_segment_and_offset(
+    tmp_path: Path,
+) -> None:
+    wal = Wal.open(tmp_path, fsync=False)
+    wal.append([(1, b"first"), (1, b"second")])
+    segment = wal.segments()[0]
+    damaged = bytearray(segment.path.read_bytes())
+    second = SEGMENT_HEADER_SIZE_BYTES + FRAME_HEADER_SIZE_BYTES + len(b"first")
+    damaged[-1] ^= 0xFF  # the second record's payload
+    segment.path.write_bytes(bytes(damaged))
+    with pytest.raises(WalCorruptionError) as caught:
+        list(wal.iter_from(1))
+    assert caught.value.details == {
+        "segment": str(segment.path),
+        "offset": second,
+        "reason": "frame CRC mismatch",
+    }
+    wal.close()
