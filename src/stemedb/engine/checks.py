@@ -28,7 +28,7 @@ from stemedb.model.records import (
     Supersession,
     Vote,
 )
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import StoreWriter
 
 
 class Existing(msgspec.Struct, frozen=True):
@@ -40,7 +40,7 @@ class Existing(msgspec.Struct, frozen=True):
 
 
 class BatchChecker:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: StoreWriter) -> None:
         self._store = store
         self._pending: dict[tuple[RecordKind, str], int] = {}  # key -> accepted index
         self._pending_sources: dict[str, tuple[str, tuple[str, ...]]] = {}

@@ -37,7 +37,7 @@ from stemedb.engine.verify import (
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import AnyRecord
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import Store, StoreWriter
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.sys.lock import DirectoryLock
@@ -76,7 +76,7 @@ class RemoteWriter(Protocol):
     def open_seconds(self) -> float: ...
     @property
     def stats(self) -> BatchStats: ...
-    def attach(self, store: SqliteStore) -> None: ...
+    def attach(self, store: StoreWriter) -> None: ...
     def submit_group(self, items: Sequence[Prepared]) -> Future[list[GroupOutcome]]: ...
     def submit_records(
         self, records: Sequence[AnyRecord], *, together: bool
@@ -98,7 +98,7 @@ class Engine:
         self,
         settings: EngineSettings,
         clock: Clock,
-        store: SqliteStore,
+        store: Store,
         *,
         lock: DirectoryLock | None,
         replayed: int,

@@ -12,6 +12,7 @@ from stemedb.engine.codec import decode_entry
 from stemedb.engine.settings import EngineSettings
 from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry
+from stemedb.store.protocol import Store, StoreWriter
 from stemedb.store.sqlite import SqliteStore
 from stemedb.sys.clock import Clock
 from stemedb.sys.filesystem import FileSystem
@@ -23,7 +24,7 @@ log = logging.getLogger("stemedb.engine")
 REPLAY_CHUNK_RECORDS: Final = 20000  # bigger transactions: fewer index-page rewrites
 
 
-def replay(wal: Wal, store: SqliteStore) -> int:
+def replay(wal: Wal, store: StoreWriter) -> int:
     """Apply WAL records after the store's ``applied_lsn``; return how many."""
     applied = store.applied_lsn()
     if applied > wal.last_lsn:
@@ -52,7 +53,7 @@ def replay(wal: Wal, store: SqliteStore) -> int:
 class Opened(NamedTuple):
     lock: DirectoryLock
     wal: Wal
-    store: SqliteStore
+    store: Store
     replayed: int
 
 
@@ -84,7 +85,7 @@ def open_and_replay(
         raise
 
 
-def open_store(data_dir: Path, settings: EngineSettings) -> SqliteStore:
+def open_store(data_dir: Path, settings: EngineSettings) -> Store:
     """The store of ``data_dir`` (the writer's, or a reader of the writer process's)."""
     return SqliteStore(
         data_dir, cache_bytes=settings.cache_bytes, busy_timeout_ms=settings.busy_timeout_ms

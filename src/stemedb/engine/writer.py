@@ -23,7 +23,7 @@ from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.errors import ReadOnlyError, StemeError, StorageError, error_type_of
 from stemedb.model.kinds import Entry, RecordKind
 from stemedb.store.cache import SubjectPredicate
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import StoreWriter
 from stemedb.sys.clock import Clock
 from stemedb.wal import Wal
 
@@ -137,7 +137,7 @@ class GroupCommitWriter(CommitNotices):
     def __init__(
         self,
         wal: Wal,
-        store: SqliteStore,
+        store: StoreWriter,
         clock: Clock,
         *,
         max_batch: int,

@@ -25,20 +25,6 @@ def wal_state_hash(wal: Wal, up_to_lsn: int | None = None, from_lsn: int = 1) ->
     return last, digest.hexdigest()
 
 
-def _store_hash_from(store: SqliteStore, from_lsn: int) -> tuple[int, str]:
-    """The store's state hash over its changes with LSN >= ``from_lsn`` (the part of
-    history the local WAL still holds once archived segments were deleted)."""
-    digest = hashlib.sha256()
-    last = 0
-    rows = store.reader().execute(
-        "SELECT lsn, kind, ref FROM changes WHERE lsn >= ? ORDER BY lsn", (from_lsn,)
-    )
-    for lsn, kind, ref in rows:
-        digest.update(f"{lsn}:{kind}:{bytes(ref).hex()}\n".encode())
-        last = int(lsn)
-    return last, digest.hexdigest()
-
-
 def compare_store_with_wal(config: Config) -> dict[str, Any]:
     """Open the WAL and the store read-side and compare their state hashes."""
     from stemedb.sys.lock import DirectoryLock
@@ -51,11 +37,9 @@ def compare_store_with_wal(config: Config) -> dict[str, Any]:
             # Archived segments may have been deleted (docs/design/wal-archive.md §5):
             # compare the history the local WAL still holds.
             first = wal.segments()[0].first_lsn
+            store_lsn, store_hash = store.state_hash(from_lsn=first)
             if first > 1:
-                store_lsn, store_hash = _store_hash_from(store, first)
                 store_lsn = max(store_lsn, store.applied_lsn())
-            else:
-                store_lsn, store_hash = store.state_hash()
             _, wal_hash = wal_state_hash(wal, store_lsn, first)
             return {
                 "ok": store_lsn == wal.last_lsn and store_hash == wal_hash,

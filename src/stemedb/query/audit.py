@@ -22,7 +22,7 @@ from typing import Final
 import msgspec
 
 from stemedb.errors import error_type_of
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import AuditStore
 from stemedb.wire import AuditRecord, Contribution
 
 log = logging.getLogger("stemedb.audit")
@@ -50,7 +50,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: AuditStore,
         *,
         flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS,
         retention_seconds: float | None = None,

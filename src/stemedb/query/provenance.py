@@ -13,7 +13,7 @@ from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.kinds import TYPE_OF_KIND, RecordKind
 from stemedb.model.signing import is_hex64
 from stemedb.query.audit import AuditLog
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import RecordReads
 from stemedb.wire import (
     AgentInfo,
     AssertionBody,
@@ -52,7 +52,7 @@ def _check_id(field: str, value: str) -> None:
 
 
 class Provenance:
-    def __init__(self, store: SqliteStore, audit: AuditLog) -> None:
+    def __init__(self, store: RecordReads, audit: AuditLog) -> None:
         self._store = store
         self._audit = audit
 

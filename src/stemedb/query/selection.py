@@ -13,8 +13,8 @@ import msgspec
 
 from stemedb.lens import Claim
 from stemedb.query.params import DEFAULT_LIFECYCLES, QueryParams
+from stemedb.store.protocol import ClaimReads
 from stemedb.store.rows import CandidateRow
-from stemedb.store.sqlite import SqliteStore
 
 
 class Selection(msgspec.Struct):
@@ -26,7 +26,7 @@ class Selection(msgspec.Struct):
 
 
 def select(
-    store: SqliteStore,
+    store: ClaimReads,
     rows: Sequence[CandidateRow],
     params: QueryParams,
     *,

@@ -21,8 +21,8 @@ from stemedb.query.params import QueryParams, validate_params
 from stemedb.query.provenance import Provenance
 from stemedb.query.selection import Selection, select
 from stemedb.query.views import ViewKeeper
+from stemedb.store.protocol import Store
 from stemedb.store.rows import CandidateRow
-from stemedb.store.sqlite import SqliteStore
 from stemedb.wire import (
     AuditRecord,
     ClaimView,
@@ -86,7 +86,7 @@ class QueryService:
         audit_prune_interval_seconds: float = PRUNE_INTERVAL_SECONDS,
     ) -> None:
         self.engine = engine
-        self.store: SqliteStore = engine.store
+        self.store: Store = engine.store
         self.lens_config = lens_config or LensConfig.default()
         self.default_lens = default_lens
         self.max_limit = max_limit

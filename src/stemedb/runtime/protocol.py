@@ -48,7 +48,7 @@ from stemedb.engine.submission import WriteResult
 from stemedb.engine.writer import GroupOutcome
 from stemedb.errors import StemeError, StorageError, ValidationError
 from stemedb.model.kinds import TYPE_OF_KIND
-from stemedb.store.apply import StoreDelta
+from stemedb.store.protocol import StoreDelta
 
 HEADER: Final = struct.Struct(">I")
 ENCODER: Final = msgspec.msgpack.Encoder()

@@ -58,7 +58,7 @@ from stemedb.runtime.protocol import (
     error_from_wire,
     outcome_from_wire,
 )
-from stemedb.store.sqlite import SqliteStore
+from stemedb.store.protocol import StoreWriter
 from stemedb.sys.shared import SharedInt
 from stemedb.wal import WalObserver
 from stemedb.wal.format import parse_segment_name
@@ -173,7 +173,7 @@ class WriterProcess(CommitNotices):
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
-        self._store: SqliteStore | None = None
+        self._store: StoreWriter | None = None
         self._running = True
         self._closed = False
         self.stats = BatchStats()
@@ -264,7 +264,7 @@ class WriterProcess(CommitNotices):
                 lambda: self.absorbed_lsn >= target, timeout=timeout_seconds
             )
 
-    def attach(self, store: SqliteStore) -> None:
+    def attach(self, store: StoreWriter) -> None:
         """Start relaying the writer's batches into ``store`` (this process's reader)."""
         self._store = store
         self._thread.start()

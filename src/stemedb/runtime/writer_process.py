@@ -52,7 +52,7 @@ from stemedb.runtime.protocol import (
     error_to_wire,
     outcome_to_wire,
 )
-from stemedb.store.apply import StoreDelta
+from stemedb.store.protocol import StoreDelta
 from stemedb.sys.clock import SystemClock
 from stemedb.sys.shared import SharedInt
 from stemedb.wal import Wal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import apsw
 
@@ -29,6 +29,7 @@ from stemedb.store.base import (
     value_key,
 )
 from stemedb.store.cache import SubjectPredicate
+from stemedb.store.protocol import StoreDelta
 from stemedb.store.trust import TRUST_INITIAL, apply_outcome
 
 _INSERT_ASSERTION: Final = (
@@ -39,16 +40,6 @@ _INSERT_ASSERTION: Final = (
 )
 _INSERT_SIGNATURE: Final = "INSERT INTO signatures VALUES (?, ?, ?, ?, ?)"
 _INSERT_CHANGE: Final = "INSERT INTO changes VALUES (?, ?, ?, ?, ?)"
-
-
-class StoreDelta(NamedTuple):
-    """What one applied batch changed besides the tables."""
-
-    lsn: int
-    touched: set[SubjectPredicate]
-    trust: dict[str, tuple[float, float]]
-    retracted: dict[str, int]
-    epochs: dict[str, int]
 
 
 class _PlainAssertionRows:

@@ -381,12 +381,16 @@ class StoreReads(StoreBase):
                 scalar(conn, "SELECT max(lsn) FROM changes WHERE committed_at <= ?", (at,)) or 0
             )
 
-    def state_hash(self) -> tuple[int, str]:
-        """(applied LSN, SHA-256 over every change ``lsn:kind:id`` in LSN order)."""
+    def state_hash(self, from_lsn: int = 1) -> tuple[int, str]:
+        """(last LSN, SHA-256 over every change ``lsn:kind:id`` from ``from_lsn`` in LSN
+        order; from a later LSN: the part of history a WAL still holds once archived
+        segments were deleted)."""
         digest = hashlib.sha256()
         last = 0
         with self._reading("verify") as conn:
-            for lsn, kind, ref in conn.execute("SELECT lsn, kind, ref FROM changes ORDER BY lsn"):
+            for lsn, kind, ref in conn.execute(
+                "SELECT lsn, kind, ref FROM changes WHERE lsn >= ? ORDER BY lsn", (from_lsn,)
+            ):
                 digest.update(f"{lsn}:{kind}:{ref.hex()}\n".encode())
                 last = lsn
         return last, digest.hexdigest()

@@ -1,0 +1,311 @@
+"""What the layers above need from a store, as ``typing.Protocol``s (ARCHITECTURE §1).
+
+``engine``, ``query``, ``ops`` (and ``api`` where it reads stats) depend on these
+protocols, never on an implementation; only the code that opens the embedded store
+names ``SqliteStore``. Each protocol is one role, named after who uses it:
+
+- ``StoreWriter``: the group-commit writer, its commit-time checks and recovery
+  (``engine``): apply a batch with ``applied_lsn``, absorb another process's batch,
+  reset for a rebuild, and the lookups of the semantic checks.
+- ``ClaimReads``: candidate selection (``query.service``, ``query.selection``).
+- ``RecordReads``: single records, provenance, the registries, the change feed
+  (``query.provenance``, ``api`` registry routes).
+- ``ViewStore``: materialized default-lens views (``query.views``).
+- ``AuditStore``: the audit log's rows (``query.audit``).
+- ``StoreStats``: counts, size and the state hash (``ops``, ``api`` admin routes).
+- ``Store``: all of them; what an engine holds.
+
+Every implementation passes ``tests/store_contract/`` unchanged; the normative rules
+are in ``docs/design/store-and-reads.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from stemedb.model.kinds import Entry, RecordKind
+from stemedb.model.records import Assertion
+from stemedb.store.cache import ResultCache, SubjectPredicate
+from stemedb.store.rows import (
+    CandidateRow,
+    ChangeRow,
+    EpochRow,
+    SignatureRow,
+    SourceRow,
+    SupersessionRow,
+    TrustRow,
+    VoteRow,
+)
+
+AuditRow = tuple[Any, ...]
+"""(query_id, at, agent, endpoint, lens, subject, predicate, winner, duration_ms, record)."""
+
+ViewRow = tuple[str, str, int, float, bytes]
+"""(subject, predicate, lsn, computed_at, result) of one materialized view."""
+
+
+class StoreDelta(NamedTuple):
+    """What one applied batch changed besides the tables: what a store that only reads
+    (another process's) must ``absorb`` to answer like the one that applied it."""
+
+    lsn: int
+    touched: set[SubjectPredicate]
+    trust: dict[str, tuple[float, float]]  # agent -> (score, updated_at)
+    retracted: dict[str, int]  # source_hash -> LSN of its retraction
+    epochs: dict[str, int]  # epoch id -> LSN of the first `replace` epoch over it
+
+
+class StoreWriter(Protocol):
+    """The write side (``engine``): one writer applies batches in LSN order."""
+
+    delta_hook: Callable[[StoreDelta], None] | None
+    """Called with each applied batch's delta after ``absorb`` (the writer process sends
+    it to the HTTP processes, whose stores only read)."""
+
+    def applied_lsn(self) -> int:
+        """The LSN of the last applied record (0 when empty); durable with the rows."""
+        ...
+
+    def apply(self, entries: Sequence[Entry], *, drop_views: bool = False) -> set[SubjectPredicate]:
+        """Apply one batch, in LSN order, atomically with ``applied_lsn``; return the
+        touched (subject, predicate) keys. A batch that raises leaves nothing behind and
+        may be applied again. ``drop_views`` deletes the views of touched keys (replay)."""
+        ...
+
+    def absorb(self, delta: StoreDelta) -> None:
+        """Bring the in-memory state and the result cache up to a batch applied to the
+        tables by another process."""
+        ...
+
+    def reset(self) -> None:
+        """Drop every derived row and set ``applied_lsn`` to 0 (``store rebuild``)."""
+        ...
+
+    # -- lookups of the commit-time checks (``engine.checks``) ----------------------
+
+    def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]:
+        """The LSN of each of ``ids`` that names a stored assertion."""
+        ...
+
+    def record_lsn(self, kind: RecordKind, record_id: str) -> int | None:
+        """The LSN of a stored assertion, vote, epoch, supersession (by id) or source
+        (by source hash)."""
+        ...
+
+    def cosignature_lsn(self, assertion_id: str, agent_id: str) -> int | None:
+        """The LSN of ``agent_id``'s signature on the assertion (its own LSN for the
+        author), or None."""
+        ...
+
+    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
+
+    def changes(self, after: int, limit: int) -> list[ChangeRow]:
+        """Change rows with LSN > ``after``, in LSN order."""
+        ...
+
+
+class ClaimReads(Protocol):
+    """Candidate selection and lens input (``query.service``, ``query.selection``)."""
+
+    @property
+    def cache(self) -> ResultCache:
+        """The result cache, invalidated per key by ``apply`` and ``absorb``."""
+        ...
+
+    def candidates(
+        self, subject: str, predicate: str | None, *, prefix: bool = False, limit: int = 0
+    ) -> list[CandidateRow]:
+        """Assertions on ``subject`` (``prefix``: on every subject whose UTF-8 bytes start
+        with its bytes) and ``predicate`` (None: any); ``limit`` 0 is no limit."""
+        ...
+
+    def candidates_by_ids(self, ids: Sequence[str]) -> list[CandidateRow]:
+        """The stored ones of ``ids``, in the order given."""
+        ...
+
+    def subject_predicates(
+        self,
+        subject: str,
+        predicate: str | None,
+        *,
+        prefix: bool,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[SubjectPredicate]:
+        """Distinct (subject, predicate) keys in byte order, after a keyset cursor."""
+        ...
+
+    def signers_at(
+        self, assertion_lsns: Sequence[int], lsn_bound: int
+    ) -> dict[int, tuple[str, ...]]:
+        """Signers of each assertion, counting signatures with LSN <= ``lsn_bound``."""
+        ...
+
+    def vote_weights_at(self, assertion_lsns: Sequence[int], lsn_bound: int) -> dict[int, float]:
+        """Sum of each agent's latest vote (by timestamp, then LSN) with LSN <= bound."""
+        ...
+
+    def lsn_at(self, at: float) -> int:
+        """The last LSN committed at or before ``at`` (0: none)."""
+        ...
+
+    def retracted_sources(self) -> dict[str, int]:
+        """source_hash -> LSN of its retraction."""
+        ...
+
+    def superseded_epochs(self) -> dict[str, int]:
+        """epoch id -> LSN of the first `replace` epoch that superseded it."""
+        ...
+
+    def trust(self, agent_id: str, now: float) -> float:
+        """The agent's trust score relaxed to ``now`` (0.5 when it has none)."""
+        ...
+
+    def assertions_by_lsn(self, lsns: Sequence[int]) -> dict[int, Assertion]:
+        """The stored assertions at ``lsns``, as first written."""
+        ...
+
+    def signatures(self, assertion_lsn: int) -> list[SignatureRow]:
+        """Every signature of the assertion, the author's first, in LSN order."""
+        ...
+
+    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
+
+
+class RecordReads(Protocol):
+    """Single records, provenance and the change feed (``query.provenance``, ``api``)."""
+
+    def applied_lsn(self) -> int: ...
+
+    def assertion(self, record_id: str) -> tuple[int, Assertion, float] | None:
+        """(lsn, the assertion as first written, committed_at) or None."""
+        ...
+
+    def candidates_by_ids(self, ids: Sequence[str]) -> list[CandidateRow]: ...
+
+    def signatures(self, assertion_lsn: int) -> list[SignatureRow]: ...
+
+    def votes(self, assertion_lsn: int) -> list[VoteRow]:
+        """Every vote on the assertion, in LSN order."""
+        ...
+
+    def supersessions_of(self, record_id: str) -> list[SupersessionRow]:
+        """Supersessions naming ``record_id`` as old or new, in LSN order."""
+        ...
+
+    def children(self, record_id: str) -> list[str]:
+        """Ids of the assertions whose ``parent`` is ``record_id``, in LSN order."""
+        ...
+
+    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None:
+        """A registered source (its content only ``with_content``), or None."""
+        ...
+
+    def sources(self, *, after: str | None, limit: int) -> list[SourceRow]:
+        """Registered sources in source-hash order after ``after``, without content."""
+        ...
+
+    def epochs(self) -> list[EpochRow]:
+        """Every epoch, in LSN order."""
+        ...
+
+    def epoch(self, epoch_id: str) -> EpochRow | None: ...
+
+    def trust(self, agent_id: str, now: float) -> float: ...
+
+    def trust_row(self, agent_id: str) -> TrustRow | None:
+        """The stored (unrelaxed) trust of an agent with outcomes, or None."""
+        ...
+
+    def agent_counts(self, agent_id: str) -> dict[str, int]:
+        """{"assertions": authored, "cosignatures": signed not authored, "votes": …}."""
+        ...
+
+    def changes(self, after: int, limit: int) -> list[ChangeRow]: ...
+
+    def record_blob(self, kind: int, ref: str, lsn: int) -> bytes | None:
+        """The msgpack of the record a change row points at."""
+        ...
+
+
+class ViewStore(Protocol):
+    """Materialized default-lens results per (subject, predicate) (``query.views``)."""
+
+    @property
+    def cache(self) -> ResultCache: ...
+
+    def put_views(self, views: Sequence[ViewRow]) -> None:
+        """Insert or replace views."""
+        ...
+
+    def view(self, subject: str, predicate: str) -> tuple[int, float, bytes] | None:
+        """(lsn, computed_at, result) of the key's view, or None."""
+        ...
+
+
+class AuditStore(Protocol):
+    """The audit log's rows (``query.audit``); not derived from the WAL."""
+
+    def write_audit(self, rows: Sequence[AuditRow], claims: Sequence[tuple[str, str]]) -> None:
+        """Append audit rows and their (assertion_id, query_id) links; a query_id
+        already stored is kept as it was."""
+        ...
+
+    def expired_audit(self, before: float, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest rows (seq, record) of queries asked before ``before``."""
+        ...
+
+    def delete_audit(self, seqs: Sequence[int], claims: Sequence[tuple[str, int]]) -> None:
+        """Delete rows by seq and their (assertion_id, seq) links, in one transaction."""
+        ...
+
+    def audit_queries(
+        self, *, agent: str | None, since: float | None, until: float | None, limit: int
+    ) -> list[bytes]:
+        """Records of matching queries, newest first."""
+        ...
+
+    def audit_query(self, query_id: str) -> bytes | None: ...
+
+    def audit_queries_using(self, assertion_id: str, limit: int) -> list[str]:
+        """Ids of the queries whose answer used the assertion, newest first."""
+        ...
+
+
+class StoreStats(Protocol):
+    """What operators see (``ops``, ``api`` admin and health routes)."""
+
+    @property
+    def backend(self) -> str:
+        """The implementation's name in stats (``"sqlite"``)."""
+        ...
+
+    @property
+    def path(self) -> Path:
+        """The store's main file (its directory for disk-free figures)."""
+        ...
+
+    def applied_lsn(self) -> int: ...
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of assertions, signatures, votes, epochs and sources."""
+        ...
+
+    def assertion_count(self) -> int: ...
+
+    def disk_bytes(self) -> int:
+        """Bytes the store's files take on disk."""
+        ...
+
+    def state_hash(self, from_lsn: int = 1) -> tuple[int, str]:
+        """(last LSN, SHA-256 over ``lsn:kind:id`` of every change from ``from_lsn`` in
+        LSN order): the definition ``stemedb verify`` compares with the WAL's."""
+        ...
+
+
+class Store(StoreWriter, ClaimReads, RecordReads, ViewStore, AuditStore, StoreStats, Protocol):
+    """Every role: what an engine opens and holds."""
+
+    def close(self) -> None: ...
