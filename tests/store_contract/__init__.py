@@ -1,0 +1,1 @@
+"""The store contract: what every ``stemedb.store.protocol.Store`` implementation does."""
