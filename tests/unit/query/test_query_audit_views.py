@@ -92,7 +92,7 @@ def test_audit_survives_a_restart_of_the_service(
 
 def _audit_rows(service: QueryService) -> tuple[int, int]:
     """(audit_queries, audit_claims) rows in audit.sqlite."""
-    conn = service.store._audit_reader()
+    conn = service.store._db.audit_reader()
     return tuple(  # type: ignore[return-value]
         conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         for table in ("audit_queries", "audit_claims")

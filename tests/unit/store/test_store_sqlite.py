@@ -10,7 +10,7 @@ import pytest
 
 from stemedb.engine import Engine
 from stemedb.model.records import Assertion
-from stemedb.store.sqlite import prefix_upper_bound
+from stemedb.store.claim_keys import prefix_upper_bound
 
 Claim = Callable[..., Assertion]
 

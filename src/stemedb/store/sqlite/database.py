@@ -1,0 +1,157 @@
+"""The SQLite files of one store: version check, connections, error translation.
+
+``store.sqlite`` has one writer connection, shared by the group-commit writer, the view
+refresher and ``applied_lsn()`` callers behind one lock (apsw refuses concurrent use of a
+connection from two threads), and one read connection per thread. ``audit.sqlite`` has
+one writer connection (the audit thread) and one reader per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import apsw
+
+from stemedb.errors import StorageError
+from stemedb.store.sqlite.schema import AUDIT_SCHEMA, SCHEMA, SCHEMA_VERSION
+
+MIN_SQLITE_VERSION: Final = (3, 51, 3)
+STORE_FILE: Final = "store.sqlite"
+AUDIT_FILE: Final = "audit.sqlite"
+BUSY_TIMEOUT_MS: Final = 5000
+
+
+def check_sqlite_version(version: str | None = None) -> None:
+    """Refuse SQLite older than 3.51.3 (the WAL-reset corruption fix)."""
+    text = version or apsw.sqlite_lib_version()
+    parts = tuple(int(p) for p in text.split(".")[:3])
+    if parts < MIN_SQLITE_VERSION:
+        wanted = ".".join(map(str, MIN_SQLITE_VERSION))
+        raise StorageError(
+            f"SQLite {text} is too old: StemeDB needs {wanted} or newer (WAL-reset bug)",
+            code="sqlite_too_old",
+            retryable=False,
+        )
+
+
+def translate_error(exc: apsw.Error, operation: str) -> StorageError:
+    """The ``StorageError`` of an apsw error raised during ``operation``."""
+    if isinstance(exc, apsw.FullError):
+        return StorageError(f"store {operation} failed: disk full", code="disk_full")
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        return StorageError(
+            f"store {operation} failed: the database stayed busy/locked for"
+            " storage.busy_timeout_ms",
+            code="store_busy",
+        )
+    return StorageError(f"store {operation} failed: {exc}", code="store_error")
+
+
+def scalar(conn: apsw.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
+    """The first column of the first row, or None."""
+    row: Any = conn.execute(sql, args).fetchone()
+    return None if row is None else row[0]
+
+
+class Database:
+    """The open files of one store in ``data_dir`` (created with the schema if new)."""
+
+    def __init__(self, data_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        check_sqlite_version()
+        self.busy_timeout_ms = busy_timeout_ms
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / STORE_FILE
+        self.audit_path = data_dir / AUDIT_FILE
+        self._local = threading.local()
+        self.write_lock = threading.RLock()
+        self._closed = False
+        # Fault seam for tests (as ``sys.faults`` is for the WAL): called with the
+        # operation name before every read; an ``apsw.Error`` it raises is translated
+        # like one SQLite raised (``tests/api/test_resilience*.py``). None in production.
+        self.read_fault: Callable[[str], None] | None = None
+        try:
+            self.writer = self._connect(self.path)
+            with self.writer:
+                self.writer.execute(SCHEMA)
+                self.writer.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('applied_lsn', 0)",
+                    (SCHEMA_VERSION,),
+                )
+            self.audit_writer = self._connect(self.audit_path)
+            with self.audit_writer:
+                self.audit_writer.execute(AUDIT_SCHEMA)
+        except apsw.Error as exc:
+            raise translate_error(exc, "open") from exc
+        version = self.meta("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StorageError(
+                f"store schema version {version} is not {SCHEMA_VERSION}:"
+                " run `stemedb store rebuild`",
+                code="schema_mismatch",
+                retryable=False,
+            )
+
+    def _connect(self, path: Path) -> apsw.Connection:
+        conn = apsw.Connection(str(path))
+        conn.setbusytimeout(self.busy_timeout_ms)  # SQLite retries busy/locked inside it
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        return conn
+
+    def reader(self) -> apsw.Connection:
+        """This thread's read connection to ``store.sqlite``."""
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self._connect(self.path)
+            except apsw.Error as exc:
+                raise translate_error(exc, "connect") from exc
+            self._local.conn = conn
+        return conn
+
+    def audit_reader(self) -> apsw.Connection:
+        """This thread's read connection to ``audit.sqlite``."""
+        conn: apsw.Connection | None = getattr(self._local, "audit", None)
+        if conn is None:
+            conn = self._connect(self.audit_path)
+            self._local.audit = conn
+        return conn
+
+    @contextmanager
+    def reading(self, operation: str) -> Iterator[apsw.Connection]:
+        """This thread's reader; an apsw error inside is raised as a ``StorageError``."""
+        try:
+            if self.read_fault is not None:
+                self.read_fault(operation)
+            yield self.reader()
+        except apsw.Error as exc:
+            raise translate_error(exc, operation) from exc
+
+    def meta(self, key: str) -> Any:
+        """A value of the ``meta`` table, read on the writer connection."""
+        with self.write_lock:
+            row = self.writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def disk_bytes(self) -> int:
+        """Bytes of both files with their ``-wal`` and ``-shm`` companions."""
+        total = 0
+        for path in (self.path, self.audit_path):
+            for suffix in ("", "-wal", "-shm"):
+                candidate = path.with_name(path.name + suffix)
+                if candidate.exists():
+                    total += candidate.stat().st_size
+        return total
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.writer.close()
+        self.audit_writer.close()
