@@ -154,6 +154,8 @@ def test_a_store_that_only_reads_answers_like_the_writer_after_absorbing_its_del
     assert reader.retracted_sources() == {}
     for delta in deltas:
         reader.absorb(delta)
+    assert reader.retracted_sources() == {source_hash_of(source): 5}
+    assert reader.superseded_epochs() == {old_epoch.record_id: 4}
     assert reader.retracted_sources() == writer.retracted_sources()
     assert reader.superseded_epochs() == writer.superseded_epochs()
     assert reader.trust(agent(0).agent_id, T0 + 60.0) == writer.trust(agent(0).agent_id, T0 + 60.0)

@@ -168,7 +168,8 @@ class ClaimReads(Protocol):
         ...
 
     def signatures(self, assertion_lsn: int) -> list[SignatureRow]:
-        """Every signature of the assertion, the author's first, in LSN order."""
+        """Every signature of the assertion in LSN order: its own (by agent), then
+        co-signatures."""
         ...
 
     def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
