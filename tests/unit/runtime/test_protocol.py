@@ -12,7 +12,7 @@ import pytest
 from stemedb.engine.submission import WriteResult
 from stemedb.errors import ReadOnlyError, StorageError, ValidationError
 from stemedb.runtime import protocol
-from stemedb.store.apply import StoreDelta
+from stemedb.store.protocol import StoreDelta
 
 TO_WRITER: list[Any] = [
     protocol.Records(1, False, [(1, b"\x81\xa1a\x01")]),
