@@ -55,7 +55,7 @@ class Writer(threading.Thread):
             while not self.stop_flag.is_set():
                 _write(self.engine, self.next_index, 50)
                 self.next_index += 50
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             self.error = exc
 
     def stop(self) -> None:

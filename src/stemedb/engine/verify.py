@@ -68,7 +68,7 @@ def settle(future: Future[T], compute: Callable[[], T]) -> None:
     on, all or nothing, and nobody waits for its answer."""
     try:
         value = compute()
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - handed to the future's waiter
         with contextlib.suppress(InvalidStateError):
             future.set_exception(exc)
         return
@@ -166,7 +166,7 @@ class Verifier:
         committed."""
         try:
             items = prepared.result()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
             error = exc
             settle(done, lambda: _raise(error))
             return
@@ -180,7 +180,7 @@ class Verifier:
                     lambda group: settle(done, lambda: merge(items, group.result()))
                 )
                 return
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter
             error = exc
             settle(done, lambda: _raise(error))
             return

@@ -173,7 +173,7 @@ class AuditLog:
             if self._retention is not None and time.monotonic() >= next_prune:
                 try:
                     self.prune()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the audit thread outlives a failed prune
                     log.error("Error: %s: audit prune failed: %s", error_type_of(exc), exc)
                 next_prune = time.monotonic() + self._prune_interval
 

@@ -42,7 +42,7 @@ async def serve_control(
             if answer is not None:
                 writer.write(await answer(argument))
                 await writer.drain()
-        except Exception as exc:  # a bad question must not take the worker down
+        except Exception as exc:  # noqa: BLE001 - a bad question must not take the worker down
             log.warning("control socket: %s: %s", type(exc).__name__, exc)
         finally:
             writer.close()

@@ -64,7 +64,7 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + self.terminator
-        except Exception:
+        except Exception:  # noqa: BLE001 - logging.Handler's contract: handleError
             self.handleError(record)
             return
         self.add_line(line, urgent=record.levelno >= logging.ERROR)
@@ -100,7 +100,7 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                     start, size = end, 0
                 size += len(line)
             self._write("".join(lines[start:]))
-        except Exception:  # like StreamHandler: a broken stdout must not fail requests
+        except Exception:  # noqa: BLE001 - like StreamHandler: a broken stdout must not fail requests
             pass
 
     def _write(self, data: str) -> None:

@@ -59,7 +59,7 @@ def test_view_writes_and_applied_lsn_reads_do_not_collide_with_the_group_commit(
             try:
                 engine.store.put_views([("s", f"p{i % 7}", i, 0.0, b"x")])
                 engine.store.applied_lsn()
-            except BaseException as exc:  # collected and re-raised in the test thread
+            except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the test thread
                 errors.append(exc)
                 return
             i += 1

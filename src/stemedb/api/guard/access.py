@@ -128,7 +128,7 @@ class AccessControl:
         if isinstance(counter, SharedCounter) and (self.rates.enabled or self.quota.enabled):
             try:
                 reachable = await counter.check()
-            except Exception:
+            except Exception:  # noqa: BLE001 - whatever the driver raises means unreachable
                 reachable = False
             if not reachable:
                 log.error(

@@ -212,7 +212,7 @@ class SharedCounter:
             self._storage: Any = storage_from_string(
                 "async+" + uri, implementation="redispy", key_prefix=NAMESPACE
             )
-        except Exception as exc:  # limits' ConfigurationError and driver errors
+        except Exception as exc:  # noqa: BLE001 - limits' ConfigurationError and driver errors
             raise ValidationError(
                 "rate_limit.storage", "invalid", f"rate_limit.storage: {exc}"
             ) from None
@@ -281,7 +281,7 @@ class Counters:
             return self.memory.hit_now(item, ids, cost)
         try:
             return await self.counter.hit(item, ids, cost)
-        except Exception as exc:  # the storage is down: fail open, say so in the log
+        except Exception as exc:  # noqa: BLE001 - the storage is down: fail open, say so in the log
             self._storage_failed(exc)
             return None
 
@@ -290,7 +290,7 @@ class Counters:
             return self.memory.peek_now(item, ids)
         try:
             return await self.counter.peek(item, ids)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as in hit: fail open
             self._storage_failed(exc)
             return None
 

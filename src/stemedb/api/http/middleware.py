@@ -63,7 +63,7 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the API's one 500 safety net
             error = InternalError("internal error; see the server log for this request id")
             scope[ERROR_KEY] = error
             log_error(

@@ -25,7 +25,7 @@ def readiness(state: ApiState) -> tuple[list[str], int]:
     applied = engine.applied_lsn
     try:
         engine.store.changes(applied, 1)
-    except Exception as exc:  # any failure means "not ready", with the reason
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with the reason
         reasons.append(f"store: {exc}")
     return reasons, applied
 
