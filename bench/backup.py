@@ -136,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         for label, request in (
             ("restore_full", RestoreRequest(backup.url, work / "r-full")),
             ("restore_wal_only", RestoreRequest(backup.url, work / "r-wal", wal_only=True)),
-            ("restore_pitr_mid", RestoreRequest(
-                backup.url, work / "r-pitr", to_lsn=manifest.last_lsn // 2)),
-        ):  # fmt: skip
+            (
+                "restore_pitr_mid",
+                RestoreRequest(backup.url, work / "r-pitr", to_lsn=manifest.last_lsn // 2),
+            ),
+        ):
             started = time.perf_counter()
             report = restore_backup(request)
             seconds = time.perf_counter() - started
@@ -170,8 +172,13 @@ def s3_round_trip(data: Path, work: Path, assertions: int) -> dict[str, Any]:
         port = sock.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "STEMEDB_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"})  # fmt: skip
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "STEMEDB_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
+    )
     out: dict[str, Any] = {}
     try:
         S3Client.from_env().create_bucket("bench")

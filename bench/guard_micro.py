@@ -131,11 +131,20 @@ def request_scope(
     method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
 ) -> dict[str, Any]:
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
-        "scheme": "http", "method": method, "root_path": "", "path": path,
-        "raw_path": path.encode(), "query_string": query, "headers": headers, "state": {},
-    }  # fmt: skip
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": method,
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": headers,
+        "state": {},
+    }
 
 
 class Target:

@@ -94,9 +94,11 @@ def create_key(url: str, role: str) -> str:
     """A new API key's secret, created with the root key."""
     body = json.dumps({"name": f"bench-{role}", "role": role}).encode()
     request = urllib.request.Request(
-        url + "/v1/admin/api-keys", data=body, method="POST",
+        url + "/v1/admin/api-keys",
+        data=body,
+        method="POST",
         headers={"X-API-Key": ROOT_SECRET, "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return str(json.loads(answer.read())["secret"])
 
@@ -111,9 +113,14 @@ def check_refused(url: str, path: str) -> int:
 
 
 def one_run(
-    mode: str, index: int, tmp: Path, bodies: Path, paths: Path, agent: str,
+    mode: str,
+    index: int,
+    tmp: Path,
+    bodies: Path,
+    paths: Path,
+    agent: str,
     args: argparse.Namespace,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     hardened = mode == "on"
     run_dir = tmp / f"run-{index}-{mode}"
     run_dir.mkdir()
@@ -126,19 +133,26 @@ def one_run(
             out["anonymous_query_status"] = check_refused(
                 server.url, "/v1/query?subject=x&predicate=y"
             )
-        common = {"threads": args.threads, "connections": args.connections,
-                  "seconds": args.seconds}  # fmt: skip
+        common = {"threads": args.threads, "connections": args.connections, "seconds": args.seconds}
         out["single"] = bench_http.phase_wrk(
-            server, "single", bench_http.POST_LUA, "/v1/assert",
+            server,
+            "single",
+            bench_http.POST_LUA,
+            "/v1/assert",
             {"BENCH_BODIES": str(bodies), "BENCH_PATH": "/v1/assert", "BENCH_API_KEY": key},
-            per_request=1, **common,
-        )  # fmt: skip
+            per_request=1,
+            **common,
+        )
         time.sleep(args.pause)
         out["query"] = bench_http.phase_wrk(
-            server, "query", bench_http.GET_LUA, "/",
+            server,
+            "query",
+            bench_http.GET_LUA,
+            "/",
             {"BENCH_PATHS": str(paths), "BENCH_API_KEY": key, "BENCH_AGENT_ID": agent},
-            per_request=0, **common,
-        )  # fmt: skip
+            per_request=0,
+            **common,
+        )
     finally:
         out["server_exit_code"] = server.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -227,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         report["presign_seconds"] = round(time.monotonic() - t0, 1)
         pairs = [
             f"/v1/query?subject=https/entity-{e}&predicate=attr-{p}"
-            for e in range(ENTITIES) for p in range(PREDICATES)
-        ]  # fmt: skip
+            for e in range(ENTITIES)
+            for p in range(PREDICATES)
+        ]
         paths = bench_http.write_lines(tmp / "queries.txt", [p.encode() for p in pairs])
         # the agent of the reads: one of the benchmark's signers
         agent = AgentKey.from_seed(hashlib.sha256(b"stemedb-http-bench-0").digest()).agent_id
@@ -238,17 +253,21 @@ def main(argv: list[str] | None = None) -> int:
             for mode in (first, second):
                 run = one_run(mode, index, tmp, bodies, paths, agent, args)
                 report["runs"].append(run)
-                brief = {p: (run[p]["requests_per_second"], run[p]["other_status"])
-                         for p in ("single", "query")}  # fmt: skip
+                brief = {
+                    p: (run[p]["requests_per_second"], run[p]["other_status"])
+                    for p in ("single", "query")
+                }
                 print(f"run {index} {mode}: {brief}", file=sys.stderr, flush=True)
                 index += 1
                 time.sleep(args.pause)
         report["single"] = summary(report["runs"], "single", "assertions_per_second")
         report["query"] = summary(report["runs"], "query", "requests_per_second")
         bad = [
-            (r["index"], p) for r in report["runs"] for p in ("single", "query")
+            (r["index"], p)
+            for r in report["runs"]
+            for p in ("single", "query")
             if r[p]["other_status"] or r[p]["socket_errors"] or r[p].get("wrapped_bodies")
-        ]  # fmt: skip
+        ]
         report["runs_with_errors_or_reused_bodies"] = bad
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -163,9 +163,11 @@ class Server:
         environ.pop("STEMEDB_CONFIG", None)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            command or [sys.executable, "-m", "stemedb.api"], env=environ, stdout=self._log,
+            command or [sys.executable, "-m", "stemedb.api"],
+            env=environ,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -249,9 +251,14 @@ def batch_sizes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
 
 
 def cpu_fields(
-    before: dict[str, float], after: dict[str, float], load_cpu: float, wall: float,
-    items: int, *, ceiling: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+    before: dict[str, float],
+    after: dict[str, float],
+    load_cpu: float,
+    wall: float,
+    items: int,
+    *,
+    ceiling: bool = True,
+) -> dict[str, Any]:
     """A phase's CPU: both server processes, the load generator, the server's CPU per
     item (assertion or query), and (``ceiling``, for a closed loop at full load) the rate
     that cost allows on this machine: every core the load generator leaves, busy with
@@ -282,18 +289,37 @@ def cpu_fields(
 
 
 def run_wrk(
-    script: Path, url: str, env: dict[str, str], *, threads: int, connections: int,
+    script: Path,
+    url: str,
+    env: dict[str, str],
+    *,
+    threads: int,
+    connections: int,
     seconds: float,
-) -> tuple[dict[str, Any], float, float]:  # fmt: skip
+) -> tuple[dict[str, Any], float, float]:
     """Run wrk; return its BENCH_JSON summary, its CPU seconds and wall seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-         "--timeout", "10s", "-s", str(script), url],
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
         env={**os.environ, **env, "BENCH_THREADS": str(threads)},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -302,14 +328,26 @@ def run_wrk(
 
 
 def phase_wrk(
-    server: Server, name: str, script: Path, path: str, env: dict[str, str], *,
-    threads: int, connections: int, seconds: float, per_request: int,
-) -> dict[str, Any]:  # fmt: skip
+    server: Server,
+    name: str,
+    script: Path,
+    path: str,
+    env: dict[str, str],
+    *,
+    threads: int,
+    connections: int,
+    seconds: float,
+    per_request: int,
+) -> dict[str, Any]:
     hist0, cpu0 = batch_histogram(server.metrics()), server.cpu_seconds()
     summary, load_cpu, wall = run_wrk(
-        script, server.url + path, env, threads=threads, connections=connections,
+        script,
+        server.url + path,
+        env,
+        threads=threads,
+        connections=connections,
         seconds=seconds,
-    )  # fmt: skip
+    )
     cpu1 = server.cpu_seconds()
     hist1 = batch_histogram(server.metrics())
     duration = summary["duration_us"] / 1e6
@@ -442,8 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-connections", type=int, default=8)
     parser.add_argument("--rate", type=float, default=1000.0, help="pilot assertions/s")
     parser.add_argument("--duration", type=float, default=300.0, help="pilot seconds")
-    parser.add_argument("--single-rate-cap", type=float, default=12000.0,
-                        help="records pre-signed for the single phase per second")  # fmt: skip
+    parser.add_argument(
+        "--single-rate-cap",
+        type=float,
+        default=12000.0,
+        help="records pre-signed for the single phase per second",
+    )
     parser.add_argument("--batch-rate-cap", type=float, default=40000.0)
     parser.add_argument("--workers", type=int, default=1, help="the server's api.workers")
     parser.add_argument("--sign-workers", type=int, default=os.cpu_count() or 2)
@@ -484,34 +526,57 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(tmp / "data", {"STEMEDB_API_WORKERS": str(args.workers)})
     try:
         if "single" in phases:
-            report["phases"].append(phase_wrk(
-                server, "single", POST_LUA, "/v1/assert",
-                {"BENCH_BODIES": str(files["single"]), "BENCH_PATH": "/v1/assert"},
-                threads=args.threads, connections=args.connections, seconds=args.seconds,
-                per_request=1,
-            ))  # fmt: skip
+            report["phases"].append(
+                phase_wrk(
+                    server,
+                    "single",
+                    POST_LUA,
+                    "/v1/assert",
+                    {"BENCH_BODIES": str(files["single"]), "BENCH_PATH": "/v1/assert"},
+                    threads=args.threads,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    per_request=1,
+                )
+            )
         if "batch" in phases:
-            report["phases"].append(phase_wrk(
-                server, "batch", POST_LUA, "/v1/assert/batch",
-                {"BENCH_BODIES": str(files["batch"]), "BENCH_PATH": "/v1/assert/batch"},
-                threads=args.threads, connections=args.batch_connections,
-                seconds=args.seconds, per_request=args.batch,
-            ))  # fmt: skip
+            report["phases"].append(
+                phase_wrk(
+                    server,
+                    "batch",
+                    POST_LUA,
+                    "/v1/assert/batch",
+                    {"BENCH_BODIES": str(files["batch"]), "BENCH_PATH": "/v1/assert/batch"},
+                    threads=args.threads,
+                    connections=args.batch_connections,
+                    seconds=args.seconds,
+                    per_request=args.batch,
+                )
+            )
         if "query" in phases:
             tag = "s" if "single" in phases else "b"
             pairs = [
                 f"/v1/query?subject=http{tag}/entity-{e}&predicate=attr-{p}"
-                for e in range(500) for p in range(PREDICATES)
-            ]  # fmt: skip
+                for e in range(500)
+                for p in range(PREDICATES)
+            ]
             if not {"single", "batch"} & set(phases):
                 server_note = "no ingest phase ran: queries hit empty subjects"
                 report["query_note"] = server_note
             paths = write_lines(tmp / "queries.txt", [p.encode() for p in pairs])
-            report["phases"].append(phase_wrk(
-                server, "query", GET_LUA, "/", {"BENCH_PATHS": str(paths)},
-                threads=args.threads, connections=args.connections, seconds=args.seconds,
-                per_request=0,
-            ))  # fmt: skip
+            report["phases"].append(
+                phase_wrk(
+                    server,
+                    "query",
+                    GET_LUA,
+                    "/",
+                    {"BENCH_PATHS": str(paths)},
+                    threads=args.threads,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    per_request=0,
+                )
+            )
         if "pilot" in phases:
             report["phases"].append(phase_pilot(server, pilot_bodies, args.rate))
     finally:

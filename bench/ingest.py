@@ -121,9 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=64, help="concurrent submitters")
     parser.add_argument("--mode", choices=("threads", "asyncio"), default="threads")
     parser.add_argument(
-        "--batch", type=int, nargs="?", const=256, default=0,
+        "--batch",
+        type=int,
+        nargs="?",
+        const=256,
+        default=0,
         help="records per write_many call (bare --batch = 256); 0 = one write per record",
-    )  # fmt: skip
+    )
     parser.add_argument("--keys", type=int, default=16, help="agent keys in the signing pool")
     parser.add_argument("--max-batch", type=int, default=1024, help="group_commit_max_batch")
     parser.add_argument("--max-delay-us", type=int, default=200, help="group_commit_max_delay_us")

@@ -163,8 +163,16 @@ def load(data_dir: Path, records: int, hot: int, fsync: bool) -> dict[str, Any]:
 
 def run_loader(data_dir: Path, records: int, hot: int, fsync: bool) -> dict[str, Any]:
     """Load in a child process, then SIGKILL it (a crash with everything in the WAL)."""
-    cmd = [sys.executable, __file__, "--load-only", str(data_dir), "--records", str(records),
-           "--hot-claims", str(hot)] + (["--load-fsync"] if fsync else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--load-only",
+        str(data_dir),
+        "--records",
+        str(records),
+        "--hot-claims",
+        str(hot),
+    ] + (["--load-fsync"] if fsync else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     assert proc.stdout is not None
     line = proc.stdout.readline()

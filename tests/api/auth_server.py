@@ -161,9 +161,13 @@ def wait_for_new_window(seconds: float = RATE_WINDOW_SECONDS) -> None:
 def start_refused(data_dir: Path, **env: str) -> tuple[int, str]:
     """Start a server that must refuse to start; its exit code and output."""
     done = subprocess.run(
-        [sys.executable, "-m", "stemedb.api"], env=server_environ(data_dir, free_port(), env),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "stemedb.api"],
+        env=server_environ(data_dir, free_port(), env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return done.returncode, done.stdout + done.stderr
 
 

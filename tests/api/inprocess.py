@@ -44,10 +44,14 @@ class InProcessServer:
         self.url = f"http://127.0.0.1:{port}"
         self._server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=port, lifespan="on", log_config=None,
+                app,
+                host="127.0.0.1",
+                port=port,
+                lifespan="on",
+                log_config=None,
                 access_log=False,
             )
-        )  # fmt: skip
+        )
         self._thread = threading.Thread(target=self._run, name="test-uvicorn", daemon=True)
 
     @property

@@ -18,17 +18,35 @@ from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion
 
 API_MD_PATHS = {
-    ("post", "/v1/assert"), ("post", "/v1/assert/batch"),
-    ("post", "/v1/assertions/{id}/signatures"), ("get", "/v1/assertions/{id}"),
-    ("post", "/v1/vote"), ("post", "/v1/epoch"), ("get", "/v1/epochs"),
-    ("get", "/v1/epochs/{id}"), ("post", "/v1/supersede"), ("post", "/v1/sources"),
-    ("get", "/v1/sources"), ("get", "/v1/sources/{hash}"),
-    ("post", "/v1/sources/{hash}/retract"), ("get", "/v1/query"), ("post", "/v1/query"),
-    ("get", "/v1/skeptic"), ("get", "/v1/trace/{id}"), ("get", "/v1/audit/queries"),
-    ("get", "/v1/audit/queries/{query_id}"), ("get", "/v1/feed"), ("get", "/v1/feed/stream"),
-    ("get", "/v1/agents/{agent_id}"), ("get", "/health"), ("get", "/v1/health"),
-    ("get", "/ready"), ("get", "/metrics"), ("get", "/openapi.json"), ("get", "/docs"),
-}  # fmt: skip
+    ("post", "/v1/assert"),
+    ("post", "/v1/assert/batch"),
+    ("post", "/v1/assertions/{id}/signatures"),
+    ("get", "/v1/assertions/{id}"),
+    ("post", "/v1/vote"),
+    ("post", "/v1/epoch"),
+    ("get", "/v1/epochs"),
+    ("get", "/v1/epochs/{id}"),
+    ("post", "/v1/supersede"),
+    ("post", "/v1/sources"),
+    ("get", "/v1/sources"),
+    ("get", "/v1/sources/{hash}"),
+    ("post", "/v1/sources/{hash}/retract"),
+    ("get", "/v1/query"),
+    ("post", "/v1/query"),
+    ("get", "/v1/skeptic"),
+    ("get", "/v1/trace/{id}"),
+    ("get", "/v1/audit/queries"),
+    ("get", "/v1/audit/queries/{query_id}"),
+    ("get", "/v1/feed"),
+    ("get", "/v1/feed/stream"),
+    ("get", "/v1/agents/{agent_id}"),
+    ("get", "/health"),
+    ("get", "/v1/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+}
 
 
 def test_health_answers_liveness(client: httpx.Client) -> None:
@@ -54,15 +72,26 @@ def test_metrics_expose_the_contract_names(
     client.get("/v1/no-such-route")
     text = client.get("/metrics").text
     for name in (
-        "stemedb_http_requests_total", "stemedb_http_request_duration_seconds_bucket",
-        "stemedb_error_count_by_type", "stemedb_assertions_ingested_total",
-        "stemedb_assertions_total", "stemedb_queries_total", "stemedb_query_latency_seconds",
-        "stemedb_wal_fsync_duration_seconds", "stemedb_wal_fsync_errors_total",
-        "stemedb_wal_writes_total", "stemedb_wal_bytes_written_total",
-        "stemedb_wal_batch_size", "stemedb_wal_segments", "stemedb_wal_disk_usage_bytes",
-        "stemedb_wal_rotations_total", "stemedb_wal_recovery_duration_seconds",
-        "stemedb_build_info", "stemedb_cache_hits_total", "stemedb_cache_misses_total",
-    ):  # fmt: skip
+        "stemedb_http_requests_total",
+        "stemedb_http_request_duration_seconds_bucket",
+        "stemedb_error_count_by_type",
+        "stemedb_assertions_ingested_total",
+        "stemedb_assertions_total",
+        "stemedb_queries_total",
+        "stemedb_query_latency_seconds",
+        "stemedb_wal_fsync_duration_seconds",
+        "stemedb_wal_fsync_errors_total",
+        "stemedb_wal_writes_total",
+        "stemedb_wal_bytes_written_total",
+        "stemedb_wal_batch_size",
+        "stemedb_wal_segments",
+        "stemedb_wal_disk_usage_bytes",
+        "stemedb_wal_rotations_total",
+        "stemedb_wal_recovery_duration_seconds",
+        "stemedb_build_info",
+        "stemedb_cache_hits_total",
+        "stemedb_cache_misses_total",
+    ):
         assert re.search(rf"^{name}(_bucket)?[{{ ]", text, re.M), name
     # route templates, never raw ids; the writer's agent as label
     assert 'path="/v1/assertions/{id}"' in text and aid not in text
@@ -89,10 +118,22 @@ def test_openapi_is_generated_from_the_types(client: httpx.Client) -> None:
     assert assertion["additionalProperties"] is False  # forbid_unknown_fields
     names = {p["name"] for p in spec["paths"]["/v1/query"]["get"]["parameters"]}
     assert names >= {
-        "subject", "subject_prefix", "predicate", "lens", "as_of", "valid_at", "since",
-        "lifecycle", "epoch", "source_class", "agent_id", "include_retracted",
-        "max_stale_seconds", "limit", "cursor",
-    }  # fmt: skip
+        "subject",
+        "subject_prefix",
+        "predicate",
+        "lens",
+        "as_of",
+        "valid_at",
+        "since",
+        "lifecycle",
+        "epoch",
+        "source_class",
+        "agent_id",
+        "include_retracted",
+        "max_stale_seconds",
+        "limit",
+        "cursor",
+    }
     assert "ErrorEnvelope" in schemas
     ops = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
     assert len(ops) == len(set(ops))
@@ -154,11 +195,12 @@ def test_graceful_shutdown_keeps_acknowledged_writes(tmp_path: Path, alice: Agen
 def test_audit_retention_prunes_every_workers_queries(tmp_path: Path, alice: AgentKey) -> None:
     retention_seconds = 3.0
     server = ServerProcess(
-        tmp_path / "data", tmp_path / "server.log",
+        tmp_path / "data",
+        tmp_path / "server.log",
         STEMEDB_API_WORKERS="2",
         STEMEDB_AUDIT_RETENTION_DAYS=str(retention_seconds / 86400),
         STEMEDB_AUDIT_PRUNE_INTERVAL_SECONDS="0.2",
-    )  # fmt: skip
+    )
     record = sign_assertion(alice, subject="audit/x", predicate="p", object=1, confidence=1)
     params = {"subject": "audit/x", "predicate": "p"}
     try:

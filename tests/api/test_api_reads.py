@@ -33,27 +33,53 @@ def world(server: Any, alice: AgentKey, bob: AgentKey, carol: AgentKey) -> World
         epoch_id = post(client, "/v1/epoch", epoch).json()["id"]
         records = {
             "old_clinical": sign_assertion(
-                alice, subject=subject, predicate=PREDICATE, object="rare", confidence=0.9,
-                timestamp=t - 1000, source_class="clinical", lifecycle="approved",
-                valid_from=t - 5000, valid_to=t - 500,
+                alice,
+                subject=subject,
+                predicate=PREDICATE,
+                object="rare",
+                confidence=0.9,
+                timestamp=t - 1000,
+                source_class="clinical",
+                lifecycle="approved",
+                valid_from=t - 5000,
+                valid_to=t - 500,
             ),
             "new_anecdote": sign_assertion(
-                bob, subject=subject, predicate=PREDICATE, object="common", confidence=0.6,
-                timestamp=t - 10, source_class="anecdotal",
+                bob,
+                subject=subject,
+                predicate=PREDICATE,
+                object="common",
+                confidence=0.6,
+                timestamp=t - 10,
+                source_class="anecdotal",
             ),
             "deprecated": sign_assertion(
-                carol, subject=subject, predicate=PREDICATE, object="rare", confidence=0.7,
-                timestamp=t - 50, lifecycle="deprecated",
+                carol,
+                subject=subject,
+                predicate=PREDICATE,
+                object="rare",
+                confidence=0.7,
+                timestamp=t - 50,
+                lifecycle="deprecated",
             ),
             "in_epoch": sign_assertion(
-                carol, subject=subject, predicate=PREDICATE, object="unknown", confidence=0.3,
-                timestamp=t - 40, epoch=epoch_id,
+                carol,
+                subject=subject,
+                predicate=PREDICATE,
+                object="unknown",
+                confidence=0.3,
+                timestamp=t - 40,
+                epoch=epoch_id,
             ),
             "other_predicate": sign_assertion(
-                alice, subject=subject, predicate="dose", object=1.0, confidence=0.5,
+                alice,
+                subject=subject,
+                predicate="dose",
+                object=1.0,
+                confidence=0.5,
                 timestamp=t - 30,
             ),
-        }  # fmt: skip
+        }
         ids = {}
         for name, record in records.items():
             response = post(client, "/v1/assert", record)
@@ -78,13 +104,23 @@ def claim_ids(answer: dict[str, Any]) -> set[str]:
 def test_query_answer_has_the_documented_shape(client: httpx.Client, world: World) -> None:
     answer = query(client, world)
     for key in (
-        "query_id", "subject", "predicate", "lens", "resolution", "claims",
-        "source_warnings", "stale", "next_cursor",
-    ):  # fmt: skip
+        "query_id",
+        "subject",
+        "predicate",
+        "lens",
+        "resolution",
+        "claims",
+        "source_warnings",
+        "stale",
+        "next_cursor",
+    ):
         assert key in answer
     assert set(answer["resolution"]) >= {
-        "winner", "resolution_confidence", "conflict_score", "candidates_count",
-    }  # fmt: skip
+        "winner",
+        "resolution_confidence",
+        "conflict_score",
+        "candidates_count",
+    }
     assert answer["lens"] == "consensus"
     assert all("weight" in c for c in answer["claims"])
     # default lifecycles hide the deprecated claim
@@ -167,9 +203,14 @@ def test_cursor_of_another_query_is_refused(client: httpx.Client, world: World) 
     cursor = query(client, world, lens="confidence", limit=1)["next_cursor"]
     response = client.get(
         "/v1/query",
-        params={"subject": world.subject, "predicate": PREDICATE, "lens": "recency",
-                "limit": 1, "cursor": cursor},
-    )  # fmt: skip
+        params={
+            "subject": world.subject,
+            "predicate": PREDICATE,
+            "lens": "recency",
+            "limit": 1,
+            "cursor": cursor,
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_cursor"
 
@@ -215,9 +256,13 @@ def test_skeptic_shows_every_value(client: httpx.Client, world: World) -> None:
 def test_trace_walks_the_parent_chain(client: httpx.Client, world: World, alice: AgentKey) -> None:
     parent = world.ids["old_clinical"]
     child = sign_assertion(
-        alice, subject=world.subject, predicate="revised", object="x", confidence=0.5,
+        alice,
+        subject=world.subject,
+        predicate="revised",
+        object="x",
+        confidence=0.5,
         parent=parent,
-    )  # fmt: skip
+    )
     child_id = post(client, "/v1/assert", child).json()["id"]
     trace = client.get(f"/v1/trace/{child_id}")
     assert trace.status_code == 200, trace.text

@@ -45,15 +45,28 @@ def test_created_secret_is_shown_once_and_never_listed(auth_client: httpx.Client
     secret = made["secret"]
     assert secret.startswith("stm_") and len(secret) >= 40
     assert set(made) == {
-        "id", "name", "role", "enabled", "created_at", "expires_at", "last_used_at", "secret",
-    }  # fmt: skip
+        "id",
+        "name",
+        "role",
+        "enabled",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "secret",
+    }
     listing = auth_client.get("/v1/admin/api-keys", headers=admin_headers())
     assert listing.status_code == 200
     assert listing.headers["cache-control"] == "no-store"
     keys = {k["id"]: k for k in listing.json()["keys"]}
     assert set(keys[made["id"]]) == {
-        "id", "name", "role", "enabled", "created_at", "expires_at", "last_used_at",
-    }  # fmt: skip
+        "id",
+        "name",
+        "role",
+        "enabled",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    }
     assert secret not in listing.text and secret[4:] not in listing.text
     assert "hash" not in listing.text
 
@@ -71,8 +84,7 @@ def test_writer_key_writes_but_cannot_reach_admin(
     auth_client: httpx.Client, writer_key: str
 ) -> None:
     headers = {"x-api-key": writer_key}
-    write = send(auth_client, "/v1/assert", _assertion_body(f"test/{uuid.uuid4().hex}"),
-                 headers)  # fmt: skip
+    write = send(auth_client, "/v1/assert", _assertion_body(f"test/{uuid.uuid4().hex}"), headers)
     assert write.status_code == 201, write.text
     admin = auth_client.get("/v1/admin/api-keys", headers=headers)
     assert_envelope(admin, 403, "AuthorizationError", "insufficient_role")
@@ -100,8 +112,10 @@ def test_deleted_key_is_refused_and_gone_from_the_list(auth_client: httpx.Client
     assert deleted.status_code == 200 and deleted.json() == {"id": made["id"], "deleted": True}
     response = auth_client.get("/v1/epochs", headers={"x-api-key": made["secret"]})
     assert_envelope(response, 401, "AuthenticationError", "invalid_api_key")
-    ids = [k["id"] for k in auth_client.get("/v1/admin/api-keys", headers=admin_headers())
-           .json()["keys"]]  # fmt: skip
+    ids = [
+        k["id"]
+        for k in auth_client.get("/v1/admin/api-keys", headers=admin_headers()).json()["keys"]
+    ]
     assert made["id"] not in ids
     missing = auth_client.delete(f"/v1/admin/api-keys/{made['id']}", headers=admin_headers())
     assert_envelope(missing, 404, "NotFoundError", "api_key_not_found")
@@ -118,9 +132,10 @@ def test_expired_key_is_refused_once_its_time_passes(auth_client: httpx.Client) 
 
 def test_expiry_in_the_past_is_refused(auth_client: httpx.Client) -> None:
     response = auth_client.post(
-        "/v1/admin/api-keys", json={"name": "old", "role": "reader", "expires_at": 1.0},
+        "/v1/admin/api-keys",
+        json={"name": "old", "role": "reader", "expires_at": 1.0},
         headers=admin_headers(),
-    )  # fmt: skip
+    )
     assert_envelope(response, 400, "ValidationError")
 
 
@@ -182,8 +197,10 @@ def test_keys_and_their_state_survive_a_restart(tmp_path: Path) -> None:
     second = _start(tmp_path, "second", **env)
     try:
         with httpx.Client(base_url=second.url, timeout=30) as http:
-            keys = {k["id"]: k for k in http.get("/v1/admin/api-keys", headers=admin_headers())
-                    .json()["keys"]}  # fmt: skip
+            keys = {
+                k["id"]: k
+                for k in http.get("/v1/admin/api-keys", headers=admin_headers()).json()["keys"]
+            }
             assert [k["id"] for k in keys.values()].count("root") == 1  # seeding is idempotent
             assert keys[kept["id"]]["last_used_at"] is not None  # flushed at shutdown
             assert keys[gone["id"]]["enabled"] is False
@@ -230,8 +247,9 @@ def test_server_refuses_a_short_root_key(tmp_path: Path) -> None:
 def test_anonymous_reads_when_reads_are_open_but_a_sent_key_must_be_valid(
     tmp_path: Path,
 ) -> None:
-    server = _start(tmp_path, "open-reads", STEMEDB_AUTH_ENABLED="true",
-                    STEMEDB_ROOT_API_KEY=ROOT_KEY)  # fmt: skip
+    server = _start(
+        tmp_path, "open-reads", STEMEDB_AUTH_ENABLED="true", STEMEDB_ROOT_API_KEY=ROOT_KEY
+    )
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             assert http.get("/v1/epochs").status_code == 200

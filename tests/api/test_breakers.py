@@ -22,8 +22,9 @@ from stemedb.model.signing import AgentKey, sign_assertion
 
 
 def good(agent: AgentKey, value: object) -> Assertion:
-    return sign_assertion(agent, subject="test/breaker", predicate="p", object=value,
-                          confidence=0.5)  # fmt: skip
+    return sign_assertion(
+        agent, subject="test/breaker", predicate="p", object=value, confidence=0.5
+    )
 
 
 def bad_signature(agent: AgentKey) -> Assertion:
@@ -58,8 +59,10 @@ def test_breaker_trips_refuses_half_opens_and_closes(
     assert view["breaker"]["state"] == "open"
     assert view["breaker"]["consecutive_failures"] == FAILURE_THRESHOLD
     listed = auth_client.get("/v1/admin/circuit-breakers", headers=admin_headers()).json()
-    assert any(b["agent_id"] == agent.agent_id and b["tripped_by"] == "failures"
-               for b in listed["breakers"])  # fmt: skip
+    assert any(
+        b["agent_id"] == agent.agent_id and b["tripped_by"] == "failures"
+        for b in listed["breakers"]
+    )
     time.sleep(RESET_TIMEOUT_MS / 1000 + 0.1)
     trial = send(auth_client, "/v1/assert", good(agent, 2), headers)  # half-open: one trial
     assert trial.status_code == 201, trial.text
@@ -85,8 +88,7 @@ def test_validation_failures_count_and_a_success_resets_the_count(
 ) -> None:
     agent = fresh_agent()
     headers = {"x-api-key": writer_key}
-    invalid = sign_assertion(agent, subject="test/breaker", predicate="p", object=1,
-                             confidence=1.5)  # fmt: skip
+    invalid = sign_assertion(agent, subject="test/breaker", predicate="p", object=1, confidence=1.5)
     for _ in range(FAILURE_THRESHOLD - 1):
         assert send(auth_client, "/v1/assert", invalid, headers).status_code == 400
     assert send(auth_client, "/v1/assert", good(agent, "ok"), headers).status_code == 201
@@ -117,9 +119,10 @@ def test_admin_trip_holds_until_reset(auth_client: httpx.Client, writer_key: str
     listed = auth_client.get("/v1/admin/circuit-breakers", headers=admin_headers()).json()
     assert any(b["agent_id"] == agent.agent_id for b in listed["breakers"])
     reset = auth_client.post(
-        "/v1/admin/circuit-breaker/reset", json={"agent_id": agent.agent_id},
+        "/v1/admin/circuit-breaker/reset",
+        json={"agent_id": agent.agent_id},
         headers=admin_headers(),
-    )  # fmt: skip
+    )
     assert reset.status_code == 200 and reset.json()["state"] == "closed"
     assert send(auth_client, "/v1/assert", good(agent, 2), headers).status_code == 201
 

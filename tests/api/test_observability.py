@@ -159,8 +159,14 @@ def test_slow_query_log_is_newest_first_and_bounded(live: LiveServer) -> None:
     assert 1 <= len(queries) <= 5
     newest = queries[0]
     assert set(newest) == {
-        "query_id", "subject", "predicate", "lens", "duration_ms", "at", "agent_id",
-    }  # fmt: skip
+        "query_id",
+        "subject",
+        "predicate",
+        "lens",
+        "duration_ms",
+        "at",
+        "agent_id",
+    }
     assert newest["subject"] == subject and newest["lens"] == "recency"
     assert newest["agent_id"] == agent and newest["duration_ms"] >= 0
     assert [q["at"] for q in queries] == sorted((q["at"] for q in queries), reverse=True)

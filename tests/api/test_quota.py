@@ -14,8 +14,7 @@ from stemedb.model.signing import AgentKey, sign_assertion, sign_vote
 
 
 def _assert(agent: AgentKey, value: object) -> object:
-    return sign_assertion(agent, subject="test/quota", predicate="p", object=value,
-                          confidence=0.5)  # fmt: skip
+    return sign_assertion(agent, subject="test/quota", predicate="p", object=value, confidence=0.5)
 
 
 def remaining(response: httpx.Response) -> int:
@@ -50,8 +49,7 @@ def test_costs_of_queries_votes_and_body_size(auth_client: httpx.Client, writer_
     agent = fresh_agent()
     headers = {"x-api-key": writer_key}
     reader = {**headers, "x-agent-id": agent.agent_id}
-    query = auth_client.get("/v1/query", params={"subject": "s", "predicate": "p"},
-                            headers=reader)  # fmt: skip
+    query = auth_client.get("/v1/query", params={"subject": "s", "predicate": "p"}, headers=reader)
     assert query.status_code == 200 and remaining(query) == QUOTA_TOKENS - 6  # 5 + 1 lens
     batch = auth_client.post(
         "/v1/query", json={"queries": [{"subject": "s", "predicate": "p"}] * 3}, headers=reader

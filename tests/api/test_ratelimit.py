@@ -63,8 +63,12 @@ def test_endpoint_limit_answers_429_with_headers_and_recovers(
 ) -> None:
     key = create_key(auth_client, "reader")
     headers = {"x-api-key": key["secret"]}
-    before = metric_value(auth_client.get("/metrics").text, "stemedb_rate_limited_total",
-                          path="/v1/skeptic", scope="endpoint")  # fmt: skip
+    before = metric_value(
+        auth_client.get("/metrics").text,
+        "stemedb_rate_limited_total",
+        path="/v1/skeptic",
+        scope="endpoint",
+    )
     for expected_remaining in range(SKEPTIC_LIMIT - 1, -1, -1):
         ok = auth_client.get("/v1/skeptic", params=SKEPTIC, headers=headers)
         assert ok.status_code == 200, ok.text
@@ -76,8 +80,12 @@ def test_endpoint_limit_answers_429_with_headers_and_recovers(
     check_429_headers(refused, SKEPTIC_LIMIT)
     # other routes are not limited by the /v1/skeptic budget
     assert auth_client.get("/v1/epochs", headers=headers).status_code == 200
-    after = metric_value(auth_client.get("/metrics").text, "stemedb_rate_limited_total",
-                         path="/v1/skeptic", scope="endpoint")  # fmt: skip
+    after = metric_value(
+        auth_client.get("/metrics").text,
+        "stemedb_rate_limited_total",
+        path="/v1/skeptic",
+        scope="endpoint",
+    )
     assert after == before + 1
     wait_for_new_window()
     again = auth_client.get("/v1/skeptic", params=SKEPTIC, headers=headers)
@@ -99,14 +107,16 @@ def test_key_override_limits_one_key_until_it_is_removed(auth_client: httpx.Clie
     # counted under the default limit first: the override must apply from the next request
     assert auth_client.get("/v1/epochs", headers=headers).status_code == 200
     set_ = auth_client.post(
-        "/v1/admin/rate-limit", json={"api_key_id": key["id"], "max_requests_per_min": 2},
+        "/v1/admin/rate-limit",
+        json={"api_key_id": key["id"], "max_requests_per_min": 2},
         headers=admin_headers(),
-    )  # fmt: skip
+    )
     assert set_.status_code == 200, set_.text
     assert set_.json()["scope"] == "key" and set_.json()["api_key_id"] == key["id"]
     listed = auth_client.get("/v1/admin/rate-limit", headers=admin_headers()).json()
-    assert any(o["api_key_id"] == key["id"] and o["max_requests_per_min"] == 2
-               for o in listed["overrides"])  # fmt: skip
+    assert any(
+        o["api_key_id"] == key["id"] and o["max_requests_per_min"] == 2 for o in listed["overrides"]
+    )
     codes = [auth_client.get("/v1/epochs", headers=headers).status_code for _ in range(3)]
     assert codes[:2] == [200, 200]
     refused = auth_client.get("/v1/epochs", headers=headers)
@@ -125,17 +135,20 @@ def test_agent_override_limits_the_first_signer_of_writes(
 ) -> None:
     agent = fresh_agent()
     set_ = auth_client.post(
-        "/v1/admin/rate-limit", json={"agent_id": agent.agent_id, "max_requests_per_min": 2},
+        "/v1/admin/rate-limit",
+        json={"agent_id": agent.agent_id, "max_requests_per_min": 2},
         headers=admin_headers(),
-    )  # fmt: skip
+    )
     assert set_.status_code == 200, set_.text
     headers = {"x-api-key": writer_key}
     for index in range(2):
-        record = sign_assertion(agent, subject="test/agent-rate", predicate="p", object=index,
-                                confidence=0.5)  # fmt: skip
+        record = sign_assertion(
+            agent, subject="test/agent-rate", predicate="p", object=index, confidence=0.5
+        )
         assert send(auth_client, "/v1/assert", record, headers).status_code == 201
-    record = sign_assertion(agent, subject="test/agent-rate", predicate="p", object=9,
-                            confidence=0.5)  # fmt: skip
+    record = sign_assertion(
+        agent, subject="test/agent-rate", predicate="p", object=9, confidence=0.5
+    )
     refused = send(auth_client, "/v1/assert", record, headers)
     assert_envelope(refused, 429, "RateLimitError", "rate_limited")
     assert refused.json()["error"]["details"]["scope"] == "agent"
@@ -169,8 +182,11 @@ def test_health_ready_and_metrics_are_never_limited(auth_client: httpx.Client) -
 
 
 def test_redis_storage_is_shared_by_two_servers(tmp_path: Path, redis_url: str) -> None:
-    env = {**AUTH_ENV, "STEMEDB_RATE_LIMIT_STORAGE": redis_url,
-           "STEMEDB_RATE_LIMIT_WINDOW_SECONDS": "60"}  # fmt: skip
+    env = {
+        **AUTH_ENV,
+        "STEMEDB_RATE_LIMIT_STORAGE": redis_url,
+        "STEMEDB_RATE_LIMIT_WINDOW_SECONDS": "60",
+    }
     if importlib.util.find_spec("redis") is None:
         code, log = start_refused(tmp_path / "data", **env)
         assert code != 0
@@ -183,8 +199,11 @@ def test_redis_storage_is_shared_by_two_servers(tmp_path: Path, redis_url: str) 
         codes = []
         for index in range(SKEPTIC_LIMIT + 1):
             server = one if index % 2 == 0 else two
-            codes.append(httpx.get(server.url + "/v1/skeptic", params=SKEPTIC,
-                                   headers=headers, timeout=30).status_code)  # fmt: skip
+            codes.append(
+                httpx.get(
+                    server.url + "/v1/skeptic", params=SKEPTIC, headers=headers, timeout=30
+                ).status_code
+            )
         assert codes == [200] * SKEPTIC_LIMIT + [429]
     finally:
         one.stop()

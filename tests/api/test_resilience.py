@@ -103,10 +103,16 @@ def test_write_past_the_request_timeout_gets_504_and_is_applied_whole_or_not_at_
         # the client's retry is safe either way
         retry = post(client, "/v1/assert", record)
         assert retry.status_code in (200, 201) and retry.json()["id"] == rid
-        assert len(
-            [i for i in client.get("/v1/feed", params={"after": 0}).json()["items"]
-             if i.get("id") == rid]
-        ) == 1  # fmt: skip
+        assert (
+            len(
+                [
+                    i
+                    for i in client.get("/v1/feed", params={"after": 0}).json()["items"]
+                    if i.get("id") == rid
+                ]
+            )
+            == 1
+        )
 
 
 # -- body limit and signature window ---------------------------------------------------
@@ -211,8 +217,9 @@ def test_write_breaker_opens_on_a_full_disk_without_touching_it_and_recovers(
         subject = _subject()
         fs.fill_disk(0)
         for value in ("a", "b"):
-            assert_envelope(post(client, "/v1/assert", _claim(subject, value)), 503,
-                            "StorageError", "disk_full")  # fmt: skip
+            assert_envelope(
+                post(client, "/v1/assert", _claim(subject, value)), 503, "StorageError", "disk_full"
+            )
         writes_before = fs.write_calls
         refused = post(client, "/v1/assert", _claim(subject, "c"))
         assert_envelope(refused, 503, "StorageError", "storage_circuit_open")
@@ -245,9 +252,10 @@ def test_failed_read_is_answered_from_the_last_good_answer_marked_stale(tmp_path
         body = stale.json()
         assert body["stale"] is True and body["query_id"] != fresh["query_id"]
         assert body["resolution"]["winner"]["object"]["value"] == "cached"
-        batch = client.post("/v1/query", json={"queries": [
-            {"subject": subject, "predicate": "p", "lens": "recency"}
-        ]})  # fmt: skip
+        batch = client.post(
+            "/v1/query",
+            json={"queries": [{"subject": subject, "predicate": "p", "lens": "recency"}]},
+        )
         assert batch.status_code == 200 and batch.json()["results"][0]["stale"] is True
         never_asked = _query(client, _subject(), lens="recency")
         assert_envelope(never_asked, 503, "StorageError", "store_error")
@@ -292,7 +300,8 @@ def test_breaker_state_is_listed_in_storage_stats(tmp_path: Path) -> None:
     with running_server(tmp_path / "data") as (_, client):
         stats = client.get("/v1/admin/storage/stats").json()
         assert {b["name"]: b["state"] for b in stats["breakers"]} == {
-            "read": "closed", "write": "closed",
-        }  # fmt: skip
+            "read": "closed",
+            "write": "closed",
+        }
         assert threading.active_count() > 1
         assert msgspec.json.decode(client.get("/health").content)["status"] == "ok"

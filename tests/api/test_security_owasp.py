@@ -93,9 +93,14 @@ def test_api1_writer_cannot_lift_its_own_limits(auth_client: httpx.Client) -> No
 
 @pytest.mark.parametrize(
     ("key", "code"),
-    [(None, "missing_api_key"), ("", "missing_api_key"), ("stm_unknown", "invalid_api_key"),
-     (ROOT_KEY + "x", "invalid_api_key"), (ROOT_KEY[:-1], "invalid_api_key")],
-)  # fmt: skip
+    [
+        (None, "missing_api_key"),
+        ("", "missing_api_key"),
+        ("stm_unknown", "invalid_api_key"),
+        (ROOT_KEY + "x", "invalid_api_key"),
+        (ROOT_KEY[:-1], "invalid_api_key"),
+    ],
+)
 def test_api2_missing_or_unknown_key_is_401(
     auth_client: httpx.Client, key: str | None, code: str
 ) -> None:
@@ -133,8 +138,9 @@ def test_api2_secret_is_never_logged_nor_returned_again(
     made = create_key(auth_client, "writer", name=f"leak-{uuid.uuid4().hex[:6]}")
     secret = made["secret"]
     headers = {"x-api-key": secret}
-    record = sign_assertion(fresh_agent(), subject="test/leak", predicate="p", object="v",
-                            confidence=0.5)  # fmt: skip
+    record = sign_assertion(
+        fresh_agent(), subject="test/leak", predicate="p", object="v", confidence=0.5
+    )
     send(auth_client, "/v1/assert", record, headers)
     auth_client.get("/v1/admin/api-keys", headers=headers)  # 403, logged as an error
     auth_client.post(f"/v1/admin/api-keys/{made['id']}/disable", headers=admin_headers())
@@ -159,8 +165,14 @@ def test_api3_key_listings_carry_no_secret_or_hash(auth_client: httpx.Client) ->
     listing = auth_client.get("/v1/admin/api-keys", headers=admin_headers()).json()
     for key in listing["keys"]:
         assert set(key) == {
-            "id", "name", "role", "enabled", "created_at", "expires_at", "last_used_at",
-        }  # fmt: skip
+            "id",
+            "name",
+            "role",
+            "enabled",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+        }
         assert not any(str(v).startswith("stm_") for v in key.values())
 
 
@@ -178,27 +190,30 @@ def test_api4_huge_body_is_413_before_it_is_read(
 ) -> None:
     body = b'{"subject": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
     response = auth_client.post(
-        "/v1/assert", content=body,
+        "/v1/assert",
+        content=body,
         headers={"x-api-key": writer_key, "content-type": "application/json"},
-    )  # fmt: skip
+    )
     assert_envelope(response, 413, "ValidationError", "body_too_large")
 
 
 def test_api4_huge_limit_is_400(auth_client: httpx.Client, writer_key: str) -> None:
     response = auth_client.get(
-        "/v1/query", params={"subject": "s", "predicate": "p", "limit": 10**9},
+        "/v1/query",
+        params={"subject": "s", "predicate": "p", "limit": 10**9},
         headers={"x-api-key": writer_key},
-    )  # fmt: skip
+    )
     assert_envelope(response, 400, "ValidationError")
 
 
 def test_api4_oversized_batches_are_400(auth_client: httpx.Client, writer_key: str) -> None:
     agent = fresh_agent()
     items = [
-        msgspec.to_builtins(sign_assertion(agent, subject="test/big", predicate="p", object=i,
-                                           confidence=0.5))
+        msgspec.to_builtins(
+            sign_assertion(agent, subject="test/big", predicate="p", object=i, confidence=0.5)
+        )
         for i in range(MAX_BATCH + 1)
-    ]  # fmt: skip
+    ]
     headers = {"x-api-key": writer_key}
     batch = auth_client.post("/v1/assert/batch", json={"assertions": items}, headers=headers)
     assert_envelope(batch, 400, "ValidationError", "batch_too_large")
@@ -242,9 +257,10 @@ def test_api4_slow_client_is_cut_off_by_the_request_timeout(
 def test_api4_rate_limits_and_quotas_apply(auth_client: httpx.Client) -> None:
     reader = create_key(auth_client, "reader")
     auth_client.post(
-        "/v1/admin/rate-limit", json={"api_key_id": reader["id"], "max_requests_per_min": 1},
+        "/v1/admin/rate-limit",
+        json={"api_key_id": reader["id"], "max_requests_per_min": 1},
         headers=admin_headers(),
-    )  # fmt: skip
+    )
     headers = {"x-api-key": reader["secret"]}
     codes = [auth_client.get("/v1/epochs", headers=headers).status_code for _ in range(3)]
     assert codes[0] == 200 and 429 in codes[1:]
@@ -275,18 +291,22 @@ def test_api5_every_admin_route_of_the_openapi_document_is_covered(
     spec = auth_client.get("/openapi.json").json()
     documented = {
         (method.upper(), path)
-        for path, item in spec["paths"].items() if path.startswith("/v1/admin/")
-        for method in item if method in ("get", "post", "delete", "put", "patch")
-    }  # fmt: skip
-    templated = {(m, p.replace("a" * 64, "{agent_id}").replace("/root", "/{id}"))
-                 for m, p, _ in ADMIN_ROUTES}  # fmt: skip
+        for path, item in spec["paths"].items()
+        if path.startswith("/v1/admin/")
+        for method in item
+        if method in ("get", "post", "delete", "put", "patch")
+    }
+    templated = {
+        (m, p.replace("a" * 64, "{agent_id}").replace("/root", "/{id}")) for m, p, _ in ADMIN_ROUTES
+    }
     assert documented <= templated, documented - templated
 
 
 def test_api5_reader_cannot_write_anything(auth_client: httpx.Client, reader_key: str) -> None:
     headers = {"x-api-key": reader_key}
-    record = sign_assertion(fresh_agent(), subject="test/ro", predicate="p", object=1,
-                            confidence=0.5)  # fmt: skip
+    record = sign_assertion(
+        fresh_agent(), subject="test/ro", predicate="p", object=1, confidence=0.5
+    )
     for path in ("/v1/assert", "/v1/vote", "/v1/epoch", "/v1/supersede", "/v1/sources"):
         response = send(auth_client, path, record, headers)
         assert_envelope(response, 403, "AuthorizationError", "insufficient_role")

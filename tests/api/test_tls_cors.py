@@ -31,13 +31,28 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", str(CERT_DAYS), "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            str(CERT_DAYS),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -46,9 +61,12 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveS
     base = tmp_path_factory.mktemp("tls")
     cert, key = _self_signed(base)
     server = LiveServer(
-        base, scheme="https", verify=ssl.create_default_context(cafile=str(cert)),
-        STEMEDB_TLS_CERT_FILE=str(cert), STEMEDB_TLS_KEY_FILE=str(key),
-    )  # fmt: skip
+        base,
+        scheme="https",
+        verify=ssl.create_default_context(cafile=str(cert)),
+        STEMEDB_TLS_CERT_FILE=str(cert),
+        STEMEDB_TLS_KEY_FILE=str(key),
+    )
     yield server, cert
     assert server.stop() == 0
 
@@ -112,9 +130,13 @@ def test_certificate_without_key_stops_start_up_naming_the_keys(tmp_path: Path) 
     }
     env.pop("STEMEDB_CONFIG", None)
     result = subprocess.run(
-        [sys.executable, "-m", "stemedb.api"], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "stemedb.api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0
     assert "tls.key_file" in result.stderr
 

@@ -67,10 +67,12 @@ def requests_of(page: str, path: str) -> float:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("stemedb-workers")
     proc = ServerProcess(
-        base / "data", base / "server.log", STEMEDB_API_WORKERS=str(WORKERS),
+        base / "data",
+        base / "server.log",
+        STEMEDB_API_WORKERS=str(WORKERS),
         # worker 1 absorbs each batch late: a read there must wait for it, not miss it
         **{ABSORB_DELAY_FAILPOINT: str(ABSORB_DELAY_SECONDS)},
-    )  # fmt: skip
+    )
     yield proc
     assert proc.stop() == 0, proc.log_path.read_text()[-2000:]
 
@@ -190,9 +192,11 @@ def test_a_worker_count_out_of_range_is_refused_naming_the_key(
 def test_workers_without_the_writer_process_are_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"cannot be used with this wal\.writer_process"):
         ServerProcess(
-            tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2",
+            tmp_path / "data",
+            tmp_path / "log",
+            STEMEDB_API_WORKERS="2",
             STEMEDB_WAL_WRITER_PROCESS="false",
-        )  # fmt: skip
+        )
     assert not (tmp_path / "data" / "wal").exists()  # refused before opening anything
 
 
@@ -202,9 +206,11 @@ def test_a_second_node_with_workers_cannot_share_the_port(
     """SO_REUSEPORT would let two nodes' workers split one port's traffic."""
     with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1"):
         ServerProcess(
-            tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2",
+            tmp_path / "data",
+            tmp_path / "log",
+            STEMEDB_API_WORKERS="2",
             STEMEDB_BIND_ADDR=f"127.0.0.1:{node.port}",
-        )  # fmt: skip
+        )
     with httpx.Client(base_url=node.url) as client:
         assert client.get("/ready").status_code == 200
 
@@ -217,9 +223,12 @@ def test_keys_and_overrides_changed_through_one_worker_hold_at_once_on_every_wor
     if importlib.util.find_spec("redis") is None:
         pytest.skip("the redis Python package is not installed")
     node = AuthServer(
-        tmp_path / "data", tmp_path / "log", **AUTH_ENV, STEMEDB_API_WORKERS="2",
+        tmp_path / "data",
+        tmp_path / "log",
+        **AUTH_ENV,
+        STEMEDB_API_WORKERS="2",
         STEMEDB_RATE_LIMIT_STORAGE=redis_url,
-    )  # fmt: skip
+    )
 
     def codes(secret: str, count: int) -> list[int]:
         out = []
@@ -260,14 +269,16 @@ def test_memory_rate_limits_and_quotas_hold_for_the_node_not_for_each_worker(
         skeptic = []
         for _ in range(SKEPTIC_LIMIT + 3):  # a connection each: both workers answer some
             with httpx.Client(base_url=node.url) as client:
-                answer = client.get("/v1/skeptic", params={"subject": "s", "predicate": "p"},
-                                    headers=writer)  # fmt: skip
+                answer = client.get(
+                    "/v1/skeptic", params={"subject": "s", "predicate": "p"}, headers=writer
+                )
                 skeptic.append(answer.status_code)
         assert skeptic == [200] * SKEPTIC_LIMIT + [429] * 3
         agent, written = fresh_agent(), []
         for index in range(QUOTA_TOKENS // 10 + 2):  # an assertion costs 10 tokens
-            record = sign_assertion(agent, subject="test/quota", predicate="p", object=index,
-                                    confidence=0.5)  # fmt: skip
+            record = sign_assertion(
+                agent, subject="test/quota", predicate="p", object=index, confidence=0.5
+            )
             with httpx.Client(base_url=node.url) as client:
                 written.append(send(client, "/v1/assert", record, writer).status_code)
         assert written == [201] * (QUOTA_TOKENS // 10) + [429] * 2
@@ -279,9 +290,12 @@ def test_admin_views_and_breaker_trips_cover_every_worker(tmp_path: Path) -> Non
     """Slow queries, breakers and cache figures live in each worker; the admin views
     gather them, and an admin's trip and reset reach every worker."""
     node = AuthServer(
-        tmp_path / "data", tmp_path / "log", **AUTH_ENV, STEMEDB_API_WORKERS="2",
+        tmp_path / "data",
+        tmp_path / "log",
+        **AUTH_ENV,
+        STEMEDB_API_WORKERS="2",
         STEMEDB_API_SLOW_QUERY_MS="0",  # every query is a slow one
-    )  # fmt: skip
+    )
 
     def fresh(method: str, path: str, **kwargs: Any) -> httpx.Response:
         with httpx.Client(base_url=node.url) as client:  # a connection each
@@ -290,8 +304,9 @@ def test_admin_views_and_breaker_trips_cover_every_worker(tmp_path: Path) -> Non
     def writes(agent: AgentKey) -> list[int]:
         out = []
         for index in range(6):
-            record = sign_assertion(agent, subject="test/trip", predicate="p", object=index,
-                                    confidence=0.5)  # fmt: skip
+            record = sign_assertion(
+                agent, subject="test/trip", predicate="p", object=index, confidence=0.5
+            )
             out.append(
                 fresh(
                     "POST",
@@ -324,8 +339,12 @@ def test_admin_views_and_breaker_trips_cover_every_worker(tmp_path: Path) -> Non
             "open"
         ]
         reset = {"agent_id": agent.agent_id}
-        assert fresh("POST", "/v1/admin/circuit-breaker/reset", json=reset,
-                     headers=admin_headers()).status_code == 200  # fmt: skip
+        assert (
+            fresh(
+                "POST", "/v1/admin/circuit-breaker/reset", json=reset, headers=admin_headers()
+            ).status_code
+            == 200
+        )
         assert writes(agent) == [201] * 6
 
         stats = fresh("GET", "/v1/admin/storage/stats", headers=admin_headers()).json()

@@ -41,9 +41,14 @@ def run_cli(tmp_path: Path) -> RunCli:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
         environ.update({"COLUMNS": "200", **(env or {})})
         return subprocess.run(
-            [*cli_command(), *args], cwd=tmp_path, env=environ, capture_output=True, text=True,
-            timeout=CLI_TIMEOUT_SECONDS, check=False,
-        )  # fmt: skip
+            [*cli_command(), *args],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_SECONDS,
+            check=False,
+        )
 
     return run
 

@@ -18,9 +18,11 @@ ROOT_KEY = "cli-root-key-" + "7e" * 16
 @pytest.fixture
 def auth_server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(
-        tmp_path / "data", tmp_path / "server.log",
-        STEMEDB_AUTH_ENABLED="true", STEMEDB_ROOT_API_KEY=ROOT_KEY,
-    )  # fmt: skip
+        tmp_path / "data",
+        tmp_path / "server.log",
+        STEMEDB_AUTH_ENABLED="true",
+        STEMEDB_ROOT_API_KEY=ROOT_KEY,
+    )
     yield proc
     proc.stop()
 
@@ -57,8 +59,9 @@ def test_keys_without_an_admin_key_fail_with_the_server_error(
 def test_offline_keys_on_a_stopped_server_then_used_by_it(run_cli: RunCli, tmp_path: Path) -> None:
     data = tmp_path / "offline-data"
     env = {"STEMEDB_DB_DIR": str(data)}
-    made = run_cli("keys", "create", "--name", "first-admin", "--role", "admin", "--offline",
-                   "--json", env=env)  # fmt: skip
+    made = run_cli(
+        "keys", "create", "--name", "first-admin", "--role", "admin", "--offline", "--json", env=env
+    )
     assert made.returncode == 0, made.stderr
     admin = json.loads(made.stdout)
     # auth on with no root key: the offline admin key is the way in

@@ -47,9 +47,23 @@ def test_assert_signs_with_the_key_file_and_query_shows_it(
 ) -> None:
     key_file = tmp_path / "agent.key"
     agent_id = keygen(run_cli, key_file)
-    done = run_cli("assert", subject, "risk", "0.25", "--type", "number", "--confidence", "0.9",
-                   "--source-class", "clinical", "--url", server.url, "--key-file", str(key_file),
-                   "--json")  # fmt: skip
+    done = run_cli(
+        "assert",
+        subject,
+        "risk",
+        "0.25",
+        "--type",
+        "number",
+        "--confidence",
+        "0.9",
+        "--source-class",
+        "clinical",
+        "--url",
+        server.url,
+        "--key-file",
+        str(key_file),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     written = json.loads(done.stdout)
     assert written["status"] == "created" and written["agent_id"] == agent_id
@@ -98,19 +112,43 @@ def test_query_url_defaults_to_the_configs_api_bind(
 
 def test_query_filters_and_prefix(run_cli: RunCli, server: ServerProcess, subject: str) -> None:
     a, b = AgentKey.generate(), AgentKey.generate()
-    for key, sub, value, cls in ((a, f"{subject}/x", "one", "clinical"),
-                                 (b, f"{subject}/y", "two", "anecdotal")):  # fmt: skip
-        done = run_cli("assert", sub, "risk", value, "--source-class", cls, "--url", server.url,
-                       env={"STEMEDB_PRIVATE_KEY": key.seed_hex()})  # fmt: skip
+    for key, sub, value, cls in (
+        (a, f"{subject}/x", "one", "clinical"),
+        (b, f"{subject}/y", "two", "anecdotal"),
+    ):
+        done = run_cli(
+            "assert",
+            sub,
+            "risk",
+            value,
+            "--source-class",
+            cls,
+            "--url",
+            server.url,
+            env={"STEMEDB_PRIVATE_KEY": key.seed_hex()},
+        )
         assert done.returncode == 0, done.stderr
     grouped = run_cli("query", f"{subject}/", "risk", "--prefix", "--json", "--url", server.url)
     answer = json.loads(grouped.stdout)
     assert {g["subject"] for g in answer["results"]} == {f"{subject}/x", f"{subject}/y"}
     pretty = run_cli("query", f"{subject}/", "--prefix", "--url", server.url)
     assert pretty.returncode == 0 and f"{subject}/x" in pretty.stdout
-    only_b = run_cli("query", f"{subject}/y", "risk", "--agent-id", b.agent_id, "--source-class",
-                     "anecdotal", "--as-of", "4000000000", "--limit", "5", "--json",
-                     "--url", server.url)  # fmt: skip
+    only_b = run_cli(
+        "query",
+        f"{subject}/y",
+        "risk",
+        "--agent-id",
+        b.agent_id,
+        "--source-class",
+        "anecdotal",
+        "--as-of",
+        "4000000000",
+        "--limit",
+        "5",
+        "--json",
+        "--url",
+        server.url,
+    )
     assert [c["object"]["value"] for c in json.loads(only_b.stdout)["claims"]] == ["two"]
 
 
@@ -148,8 +186,7 @@ def test_demo_url_loads_a_running_server_idempotently(
     again = run_cli("demo", "--url", server.url)
     assert again.returncode == 0, again.stderr
     assert "(0 new)" in again.stdout
-    shown = run_cli("query", SUBJECT, PREDICATE, "--lens", "skeptic", "--json",
-                    "--url", server.url)  # fmt: skip
+    shown = run_cli("query", SUBJECT, PREDICATE, "--lens", "skeptic", "--json", "--url", server.url)
     answer = json.loads(shown.stdout)
     assert len({c["object"]["value"] for c in answer["claims"]}) >= 3
     assert answer["source_warnings"]  # the retracted preprint

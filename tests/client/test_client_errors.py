@@ -72,8 +72,11 @@ def test_connection_refused_is_a_network_error_after_retries() -> None:
 
 def test_from_env_reads_url_private_key_and_api_key(server: ServerProcess, subject: str) -> None:
     key = AgentKey.from_seed(b"\x77" * 32)
-    env = {"STEMEDB_URL": server.url, "STEMEDB_PRIVATE_KEY": key.seed_hex(),
-           "STEMEDB_API_KEY": "stm_test"}  # fmt: skip
+    env = {
+        "STEMEDB_URL": server.url,
+        "STEMEDB_PRIVATE_KEY": key.seed_hex(),
+        "STEMEDB_API_KEY": "stm_test",
+    }
     with Client.from_env(env) as client:
         assert client.url == server.url and client.api_key == "stm_test"
         result = client.assert_(subject, "risk", "rare", 0.8)
@@ -94,8 +97,9 @@ def test_from_env_reads_a_keygen_key_file(tmp_path: Path) -> None:
 
 def test_private_key_wins_over_key_file_and_bad_values_name_the_variable(tmp_path: Path) -> None:
     env_key = AgentKey.from_seed(b"\x01" * 32)
-    chosen = key_from_env({"STEMEDB_PRIVATE_KEY": env_key.seed_hex(),
-                           "STEMEDB_KEY_FILE": str(tmp_path / "missing")})  # fmt: skip
+    chosen = key_from_env(
+        {"STEMEDB_PRIVATE_KEY": env_key.seed_hex(), "STEMEDB_KEY_FILE": str(tmp_path / "missing")}
+    )
     assert chosen is not None and chosen.agent_id == env_key.agent_id
     assert key_from_env({}) is None
     with pytest.raises(base.ValidationError) as info:

@@ -15,10 +15,18 @@ CLIENT_DIR = Path(stemedb.client.__file__).parent
 ALLOWED = ("stemedb.client", "stemedb.wire", "stemedb.model", "stemedb.errors")
 # Loaded by ``import stemedb.client`` in a fresh interpreter: none of these may be.
 FORBIDDEN_PREFIXES = (
-    "stemedb.api", "stemedb.engine", "stemedb.store", "stemedb.query", "stemedb.wal",
-    "stemedb.lens", "stemedb.ops", "stemedb.cli", "stemedb.sys", "stemedb.runtime",
+    "stemedb.api",
+    "stemedb.engine",
+    "stemedb.store",
+    "stemedb.query",
+    "stemedb.wal",
+    "stemedb.lens",
+    "stemedb.ops",
+    "stemedb.cli",
+    "stemedb.sys",
+    "stemedb.runtime",
     "stemedb.config",
-)  # fmt: skip
+)
 FORBIDDEN_PACKAGES = ("starlette", "uvicorn", "granian", "apsw", "prometheus_client", "typer")
 
 

@@ -29,9 +29,16 @@ def test_query_sends_every_filter(db: Client, db_bob: Client, bob: AgentKey, sub
     epoch = db.epoch(f"{subject}-epoch").id
     db.assert_(subject, "risk", "a", 0.9, source_class="clinical", timestamp=1_700_000_000)
     db_bob.assert_(
-        subject, "risk", "b", 0.8, source_class="expert", epoch=epoch, lifecycle="approved",
-        valid_from=1_600_000_000, valid_to=1_900_000_000,
-    )  # fmt: skip
+        subject,
+        "risk",
+        "b",
+        0.8,
+        source_class="expert",
+        epoch=epoch,
+        lifecycle="approved",
+        valid_from=1_600_000_000,
+        valid_to=1_900_000_000,
+    )
 
     def values(**filters: object) -> set[object]:
         result = db.query(subject, "risk", **filters)  # type: ignore[arg-type]
@@ -47,8 +54,9 @@ def test_query_sends_every_filter(db: Client, db_bob: Client, bob: AgentKey, sub
     assert values(valid_at=1_950_000_000) == {"a"}
     assert values(as_of=1.0) == set()
     assert values(include_retracted=True, include_superseded=True, max_stale_seconds=5) == {
-        "a", "b",
-    }  # fmt: skip
+        "a",
+        "b",
+    }
     assert db.query(subject, "risk", lens="recency", limit=1).next_cursor is not None
 
 

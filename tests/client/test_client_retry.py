@@ -28,8 +28,16 @@ HEALTH = b'{"status": "ok", "version": "t", "uptime_seconds": 1.0}'
 
 
 def envelope(status: int, type_name: str, code: str) -> httpx.Response:
-    body = {"error": {"code": code, "type": type_name, "message": code, "details": {},
-                      "retryable": status in (429, 503)}, "request_id": "rid-1"}  # fmt: skip
+    body = {
+        "error": {
+            "code": code,
+            "type": type_name,
+            "message": code,
+            "details": {},
+            "retryable": status in (429, 503),
+        },
+        "request_id": "rid-1",
+    }
     headers = {"Retry-After": "1"} if status in (429, 503) else {}
     return httpx.Response(status, json=body, headers=headers)
 
@@ -59,8 +67,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def client(script: Callable[[httpx.Request], httpx.Response], **kw: object) -> Client:
     policy = kw.pop("retry", RetryPolicy(backoff_base_seconds=0.01))
-    return Client("http://stemedb.test", transport=httpx.MockTransport(script),
-                  retry=policy, **kw)  # type: ignore[arg-type]  # fmt: skip
+    return Client("http://stemedb.test", transport=httpx.MockTransport(script), retry=policy, **kw)  # type: ignore[arg-type]
 
 
 def test_503_is_retried_honouring_retry_after(sleeps: list[float]) -> None:
@@ -167,12 +174,18 @@ def test_async_client_retries_the_same_way(monkeypatch: pytest.MonkeyPatch) -> N
         waits.append(seconds)
 
     monkeypatch.setattr("stemedb.client.async_client.asyncio.sleep", fake_sleep)
-    script = Script(envelope(503, "UnavailableError", "unavailable"), httpx.ConnectError("x"),
-                    httpx.Response(200, content=HEALTH))  # fmt: skip
+    script = Script(
+        envelope(503, "UnavailableError", "unavailable"),
+        httpx.ConnectError("x"),
+        httpx.Response(200, content=HEALTH),
+    )
 
     async def run() -> str:
-        async with AsyncClient("http://stemedb.test", transport=httpx.MockTransport(script),
-                               retry=RetryPolicy(backoff_base_seconds=0.01)) as db:  # fmt: skip
+        async with AsyncClient(
+            "http://stemedb.test",
+            transport=httpx.MockTransport(script),
+            retry=RetryPolicy(backoff_base_seconds=0.01),
+        ) as db:
             return (await db.health()).status
 
     assert asyncio.run(run()) == "ok"

@@ -29,10 +29,17 @@ def test_assert_signs_with_the_clients_key_and_stores_the_claim(
 def test_assert_passes_every_optional_field(db: Client, subject: str) -> None:
     parent = db.assert_(subject, "base", 1.5, 0.5)
     result = db.assert_(
-        subject, "risk", ObjectValue("ref", "drugs/other"), 0.7, timestamp=1_700_000_000,
-        source_class="observational", parent=parent.id, lifecycle="approved",
-        valid_from=1_600_000_000, valid_to=1_800_000_000,
-    )  # fmt: skip
+        subject,
+        "risk",
+        ObjectValue("ref", "drugs/other"),
+        0.7,
+        timestamp=1_700_000_000,
+        source_class="observational",
+        parent=parent.id,
+        lifecycle="approved",
+        valid_from=1_600_000_000,
+        valid_to=1_800_000_000,
+    )
     stored = db.get_assertion(result.id).assertion
     assert stored.object == ObjectValue("ref", "drugs/other")
     assert stored.timestamp == 1_700_000_000

@@ -57,12 +57,19 @@ def run_child_until_killed(
     stderr_path = data_dir.parent / f"child-{tag}.stderr"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(data_dir), tag, str(records), str(threads),
-             str(segment_bytes)],
+            [
+                sys.executable,
+                str(CHILD),
+                str(data_dir),
+                tag,
+                str(records),
+                str(threads),
+                str(segment_bytes),
+            ],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )  # fmt: skip
+        )
         assert proc.stdout is not None
         lines: list[bytes] = []
         ready = threading.Event()
@@ -151,9 +158,13 @@ def kill_loop(
             data_dir = tmp_path / f"data-{cycle}"
             acked = {}
         result = run_child_until_killed(
-            data_dir, f"{seed}-{cycle}", rng,
-            records=records, threads=threads, segment_bytes=segment_bytes,
-        )  # fmt: skip
+            data_dir,
+            f"{seed}-{cycle}",
+            rng,
+            records=records,
+            threads=threads,
+            segment_bytes=segment_bytes,
+        )
         acked.update(result.acks)
         new_keys = {(a.subject, a.predicate) for a in result.acks.values()}
         check_survivors(data_dir, acked, new_keys)

@@ -22,17 +22,26 @@ WRITERS = 4
 LOAD_SECONDS = 1.5
 
 
-def write_until_stopped(url: str, agent: AgentKey, tag: str, stop: threading.Event,
-                        acknowledged: list[str]) -> None:  # fmt: skip
+def write_until_stopped(
+    url: str, agent: AgentKey, tag: str, stop: threading.Event, acknowledged: list[str]
+) -> None:
     index = 0
     while not stop.is_set():
-        record = sign_assertion(agent, subject=f"test/kill-{tag}", predicate=f"p{index % 7}",
-                                object=index, confidence=0.5)  # fmt: skip
+        record = sign_assertion(
+            agent,
+            subject=f"test/kill-{tag}",
+            predicate=f"p{index % 7}",
+            object=index,
+            confidence=0.5,
+        )
         index += 1
         try:
             with httpx.Client(base_url=url, timeout=5) as client:  # a connection each
-                answer = client.post("/v1/assert", content=msgspec.json.encode(record),
-                                     headers={"content-type": "application/json"})  # fmt: skip
+                answer = client.post(
+                    "/v1/assert",
+                    content=msgspec.json.encode(record),
+                    headers={"content-type": "application/json"},
+                )
         except httpx.HTTPError:
             continue  # the node is going down: not acknowledged
         if answer.status_code == 201:
@@ -52,11 +61,18 @@ def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: st
     stop = threading.Event()
     acknowledged: list[list[str]] = [[] for _ in range(WRITERS)]
     threads = [
-        threading.Thread(target=write_until_stopped, args=(
-            node.url, AgentKey.from_seed(bytes([i + 1]) * 32), str(i), stop, acknowledged[i],
-        ))
+        threading.Thread(
+            target=write_until_stopped,
+            args=(
+                node.url,
+                AgentKey.from_seed(bytes([i + 1]) * 32),
+                str(i),
+                stop,
+                acknowledged[i],
+            ),
+        )
         for i in range(WRITERS)
-    ]  # fmt: skip
+    ]
     for thread in threads:
         thread.start()
     time.sleep(LOAD_SECONDS)

@@ -28,27 +28,44 @@ JOB_METRICS: Final = frozenset(
     f"stemedb_{job}_{what}"
     for job in ("backup", "backup_verify", "wal_archive_timer")
     for what in (
-        "last_run_timestamp_seconds", "last_success_timestamp_seconds", "failed",
+        "last_run_timestamp_seconds",
+        "last_success_timestamp_seconds",
+        "failed",
         "duration_seconds",
     )
-)  # fmt: skip
+)
 # The server's WAL archiver ([archive] enabled; src/stemedb/api/archiving.py).
-ARCHIVE_METRICS: Final = frozenset({
-    "stemedb_wal_archive_lag_segments", "stemedb_wal_archive_archived_lsn",
-    "stemedb_wal_archive_gaps", "stemedb_wal_archive_last_success_timestamp_seconds",
-    "stemedb_wal_archive_failures_total", "stemedb_wal_archive_segments_total",
-})  # fmt: skip
+ARCHIVE_METRICS: Final = frozenset(
+    {
+        "stemedb_wal_archive_lag_segments",
+        "stemedb_wal_archive_archived_lsn",
+        "stemedb_wal_archive_gaps",
+        "stemedb_wal_archive_last_success_timestamp_seconds",
+        "stemedb_wal_archive_failures_total",
+        "stemedb_wal_archive_segments_total",
+    }
+)
 # Exposed by the server in addition to API.md's table (documented in docs/reference/api.md).
-EXTRA_SERVER_METRICS: Final = frozenset({
-    "stemedb_storage_circuit_open", "stemedb_audit_queries_pruned_total",
-    "stemedb_audit_records_dropped_total",
-})  # fmt: skip
+EXTRA_SERVER_METRICS: Final = frozenset(
+    {
+        "stemedb_storage_circuit_open",
+        "stemedb_audit_queries_pruned_total",
+        "stemedb_audit_records_dropped_total",
+    }
+)
 # Standard exporters' series the rules and the dashboard use.
-EXPORTER_METRICS: Final = frozenset({
-    "up", "process_resident_memory_bytes", "node_memory_MemAvailable_bytes",
-    "node_memory_MemTotal_bytes", "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
-    "node_filesystem_readonly", "process_cpu_seconds_total",
-})  # fmt: skip
+EXPORTER_METRICS: Final = frozenset(
+    {
+        "up",
+        "process_resident_memory_bytes",
+        "node_memory_MemAvailable_bytes",
+        "node_memory_MemTotal_bytes",
+        "node_filesystem_avail_bytes",
+        "node_filesystem_size_bytes",
+        "node_filesystem_readonly",
+        "process_cpu_seconds_total",
+    }
+)
 
 
 def require_tool(name: str) -> str:

@@ -28,19 +28,35 @@ PROMETHEUS = DEPLOY / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
 ALERTS_TEST = PROMETHEUS / "alerts_test.yml"
 REQUIRED_ALERTS = {
-    "HighAPIErrorRate", "EndpointErrorRateHigh", "NewErrorTypeDetected", "ErrorBudgetExhausted",
-    "SlowAPIResponses", "WALFsyncSlow", "WALFsyncFailure", "HighStorageErrorRate",
-    "MemoryExhaustion", "DiskSpaceLow", "CertificateExpiringSoon", "CircuitBreakerTripped",
-    "BackupMissing", "BackupVerifyFailed", "WALArchiveLagging", "InstanceDown",
-}  # fmt: skip
+    "HighAPIErrorRate",
+    "EndpointErrorRateHigh",
+    "NewErrorTypeDetected",
+    "ErrorBudgetExhausted",
+    "SlowAPIResponses",
+    "WALFsyncSlow",
+    "WALFsyncFailure",
+    "HighStorageErrorRate",
+    "MemoryExhaustion",
+    "DiskSpaceLow",
+    "CertificateExpiringSoon",
+    "CircuitBreakerTripped",
+    "BackupMissing",
+    "BackupVerifyFailed",
+    "WALArchiveLagging",
+    "InstanceDown",
+}
 RUNBOOK_PREFIX = "file:///opt/stemedb/docs/operations/runbooks/"
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require_tool("promtool"), *args], cwd=cwd, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+        [require_tool("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -75,10 +91,13 @@ def test_unit_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
     (only its own test group is run, to keep this fast)."""
     suite = yaml.safe_load(ALERTS_TEST.read_text())
     suite["tests"] = [
-        t for t in suite["tests"]
-        if any(c["alertname"] == "HighAPIErrorRate" and c.get("exp_alerts")
-               for c in t["alert_rule_test"])
-    ]  # fmt: skip
+        t
+        for t in suite["tests"]
+        if any(
+            c["alertname"] == "HighAPIErrorRate" and c.get("exp_alerts")
+            for c in t["alert_rule_test"]
+        )
+    ]
     (tmp_path / ALERTS_TEST.name).write_text(yaml.safe_dump(suite))
     text = ALERTS.read_text()
     assert "          ) > 0.05\n" in text

@@ -24,16 +24,27 @@ from deploy_helpers import (
 DASHBOARD = DEPLOY / "grafana" / "stemedb-dashboard.json"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$instance": ".*", "${datasource}": "x"}
 MUST_SHOW = {
-    "API": {"stemedb_http_requests_total", "stemedb_error_count_by_type",
-            "stemedb_http_request_duration_seconds"},
-    "WAL": {"stemedb_wal_fsync_duration_seconds", "stemedb_wal_batch_size",
-            "stemedb_wal_bytes_written_total", "stemedb_wal_segments",
-            "stemedb_wal_fsync_errors_total"},
-    "Storage": {"stemedb_storage_operation_duration_seconds",
-                "stemedb_storage_operation_errors_total", "stemedb_assertions_total",
-                "stemedb_cache_hits_total", "stemedb_cache_misses_total"},
+    "API": {
+        "stemedb_http_requests_total",
+        "stemedb_error_count_by_type",
+        "stemedb_http_request_duration_seconds",
+    },
+    "WAL": {
+        "stemedb_wal_fsync_duration_seconds",
+        "stemedb_wal_batch_size",
+        "stemedb_wal_bytes_written_total",
+        "stemedb_wal_segments",
+        "stemedb_wal_fsync_errors_total",
+    },
+    "Storage": {
+        "stemedb_storage_operation_duration_seconds",
+        "stemedb_storage_operation_errors_total",
+        "stemedb_assertions_total",
+        "stemedb_cache_hits_total",
+        "stemedb_cache_misses_total",
+    },
     "Ingest": {"stemedb_assertions_ingested_total"},
-}  # fmt: skip
+}
 
 
 def dashboard() -> dict[str, Any]:
@@ -76,8 +87,11 @@ def test_every_expression_parses(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = subprocess.run(
         [require_tool("promtool"), "check", "rules", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -96,8 +96,11 @@ def variables_read_by_the_code() -> set[str]:
     for path in (ROOT / "src").rglob("*.py"):
         names |= set(re.findall(r"[\"'`]((?:STEMEDB|AWS)_[A-Z0-9_]+)[\"'`]", path.read_text()))
     # the job wrapper's own variable
-    names |= set(re.findall(r"\$\{?(STEMEDB_[A-Z0-9_]+)", (DEPLOY / "bin" /
-                            "stemedb-job-metrics").read_text()))  # fmt: skip
+    names |= set(
+        re.findall(
+            r"\$\{?(STEMEDB_[A-Z0-9_]+)", (DEPLOY / "bin" / "stemedb-job-metrics").read_text()
+        )
+    )
     return names
 
 
@@ -109,8 +112,14 @@ def test_env_example_lists_every_variable_the_code_reads() -> None:
 def test_env_example_explains_the_section_key_pattern() -> None:
     text = ENV_EXAMPLE.read_text()
     assert "STEMEDB_<SECTION>_<KEY>" in text
-    for name in ("STEMEDB_ROOT_API_KEY", "STEMEDB_ALLOWED_ORIGINS", "STEMEDB_PRIVATE_KEY",
-                 "STEMEDB_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # fmt: skip
+    for name in (
+        "STEMEDB_ROOT_API_KEY",
+        "STEMEDB_ALLOWED_ORIGINS",
+        "STEMEDB_PRIVATE_KEY",
+        "STEMEDB_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
         assert name in env_example(), name
 
 

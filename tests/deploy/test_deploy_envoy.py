@@ -87,8 +87,7 @@ def test_feed_stream_has_no_route_timeout(config: dict[str, Any]) -> None:
 
 def test_every_typed_config_is_a_v3_type(config: dict[str, Any]) -> None:
     types = [node["@type"] for node in walk(config) if "@type" in node]
-    assert types and all(t.startswith("type.googleapis.com/envoy.") and ".v3." in t
-                         for t in types)  # fmt: skip
+    assert types and all(t.startswith("type.googleapis.com/envoy.") and ".v3." in t for t in types)
 
 
 def test_docs_say_envoy_was_not_run_here() -> None:

@@ -62,11 +62,26 @@ class Nginx:
 def render(prefix: Path, https_port: int, http_port: int, upstreams: tuple[int, int]) -> Path:
     """The shipped config with the host-specific lines replaced; returns nginx.conf."""
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-keyout", str(prefix / "key.pem"),
-         "-out", str(prefix / "cert.pem")],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(prefix / "key.pem"),
+            "-out",
+            str(prefix / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     text = CONF.read_text()
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{http_port};",
@@ -110,8 +125,11 @@ def prefix() -> Iterator[Path]:
 def nginx_t(nginx: str, main: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [nginx, "-t", "-p", str(main.parent), "-c", str(main)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_nginx_t_accepts_the_config(prefix: Path) -> None:
@@ -144,8 +162,9 @@ def nginx_with_two_nodes(prefix: Path) -> Iterator[tuple[Nginx, Node, Node]]:
     assert checked.returncode == 0, checked.stderr
     proc = subprocess.Popen(
         [nginx, "-p", str(prefix), "-c", str(main), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -170,8 +189,11 @@ def nginx_with_two_nodes(prefix: Path) -> Iterator[tuple[Nginx, Node, Node]]:
 
 def _write(client: httpx.Client, key: AgentKey, subject: str, value: int) -> httpx.Response:
     record = sign_assertion(key, subject=subject, predicate="p", object=value, confidence=0.7)
-    return client.post("/v1/assert", content=msgspec.json.encode(record),
-                       headers={"content-type": "application/json"})  # fmt: skip
+    return client.post(
+        "/v1/assert",
+        content=msgspec.json.encode(record),
+        headers={"content-type": "application/json"},
+    )
 
 
 def test_traffic_keeps_flowing_when_a_node_stops(
@@ -237,8 +259,9 @@ def test_body_over_the_limit_is_refused_by_nginx(
     before = len(proxy.access_lines())
     body = b"x" * (ApiConfig().max_body_bytes + 1)
     with httpx.Client(base_url=proxy.url, verify=False, timeout=30.0) as client:
-        response = client.post("/v1/assert", content=body,
-                               headers={"content-type": "application/json"})  # fmt: skip
+        response = client.post(
+            "/v1/assert", content=body, headers={"content-type": "application/json"}
+        )
     assert response.status_code == 413
     deadline = time.monotonic() + 5  # an earlier request's line may still be on its way
     while True:
@@ -258,8 +281,9 @@ def test_feed_stream_events_arrive_through_nginx(
     with httpx.Client(base_url=proxy.url, verify=False, timeout=30.0) as client:
         warmup = _write(client, key, "deploy/warmup", 0)  # lets nginx find out B is down
         lsn = warmup.json()["lsn"]
-        with client.stream("GET", "/v1/feed/stream", params={"after": lsn},
-                           timeout=httpx.Timeout(10.0)) as stream:  # fmt: skip
+        with client.stream(
+            "GET", "/v1/feed/stream", params={"after": lsn}, timeout=httpx.Timeout(10.0)
+        ) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.iter_lines()
             assert next(lines).startswith(": stemedb change feed")

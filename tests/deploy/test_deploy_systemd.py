@@ -26,10 +26,13 @@ UNITS = DEPLOY / "systemd"
 JOB_METRICS = DEPLOY / "bin" / "stemedb-job-metrics"
 EXPECTED_UNITS = {
     "stemedb-api.service",
-    "stemedb-backup.service", "stemedb-backup.timer",
-    "stemedb-wal-archive.service", "stemedb-wal-archive.timer",
-    "stemedb-backup-verify.service", "stemedb-backup-verify.timer",
-}  # fmt: skip
+    "stemedb-backup.service",
+    "stemedb-backup.timer",
+    "stemedb-wal-archive.service",
+    "stemedb-wal-archive.timer",
+    "stemedb-backup-verify.service",
+    "stemedb-backup-verify.timer",
+}
 MAX_EXPOSURE = 2.0
 
 
@@ -49,8 +52,9 @@ def offline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     system.mkdir(parents=True)
     for unit in UNITS.iterdir():
         shutil.copy(unit, system / unit.name)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system",
-                    symlinks=True)  # fmt: skip
+    shutil.copytree(
+        "/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True
+    )
     venv_bin = root / "opt" / "stemedb" / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "stemedb").write_text("#!/bin/sh\nexit 0\n")
@@ -70,8 +74,11 @@ def test_systemd_analyze_verify_reports_nothing(offline_root: Path, unit: str) -
     tool = require_tool("systemd-analyze")
     result = subprocess.run(
         [tool, "verify", "--man=no", f"--root={offline_root}", f"/etc/systemd/system/{unit}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )
@@ -82,14 +89,23 @@ def test_verify_would_catch_a_typo(offline_root: Path) -> None:
     tool = require_tool("systemd-analyze")
     system = offline_root / "etc" / "systemd" / "system"
     broken = system / "stemedb-broken.service"
-    broken.write_text((UNITS / "stemedb-api.service").read_text().replace(
-        "LimitNOFILE=", "LimitNOFLIE="))  # fmt: skip
+    broken.write_text(
+        (UNITS / "stemedb-api.service").read_text().replace("LimitNOFILE=", "LimitNOFLIE=")
+    )
     try:
         result = subprocess.run(
-            [tool, "verify", "--man=no", f"--root={offline_root}",
-             "/etc/systemd/system/stemedb-broken.service"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                tool,
+                "verify",
+                "--man=no",
+                f"--root={offline_root}",
+                "/etc/systemd/system/stemedb-broken.service",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         broken.unlink()
     assert "Unknown key 'LimitNOFLIE'" in result.stderr
@@ -99,11 +115,18 @@ def test_api_unit_is_hardened_and_runs_the_server_with_the_reference_config() ->
     s = unit_settings("stemedb-api.service")
     assert s["ExecStart"] == ["/opt/stemedb/.venv/bin/stemedb serve --config /etc/stemedb/api.toml"]
     expected = {
-        "User": "stemedb", "Group": "stemedb", "ProtectSystem": "strict", "ProtectHome": "yes",
-        "PrivateTmp": "yes", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "",
-        "ReadWritePaths": "/var/lib/stemedb", "Restart": "on-failure",
-        "EnvironmentFile": "/etc/stemedb/stemedb.env", "KillSignal": "SIGTERM",
-    }  # fmt: skip
+        "User": "stemedb",
+        "Group": "stemedb",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "ReadWritePaths": "/var/lib/stemedb",
+        "Restart": "on-failure",
+        "EnvironmentFile": "/etc/stemedb/stemedb.env",
+        "KillSignal": "SIGTERM",
+    }
     for key, value in expected.items():
         assert s.get(key) == [value], key
     assert int(s["LimitNOFILE"][0]) >= 65536
@@ -117,10 +140,18 @@ def test_api_unit_is_hardened_and_runs_the_server_with_the_reference_config() ->
 def test_api_unit_exposure_is_ok(offline_root: Path) -> None:
     tool = require_tool("systemd-analyze")
     result = subprocess.run(
-        [tool, "security", "--offline=yes", f"--root={offline_root}",
-         "/etc/systemd/system/stemedb-api.service"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            tool,
+            "security",
+            "--offline=yes",
+            f"--root={offline_root}",
+            "/etc/systemd/system/stemedb-api.service",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     match = re.search(r"Overall exposure level for stemedb-api.service: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
@@ -149,9 +180,13 @@ def test_job_units_run_the_cli_through_the_metrics_wrapper(
 
 def _run_job(textfile_dir: Path, *command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(JOB_METRICS), "backup", *command], env={"STEMEDB_TEXTFILE_DIR": str(textfile_dir),
-        "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [str(JOB_METRICS), "backup", *command],
+        env={"STEMEDB_TEXTFILE_DIR": str(textfile_dir), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def _values(path: Path) -> dict[str, float]:
@@ -187,8 +222,14 @@ def test_job_wrapper_records_success_then_failure_keeping_the_last_success(
     assert [p.name for p in tmp_path.iterdir()] == [prom.name]  # no temp files left
 
     promtool = require_tool("promtool")
-    lint = subprocess.run([promtool, "check", "metrics"], input=prom.read_text(),
-                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    lint = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=prom.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
 
 

@@ -31,10 +31,16 @@ from stemedb.model.signing import AgentKey, sign_assertion
 
 HIGH_ERROR_RATE = RUNBOOKS / "high-api-error-rate.md"
 REQUIRED_RUNBOOKS = {
-    "high-api-error-rate.md", "storage-errors.md", "slow-fsync.md", "memory-exhaustion.md",
-    "disk-full.md", "server-wont-start.md", "restore-from-backup.md", "disaster-recovery.md",
+    "high-api-error-rate.md",
+    "storage-errors.md",
+    "slow-fsync.md",
+    "memory-exhaustion.md",
+    "disk-full.md",
+    "server-wont-start.md",
+    "restore-from-backup.md",
+    "disaster-recovery.md",
     "certificate-renewal.md",
-}  # fmt: skip
+}
 BLOCK = re.compile(r"```(bash runbook|text output) id=([a-z0-9-]+)\n(.*?)```", re.S)
 ANY_BASH = re.compile(r"```bash[^\n]*\n(.*?)```", re.S)
 BATCH_RECORDS = 1000
@@ -48,9 +54,22 @@ exec cat "$STEMEDB_TEST_LOG"
 """
 # CLI commands of API.md "Command line" (some are being built in parallel).
 CLI_COMMANDS = {
-    "serve", "demo", "keygen", "assert", "query", "keys", "backup", "restore", "wal", "store",
-    "verify", "dr-drill", "bench", "config", "version",
-}  # fmt: skip
+    "serve",
+    "demo",
+    "keygen",
+    "assert",
+    "query",
+    "keys",
+    "backup",
+    "restore",
+    "wal",
+    "store",
+    "verify",
+    "dr-drill",
+    "bench",
+    "config",
+    "version",
+}
 
 
 def blocks(path: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -70,8 +89,9 @@ NUMBER = r"[0-9][0-9.e+]*"
 
 def check_classes(out: str) -> None:
     counts = dict(line.split() for line in out.splitlines())
-    assert all(re.fullmatch(r"[2-5]xx", k) and re.fullmatch(NUMBER, v)
-               for k, v in counts.items()), out  # fmt: skip
+    assert all(
+        re.fullmatch(r"[2-5]xx", k) and re.fullmatch(NUMBER, v) for k, v in counts.items()
+    ), out
     assert float(counts["5xx"]) > 0 and float(counts["2xx"]) > 0, out
 
 
@@ -130,8 +150,11 @@ def check_follow_request(out: str) -> None:
     assert len(lines) == 2, out
     error, access = lines
     assert re.fullmatch(r"Error: TimeoutError: .+ agent_id=\S+ request_id=(\S+)", error), error
-    assert re.fullmatch(r"HTTP POST /v1/assert/batch 504 agent_id=\S+ duration_ms=[0-9.]+ "
-                        r"request_id=(\S+)", access), access  # fmt: skip
+    assert re.fullmatch(
+        r"HTTP POST /v1/assert/batch 504 agent_id=\S+ duration_ms=[0-9.]+ "
+        r"request_id=(\S+)",
+        access,
+    ), access
     assert error.split("request_id=")[1] == access.split("request_id=")[1]
 
 
@@ -162,8 +185,11 @@ def test_documented_output_passes_the_check(step: str) -> None:
 @pytest.fixture(scope="module")
 def failing_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     base = tmp_path_factory.mktemp("runbook")
-    node = Node(base / "data", base / "server.log",
-                STEMEDB_API_REQUEST_TIMEOUT_SECONDS=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
+    node = Node(
+        base / "data",
+        base / "server.log",
+        STEMEDB_API_REQUEST_TIMEOUT_SECONDS=REQUEST_TIMEOUT_SECONDS,
+    )
     try:
         drive_into_errors(node)
         yield node
@@ -174,19 +200,21 @@ def failing_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 def drive_into_errors(node: Node) -> None:
     key = AgentKey.from_seed(b"\x51" * 32)
     records = [
-        msgspec.to_builtins(sign_assertion(key, subject=f"runbook/{i}", predicate="p",
-                                           object=i, confidence=0.5))
+        msgspec.to_builtins(
+            sign_assertion(key, subject=f"runbook/{i}", predicate="p", object=i, confidence=0.5)
+        )
         for i in range(BATCH_RECORDS)
-    ]  # fmt: skip
+    ]
     body = msgspec.json.encode({"assertions": records})
     with httpx.Client(base_url=node.url, timeout=60.0) as client:
         for _ in range(20):
             assert client.get("/health").status_code == 200
         statuses = [
-            client.post("/v1/assert/batch", content=body,
-                        headers={"content-type": "application/json"}).status_code
+            client.post(
+                "/v1/assert/batch", content=body, headers={"content-type": "application/json"}
+            ).status_code
             for _ in range(BATCHES)
-        ]  # fmt: skip
+        ]
         assert 504 in statuses, statuses
         for _ in range(2):
             bad = client.post("/v1/assert", json={"subject": "x"})
@@ -209,8 +237,13 @@ def run_step(name: str, node: Node, workdir: Path) -> str:
     }
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", commands["setup"] + commands[name]],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, (name, result.stdout, result.stderr)
     assert result.stderr == "", (name, result.stderr)
     return result.stdout
@@ -236,8 +269,9 @@ def test_the_required_runbooks_exist() -> None:
 @pytest.mark.parametrize("doc", sorted(p.name for p in RUNBOOKS.glob("*.md")))
 def test_runbook_bash_blocks_parse(doc: str) -> None:
     for body in ANY_BASH.findall((RUNBOOKS / doc).read_text()):
-        result = subprocess.run(["bash", "-n"], input=body, capture_output=True, text=True,
-                                timeout=10, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["bash", "-n"], input=body, capture_output=True, text=True, timeout=10, check=False
+        )
         assert result.returncode == 0, (doc, body, result.stderr)
 
 

@@ -43,9 +43,20 @@ BINARIES: Final = (
     "memcached",
 )
 PROXY_PIPELINE: Final = (
-    "catch_errors", "gatekeeper", "healthcheck", "proxy-logging", "cache", "listing_formats",
-    "s3api", "tempauth", "copy", "slo", "dlo", "proxy-logging", "proxy-server",
-)  # fmt: skip
+    "catch_errors",
+    "gatekeeper",
+    "healthcheck",
+    "proxy-logging",
+    "cache",
+    "listing_formats",
+    "s3api",
+    "tempauth",
+    "copy",
+    "slo",
+    "dlo",
+    "proxy-logging",
+    "proxy-server",
+)
 PACKAGES_HINT: Final = (
     "scripts/install-debian-deps.sh installs them (swift-proxy swift-object "
     "swift-container swift-account memcached python3-swift)"
@@ -83,10 +94,9 @@ def _ensure_swift_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SWIFT_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SWIFT_USER],
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SWIFT_USER],
             check=True,
-        )  # fmt: skip
+        )
         return pwd.getpwnam(SWIFT_USER)
 
 
@@ -144,21 +154,38 @@ class SwiftS3:
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._spawn(
                 "memcached",
-                [_which("memcached") or "memcached", "-l", "127.0.0.1", "-p",
-                 str(ports["memcached"]), "-U", "0", "-m", "16"],
-                ports["memcached"], deadline, user,
-            )  # fmt: skip
+                [
+                    _which("memcached") or "memcached",
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    str(ports["memcached"]),
+                    "-U",
+                    "0",
+                    "-m",
+                    "16",
+                ],
+                ports["memcached"],
+                deadline,
+                user,
+            )
             for server in ("account", "container", "object"):
                 conf = self.root / "etc" / f"{server}-server.conf"
                 self._spawn(
-                    server, [f"/usr/bin/swift-{server}-server", str(conf)],
-                    ports[server], deadline, user,
-                )  # fmt: skip
+                    server,
+                    [f"/usr/bin/swift-{server}-server", str(conf)],
+                    ports[server],
+                    deadline,
+                    user,
+                )
             conf = self.root / "etc" / "proxy-server.conf"
             self._spawn(
-                "proxy", ["/usr/bin/swift-proxy-server", str(conf)], self.proxy_port,
-                deadline, user,
-            )  # fmt: skip
+                "proxy",
+                ["/usr/bin/swift-proxy-server", str(conf)],
+                self.proxy_port,
+                deadline,
+                user,
+            )
             self._wait_until_s3_answers(deadline)
         except BaseException:
             self.stop()
@@ -263,7 +290,7 @@ class SwiftS3:
                 [filter:dlo]
                 use = egg:swift#dlo
                 """)
-        )  # fmt: skip
+        )
         return ports
 
     def _spawn(

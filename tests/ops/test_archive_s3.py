@@ -33,9 +33,13 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     environ.update(env)
     script = Path(sys.executable).with_name("stemedb")
     return subprocess.run(
-        [str(script), *args], env=environ, capture_output=True, text=True,
-        timeout=CLI_TIMEOUT_SECONDS, check=False,
-    )  # fmt: skip
+        [str(script), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -159,9 +163,12 @@ def test_server_archiver_ships_deletes_and_reports_lag(tmp_path: Path, base: str
         assert "stemedb_wal_archive_failures_total 0.0" in metrics
         if shutil.which("promtool"):
             lint = subprocess.run(
-                ["promtool", "check", "metrics"], input=metrics, capture_output=True,
-                text=True, check=False,
-            )  # fmt: skip
+                ["promtool", "check", "metrics"],
+                input=metrics,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert "wal_archive" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
         check = check_archive(open_archive_target(base))
         assert check.ok and check.contiguous_through_lsn > 150

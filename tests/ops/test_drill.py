@@ -31,9 +31,13 @@ def _drill(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     environ.update(env or {})
     script = Path(sys.executable).with_name("stemedb")
     return subprocess.run(
-        [str(script), "dr-drill", *args], env=environ, capture_output=True, text=True,
-        timeout=DRILL_TIMEOUT_SECONDS, check=False,
-    )  # fmt: skip
+        [str(script), "dr-drill", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=DRILL_TIMEOUT_SECONDS,
+        check=False,
+    )
 
 
 def _report(workdir: Path) -> dict[str, Any]:
@@ -49,8 +53,14 @@ def test_synthetic_drill_passes_and_reports_rto_and_rpo(tmp_path: Path) -> None:
     report = _report(workdir)
     assert report["ok"] and report["state_hash_ok"] and report["rto_ok"] and report["rpo_ok"]
     assert [s["name"] for s in report["steps"]] == [
-        "load", "backup", "write", "archive", "loss", "restore", "verify",
-    ]  # fmt: skip
+        "load",
+        "backup",
+        "write",
+        "archive",
+        "loss",
+        "restore",
+        "verify",
+    ]
     # The restore went past the backup with archived WAL, and stopped at the archive's end.
     assert report["backup_lsn"] == 500
     assert report["backup_lsn"] < report["restored_lsn"] == report["archived_through_lsn"]
@@ -70,9 +80,16 @@ def test_synthetic_drill_through_s3(tmp_path: Path, s3_bucket: S3Location) -> No
     base = f"s3://{s3_bucket.bucket}"
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "STEMEDB_S3"))}
     result = _drill(
-        "--synthetic", "600", "--workdir", str(workdir),
-        "--backup-to", f"{base}/backups", "--archive", f"{base}/archive", env=env,
-    )  # fmt: skip
+        "--synthetic",
+        "600",
+        "--workdir",
+        str(workdir),
+        "--backup-to",
+        f"{base}/backups",
+        "--archive",
+        f"{base}/archive",
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = _report(workdir)
     assert report["ok"]
@@ -107,9 +124,12 @@ def test_live_drill_next_to_a_running_server_leaves_it_alone(tmp_path: Path) -> 
 def test_drill_fails_when_the_rto_target_is_missed(tmp_path: Path) -> None:
     workdir = tmp_path / "drill"
     result = _drill(
-        "--synthetic", "200", "--workdir", str(workdir),
+        "--synthetic",
+        "200",
+        "--workdir",
+        str(workdir),
         env={"STEMEDB_DR_RTO_TARGET_SECONDS": "0"},
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     report = _report(workdir)
     assert not report["ok"] and not report["rto_ok"] and report["state_hash_ok"]
@@ -126,10 +146,15 @@ def test_live_drill_fails_when_the_archive_is_damaged(tmp_path: Path) -> None:
     victim.write_bytes(victim.read_bytes()[:-1])  # a truncated archived segment
     workdir = tmp_path / "drill"
     result = _drill(
-        "--workdir", str(workdir), "--archive", str(base),
-        env={"STEMEDB_DB_DIR": str(data_dir),
-             "STEMEDB_WAL_SEGMENT_SIZE_BYTES": str(SEGMENT_SIZE_BYTES)},
-    )  # fmt: skip
+        "--workdir",
+        str(workdir),
+        "--archive",
+        str(base),
+        env={
+            "STEMEDB_DB_DIR": str(data_dir),
+            "STEMEDB_WAL_SEGMENT_SIZE_BYTES": str(SEGMENT_SIZE_BYTES),
+        },
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     report = _report(workdir)
     assert not report["ok"] and report["error"]

@@ -57,8 +57,13 @@ def archive_wal(wal_dir: Path, base: Path) -> None:
         first = int(segment.stem, 16)
         records = record_count(segment)
         (base / "wal" / segment.name).write_bytes(data)
-        sidecar = {"first_lsn": first, "last_lsn": first + records - 1, "size_bytes": len(data),
-                   "sha256": hashlib.sha256(data).hexdigest(), "archived_at": T0}  # fmt: skip
+        sidecar = {
+            "first_lsn": first,
+            "last_lsn": first + records - 1,
+            "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "archived_at": T0,
+        }
         (base / "wal" / (segment.name + ".json")).write_text(json.dumps(sidecar))
 
 
@@ -97,9 +102,11 @@ def test_point_in_time_between_two_batches_holds_exactly_the_records_up_to_it(
     backup: BackupResult = history["backup"]  # type: ignore[assignment]
     _end1, end2, end3 = history["ends"]  # type: ignore[misc]
     hashes: dict[int, str] = history["hashes"]  # type: ignore[assignment]
-    report = restore_backup(RestoreRequest(
-        backup.url, tmp_path / "pitr", to_time=T0 + 150, wal_archive=str(tmp_path / "archive")
-    ))  # fmt: skip
+    report = restore_backup(
+        RestoreRequest(
+            backup.url, tmp_path / "pitr", to_time=T0 + 150, wal_archive=str(tmp_path / "archive")
+        )
+    )
     assert report.mode == "point-in-time" and report.store_from_backup
     assert report.restored_lsn == end2 == 2 * BATCH
     assert report.last_committed_at == T0 + 100
@@ -113,9 +120,11 @@ def test_point_in_time_to_an_lsn_inside_a_batch(history: dict[str, object], tmp_
     _end1, end2, _end3 = history["ends"]  # type: ignore[misc]
     hashes: dict[int, str] = history["hashes"]  # type: ignore[assignment]
     target = end2 - 7
-    report = restore_backup(RestoreRequest(
-        backup.url, tmp_path / "pitr", to_lsn=target, wal_archive=str(tmp_path / "archive")
-    ))  # fmt: skip
+    report = restore_backup(
+        RestoreRequest(
+            backup.url, tmp_path / "pitr", to_lsn=target, wal_archive=str(tmp_path / "archive")
+        )
+    )
     assert report.restored_lsn == target and report.state_hash == hashes[target]
     assert store_summary(tmp_path / "pitr")[:2] == (target, target)
 
@@ -124,9 +133,11 @@ def test_point_in_time_before_the_backup_rebuilds_the_store_from_lsn_1(
     history: dict[str, object], tmp_path: Path
 ) -> None:
     backup: BackupResult = history["backup"]  # type: ignore[assignment]
-    report = restore_backup(RestoreRequest(
-        backup.url, tmp_path / "pitr", to_lsn=100, wal_archive=str(tmp_path / "archive")
-    ))  # fmt: skip
+    report = restore_backup(
+        RestoreRequest(
+            backup.url, tmp_path / "pitr", to_lsn=100, wal_archive=str(tmp_path / "archive")
+        )
+    )
     assert not report.store_from_backup and report.restored_lsn == 100
     assert store_summary(tmp_path / "pitr")[:2] == (100, 100)
 
@@ -153,9 +164,11 @@ def test_truncated_archived_segment_is_reported_as_a_gap(
         assert first <= gap["first_lsn"] <= gap["last_lsn"]
         assert not any(p.name != "LOCK" for p in request.data_dir.iterdir())  # cleaned up
     # a target before the gap is still reachable
-    ok = restore_backup(RestoreRequest(
-        backup.url, tmp_path / "c", to_lsn=first - 1, wal_archive=str(tmp_path / "archive")
-    ))  # fmt: skip
+    ok = restore_backup(
+        RestoreRequest(
+            backup.url, tmp_path / "c", to_lsn=first - 1, wal_archive=str(tmp_path / "archive")
+        )
+    )
     assert ok.restored_lsn == first - 1 and ok.gaps == []
 
 
@@ -247,8 +260,10 @@ def test_point_in_time_from_an_s3_backup_and_an_s3_wal_archive(
     archive = S3Location(s3_bucket.bucket, "archive")
     for path in sorted((tmp_path / "archive" / "wal").iterdir()):
         client.put_file(archive, archive.key("wal", path.name), path)
-    report = restore_backup(RestoreRequest(
-        backups.url(name), tmp_path / "pitr", to_time=T0 + 150, wal_archive=archive.url()
-    ))  # fmt: skip
+    report = restore_backup(
+        RestoreRequest(
+            backups.url(name), tmp_path / "pitr", to_time=T0 + 150, wal_archive=archive.url()
+        )
+    )
     assert report.restored_lsn == end2 and report.state_hash == hashes[end2]
     assert report.segments_from_archive > 0

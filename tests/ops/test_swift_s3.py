@@ -112,10 +112,13 @@ def test_swift_refuses_overwrite_and_reports_a_truncated_segment_as_a_gap(
     environ.update(swift_env)
     environ["STEMEDB_DB_DIR"] = str(data_dir)
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("stemedb")), "wal", "archive", "--to", base,
-         "--check"],
-        env=environ, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [str(Path(sys.executable).with_name("stemedb")), "wal", "archive", "--to", base, "--check"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert '"segment_truncated"' in result.stdout
 
@@ -126,11 +129,24 @@ def test_dr_drill_through_swift(swift_env: dict[str, str], tmp_path: Path) -> No
     environ.update(swift_env)
     workdir = tmp_path / "drill"
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("stemedb")), "dr-drill", "--synthetic", "600",
-         "--workdir", str(workdir), "--backup-to", f"s3://{BUCKET}/drill-backups",
-         "--archive", f"s3://{BUCKET}/drill-archive"],
-        env=environ, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("stemedb")),
+            "dr-drill",
+            "--synthetic",
+            "600",
+            "--workdir",
+            str(workdir),
+            "--backup-to",
+            f"s3://{BUCKET}/drill-backups",
+            "--archive",
+            f"s3://{BUCKET}/drill-archive",
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((workdir / "dr-drill-report.json").read_text())
     assert report["ok"] and report["restored_lsn"] > report["backup_lsn"]

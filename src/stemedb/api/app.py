@@ -181,8 +181,10 @@ def create_app(
         if topology.logs_ready:
             log.info(
                 "StemeDB %s ready: applied LSN %d, %d WAL records replayed",
-                state.version, engine.applied_lsn, engine.replayed,
-            )  # fmt: skip
+                state.version,
+                engine.applied_lsn,
+                engine.replayed,
+            )
         if pool is not None:
             watcher = asyncio.create_task(pool.watch(lambda: _fail_node(topology.peer_role)))
         elif topology.reports_to_supervisor:

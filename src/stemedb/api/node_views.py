@@ -48,10 +48,14 @@ _CACHES: Final = msgspec.json.Decoder(CacheFigures)
 def cache_figures(state: ApiState) -> CacheFigures:
     cache = state.service.engine.store.cache
     return CacheFigures(
-        cache_bytes=cache.size_bytes, cache_max_bytes=cache.max_bytes, cache_hits=cache.hits,
-        cache_misses=cache.misses, fallback_entries=len(state.fallback),
-        fallback_served=state.fallback.served, views_pending=state.service.views.pending(),
-    )  # fmt: skip
+        cache_bytes=cache.size_bytes,
+        cache_max_bytes=cache.max_bytes,
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+        fallback_entries=len(state.fallback),
+        fallback_served=state.fallback.served,
+        views_pending=state.service.views.pending(),
+    )
 
 
 def answer_workers(state: ApiState) -> None:
@@ -78,10 +82,16 @@ def answer_workers(state: ApiState) -> None:
     async def caches(_: bytes) -> bytes:
         return encode(cache_figures(state))
 
-    state.control.update({
-        b"slow_queries": slow_queries, b"breakers": all_breakers, b"breaker": breaker,
-        b"trip": trip, b"reset": reset, b"caches": caches,
-    })  # fmt: skip
+    state.control.update(
+        {
+            b"slow_queries": slow_queries,
+            b"breakers": all_breakers,
+            b"breaker": breaker,
+            b"trip": trip,
+            b"reset": reset,
+            b"caches": caches,
+        }
+    )
 
 
 async def slow_queries(state: ApiState) -> list[SlowQuery]:

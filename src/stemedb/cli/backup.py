@@ -149,9 +149,13 @@ def backup_create(
     try:
         with RichProgress() as progress:
             result = create_backup(
-                cfg.data_dir, cfg.wal_dir, backup_location(target),
-                keep=keep, retention_days=days, progress=progress,
-            )  # fmt: skip
+                cfg.data_dir,
+                cfg.wal_dir,
+                backup_location(target),
+                keep=keep,
+                retention_days=days,
+                progress=progress,
+            )
     except StemeError as exc:
         raise fail(exc) from None
     m = result.manifest
@@ -176,8 +180,10 @@ def backup_create(
         f"backup {result.url}: {m.assertion_count} assertions, LSNs {m.first_lsn}..{m.last_lsn}"
         f" (store at {m.store_applied_lsn}), {m.total_bytes / 2**20:.1f} MiB in"
         f" {m.duration_seconds:.1f} s, state hash {m.state_hash[:16]}…",
-        markup=False, highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     for name in result.pruned:
         console.print(f"pruned {name} (retention)", markup=False, highlight=False)
 
@@ -204,25 +210,29 @@ def backup_list(
     except StemeError as exc:
         raise fail(exc) from None
     manifests = [i.manifest for i in items if i.manifest]
-    doomed = set(expired_backups(
-        manifests, keep=keep, retention_days=cfg.backup.retention_days, now=time.time()
-    ))  # fmt: skip
+    doomed = set(
+        expired_backups(
+            manifests, keep=keep, retention_days=cfg.backup.retention_days, now=time.time()
+        )
+    )
     rows: list[dict[str, Any]] = []
     for item in items:
         m = item.manifest
-        rows.append({
-            "name": item.name,
-            "url": item.url,
-            "complete": m is not None,
-            "problem": item.problem,
-            "created_at": m.created_at if m else None,
-            "assertion_count": m.assertion_count if m else None,
-            "first_lsn": m.first_lsn if m else None,
-            "last_lsn": m.last_lsn if m else None,
-            "last_committed_at": m.last_committed_at if m else None,
-            "total_bytes": m.total_bytes if m else None,
-            "expired": item.name in doomed,
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": item.name,
+                "url": item.url,
+                "complete": m is not None,
+                "problem": item.problem,
+                "created_at": m.created_at if m else None,
+                "assertion_count": m.assertion_count if m else None,
+                "first_lsn": m.first_lsn if m else None,
+                "last_lsn": m.last_lsn if m else None,
+                "last_committed_at": m.last_committed_at if m else None,
+                "total_bytes": m.total_bytes if m else None,
+                "expired": item.name in doomed,
+            }
+        )
     if as_json:
         _print_json({"location": where, "backups": rows})
         return
@@ -270,8 +280,10 @@ def backup_verify(
         number = next(s.stage for s in result.stages if s.status == "failed")
         err.print(
             f"Error: backup verification failed at stage {number} ({result.failed_stage})",
-            style="red", markup=False, highlight=False,
-        )  # fmt: skip
+            style="red",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
@@ -356,8 +368,12 @@ def restore(
         for line in lines:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     if not report.ok:
-        err.print("Error: StorageError: the restored state hash differs from the backup's",
-                  style="red", markup=False, highlight=False)  # fmt: skip
+        err.print(
+            "Error: StorageError: the restored state hash differs from the backup's",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 

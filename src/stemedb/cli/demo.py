@@ -55,23 +55,44 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
     keys = {name: AgentKey.from_hex(seed) for name, seed in AGENTS.items()}
 
     sources: dict[str, tuple[str, str, SourceClass, str]] = {
-        "label": ("fda://label/semaglutide/2024", "Prescribing information (2024 update)",
-                  "regulatory", "Gastroparesis reported rarely; see section 6."),
-        "trial": ("doi:10.1056/demo-sustain", "SUSTAIN-style randomised trial",
-                  "clinical", "Delayed gastric emptying in <1% of participants."),
-        "cohort": ("doi:10.1001/demo-cohort", "Retrospective insurance-claims cohort",
-                   "observational", "Hazard ratio 3.7 for gastroparesis versus comparator."),
-        "preprint": ("doi:10.1101/demo-preprint", "Preprint: GLP-1 agonists and gastroparesis",
-                     "observational", "Gastroparesis in 1 of 10 users (n=212)."),
-    }  # fmt: skip
+        "label": (
+            "fda://label/semaglutide/2024",
+            "Prescribing information (2024 update)",
+            "regulatory",
+            "Gastroparesis reported rarely; see section 6.",
+        ),
+        "trial": (
+            "doi:10.1056/demo-sustain",
+            "SUSTAIN-style randomised trial",
+            "clinical",
+            "Delayed gastric emptying in <1% of participants.",
+        ),
+        "cohort": (
+            "doi:10.1001/demo-cohort",
+            "Retrospective insurance-claims cohort",
+            "observational",
+            "Hazard ratio 3.7 for gastroparesis versus comparator.",
+        ),
+        "preprint": (
+            "doi:10.1101/demo-preprint",
+            "Preprint: GLP-1 agonists and gastroparesis",
+            "observational",
+            "Gastroparesis in 1 of 10 users (n=212).",
+        ),
+    }
     hashes = {}
     for name, (uri, title, cls, text) in sources.items():
         hashes[name] = _source_hash(text)
         yield sign_source(
             keys["regulator" if name == "label" else "epidemiologist"],
-            source_hash=hashes[name], uri=uri, title=title, source_class=cls, content=text,
-            published_at=t - 200 * DAY, timestamp=t - 10,
-        )  # fmt: skip
+            source_hash=hashes[name],
+            uri=uri,
+            title=title,
+            source_class=cls,
+            content=text,
+            published_at=t - 200 * DAY,
+            timestamp=t - 10,
+        )
 
     old_epoch = sign_epoch(
         keys["regulator"],
@@ -80,15 +101,25 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
         timestamp=t - 10,
     )
     yield old_epoch
-    new_epoch = sign_epoch(keys["regulator"], name="labelling-2024",
-                           description="Label update adds gastroparesis", kind="replace",
-                           supersedes=(record_id(old_epoch),), timestamp=t - 9)  # fmt: skip
+    new_epoch = sign_epoch(
+        keys["regulator"],
+        name="labelling-2024",
+        description="Label update adds gastroparesis",
+        kind="replace",
+        supersedes=(record_id(old_epoch),),
+        timestamp=t - 9,
+    )
 
     def claim(who: str, value: str, confidence: float, **extra: object) -> Assertion:
         return sign_assertion(
-            keys[who], subject=SUBJECT, predicate=PREDICATE, object=value,
-            confidence=confidence, timestamp=extra.pop("timestamp", t - 5), **extra,  # type: ignore[arg-type]
-        )  # fmt: skip
+            keys[who],
+            subject=SUBJECT,
+            predicate=PREDICATE,
+            object=value,
+            confidence=confidence,
+            timestamp=extra.pop("timestamp", t - 5),
+            **extra,  # type: ignore[arg-type]
+        )
 
     old_label = claim(
         "regulator",
@@ -130,10 +161,10 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
         )
     # Every timestamp below is fixed too: a second load must create nothing new.
     yield cosign(keys["clinician"], assertion_id(trial), signed_at=t - 4)
-    yield sign_vote(keys["clinician"], assertion_id=assertion_id(label), weight=0.9,
-                    timestamp=t - 3)  # fmt: skip
-    yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0,
-                    timestamp=t - 3)  # fmt: skip
+    yield sign_vote(
+        keys["clinician"], assertion_id=assertion_id(label), weight=0.9, timestamp=t - 3
+    )
+    yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0, timestamp=t - 3)
     yield sign_retraction(
         keys["epidemiologist"],
         source_hash=hashes["preprint"],

@@ -157,8 +157,12 @@ def create(
     if as_json:
         _print_json(made)
         return
-    console.print(f"created API key {made['id']} ({made['role']}, name {made['name']!r})",
-                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    console.print(
+        f"created API key {made['id']} ({made['role']}, name {made['name']!r})",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     console.print("secret (shown only now; store it safely):", highlight=False)
     sys.stdout.write(f"{made['secret']}\n")
 
@@ -188,9 +192,14 @@ def list_keys(
         table.add_column(column)
     for key in keys:
         table.add_row(
-            key["id"], key["name"], key["role"], "yes" if key["enabled"] else "no",
-            _when(key["created_at"]), _when(key["expires_at"]), _when(key["last_used_at"]),
-        )  # fmt: skip
+            key["id"],
+            key["name"],
+            key["role"],
+            "yes" if key["enabled"] else "no",
+            _when(key["created_at"]),
+            _when(key["expires_at"]),
+            _when(key["last_used_at"]),
+        )
     console.print(table)
 
 

@@ -49,8 +49,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSO
 
 def fail(error: StemeError, exit_code: int = ERROR_EXIT_CODE) -> typer.Exit:
     """Print ``Error: <Type>: <message>`` on stderr; the Exit to raise."""
-    err.print(f"Error: {error.type_name}: {error.message}", style="red", markup=False,
-              highlight=False, soft_wrap=True)  # fmt: skip
+    err.print(
+        f"Error: {error.type_name}: {error.message}",
+        style="red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     request_id = getattr(error, "request_id", None)
     if request_id and getattr(error, "status", 0):
         err.print(f"request_id={request_id}", markup=False, highlight=False, soft_wrap=True)
@@ -112,10 +117,11 @@ def open_client(url: str, api_key: str | None, key_file: Path | None, *, signing
     key = load_key_file(key_file) if key_file is not None else key_from_env()
     if signing and key is None:
         raise ValidationError(
-            "key", "required",
+            "key",
+            "required",
             "no agent key: pass --key-file FILE or set STEMEDB_PRIVATE_KEY or "
             "STEMEDB_KEY_FILE (create one with `stemedb keygen --out FILE`)",
-        )  # fmt: skip
+        )
     return Client.from_env(url=url, key=key, api_key=api_key)
 
 
@@ -173,12 +179,14 @@ def assert_command(
     except StemeError as exc:
         raise fail(exc) from None
     if as_json:
-        answer = {"id": result.id, "lsn": result.lsn, "status": result.status,
-                  "agent_id": agent_id}  # fmt: skip
+        answer = {"id": result.id, "lsn": result.lsn, "status": result.status, "agent_id": agent_id}
         sys.stdout.write(msgspec.json.encode(answer).decode() + "\n")
         return
-    console.print(f"{result.status}: {result.id} (lsn {result.lsn}) signed by {agent_id}",
-                  highlight=False, soft_wrap=True)  # fmt: skip
+    console.print(
+        f"{result.status}: {result.id} (lsn {result.lsn}) signed by {agent_id}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def query_command(
@@ -209,8 +217,11 @@ def query_command(
 ) -> None:
     """Ask a running server what it holds about SUBJECT [PREDICATE], through a lens."""
     target = server_url(url, config)
-    filters: QueryFilters = {"limit": limit, "include_retracted": include_retracted,
-                             "include_superseded": include_superseded}  # fmt: skip
+    filters: QueryFilters = {
+        "limit": limit,
+        "include_retracted": include_retracted,
+        "include_superseded": include_superseded,
+    }
     if lens is not None:
         filters["lens"] = lens
     if as_of is not None:
@@ -260,8 +271,10 @@ def print_result(result: QueryResult) -> None:
             f"winner: {value}  confidence {res.resolution_confidence:.3f}  conflict "
             f"{res.conflict_score:.3f}  candidates {res.candidates_count}"
             + (f"  status {res.status}" if res.status else ""),
-            highlight=False, markup=False, soft_wrap=True,
-        )  # fmt: skip
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if result.results:
         groups = Table(title=f"{title}: {len(result.results)} groups")
         for column in ("subject", "predicate", "winner", "confidence", "conflict"):
@@ -269,25 +282,45 @@ def print_result(result: QueryResult) -> None:
         for group in result.results:
             w = group.resolution.winner
             value = "-" if w is None else str(w.object.value)
-            groups.add_row(group.subject, group.predicate, value,
-                           f"{group.resolution.resolution_confidence:.3f}",
-                           f"{group.resolution.conflict_score:.3f}")  # fmt: skip
+            groups.add_row(
+                group.subject,
+                group.predicate,
+                value,
+                f"{group.resolution.resolution_confidence:.3f}",
+                f"{group.resolution.conflict_score:.3f}",
+            )
         console.print(groups)
     claims = Table(title=f"{len(result.claims)} claims")
     for column in ("value", "confidence", "source_class", "weight", "signed by", "id", "flags"):
         claims.add_column(column)
     for claim in result.claims:
-        flags = [name for name, on in (("retracted", claim.retracted_source),
-                                       ("superseded", claim.superseded)) if on]  # fmt: skip
+        flags = [
+            name
+            for name, on in (
+                ("retracted", claim.retracted_source),
+                ("superseded", claim.superseded),
+            )
+            if on
+        ]
         signer = claim.signatures[0].agent_id if claim.signatures else None
-        claims.add_row(str(claim.object.value), f"{claim.confidence:.2f}", claim.source_class,
-                       f"{claim.weight:.3f}", _short(signer), _short(claim.id),
-                       ",".join(flags))  # fmt: skip
+        claims.add_row(
+            str(claim.object.value),
+            f"{claim.confidence:.2f}",
+            claim.source_class,
+            f"{claim.weight:.3f}",
+            _short(signer),
+            _short(claim.id),
+            ",".join(flags),
+        )
     if result.claims or not result.results:
         console.print(claims)
     for warning in result.source_warnings:
-        console.print(f"excluded {_short(warning.assertion_id)}: {warning.kind} ({warning.reason})",
-                      highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+        console.print(
+            f"excluded {_short(warning.assertion_id)}: {warning.kind} ({warning.reason})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if result.next_cursor:
         console.print(f"more: --cursor {result.next_cursor}", highlight=False, soft_wrap=True)
 

@@ -69,10 +69,17 @@ class AsyncClient(ClientBase):
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(url, key=key, api_key=api_key, timeout_seconds=timeout_seconds,
-                         retry=retry, headers=headers)  # fmt: skip
-        self._http = httpx.AsyncClient(base_url=self.url, transport=transport,
-                                  timeout=self.timeout_seconds)  # fmt: skip
+        super().__init__(
+            url,
+            key=key,
+            api_key=api_key,
+            timeout_seconds=timeout_seconds,
+            retry=retry,
+            headers=headers,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.url, transport=transport, timeout=self.timeout_seconds
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -94,10 +101,13 @@ class AsyncClient(ClientBase):
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, params=call.params, content=call.body,
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.body,
                     headers=self._request_headers(call, request_id),
                     timeout=self._timeout(call, state),
-                )  # fmt: skip
+                )
             except httpx.HTTPError as exc:
                 error = transport_error(exc, call, request_id)
                 delay = state.next_delay(None) if may_retry_transport(exc) else None
@@ -257,8 +267,9 @@ class AsyncClient(ClientBase):
                 headers["last-event-id"] = str(last)
             timeout = httpx.Timeout(self.timeout_seconds, read=None)
             try:
-                async with self._http.stream("GET", call.path, params={"after": str(after)},
-                                       headers=headers, timeout=timeout) as response:  # fmt: skip
+                async with self._http.stream(
+                    "GET", call.path, params={"after": str(after)}, headers=headers, timeout=timeout
+                ) as response:
                     if response.status_code != 200:
                         await response.aread()
                         api_error = answer_error(response)
@@ -276,9 +287,11 @@ class AsyncClient(ClientBase):
                             item = feed_item(event)
                         except msgspec.MsgspecError as exc:
                             raise SerializationError(
-                                f"a feed event does not decode: {exc}", code="bad_response",
-                                status=200, request_id=request_id,
-                            ) from exc  # fmt: skip
+                                f"a feed event does not decode: {exc}",
+                                code="bad_response",
+                                status=200,
+                                request_id=request_id,
+                            ) from exc
                         last = item.lsn
                         state = RetryState(self.retry)
                         yield item

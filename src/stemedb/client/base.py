@@ -179,8 +179,9 @@ class ClientBase:
         return headers
 
     def _timeout(self, call: Call[T], state: RetryState) -> float:
-        return min(self.timeout_seconds + call.extra_timeout_seconds,
-                   max(0.001, state.remaining_seconds()))  # fmt: skip
+        return min(
+            self.timeout_seconds + call.extra_timeout_seconds, max(0.001, state.remaining_seconds())
+        )
 
     @staticmethod
     def _new_request_id() -> str:
@@ -191,10 +192,11 @@ class ClientBase:
     def _signer(self) -> AgentKey:
         if self.key is None:
             raise ValidationError(
-                "key", "required",
+                "key",
+                "required",
                 "this client has no AgentKey to sign with; pass key=AgentKey.generate(), "
                 "AgentKey.load(path), or set STEMEDB_PRIVATE_KEY / STEMEDB_KEY_FILE",
-            )  # fmt: skip
+            )
         return self.key
 
     def sign_assertion(
@@ -207,9 +209,13 @@ class ClientBase:
     ) -> Assertion:
         """An assertion signed with this client's key (nothing is sent)."""
         return sign_assertion(
-            self._signer(), subject=subject, predicate=predicate, object=object,
-            confidence=confidence, **fields,
-        )  # fmt: skip
+            self._signer(),
+            subject=subject,
+            predicate=predicate,
+            object=object,
+            confidence=confidence,
+            **fields,
+        )
 
     def _cosignature(self, assertion_id: str) -> CoSignature:
         return cosign(self._signer(), assertion_id)
@@ -220,8 +226,9 @@ class ClientBase:
     def _epoch(
         self, name: str, description: str, supersedes: tuple[str, ...], kind: EpochKind
     ) -> Epoch:
-        return sign_epoch(self._signer(), name=name, description=description,
-                          supersedes=supersedes, kind=kind)  # fmt: skip
+        return sign_epoch(
+            self._signer(), name=name, description=description, supersedes=supersedes, kind=kind
+        )
 
     def _supersession(self, old: str, new: str, reason: str) -> Supersession:
         return sign_supersession(self._signer(), old=old, new=new, reason=reason)
@@ -236,9 +243,14 @@ class ClientBase:
         published_at: int | None,
     ) -> Source:
         return sign_source(
-            self._signer(), uri=uri, content=content, source_hash=source_hash, title=title,
-            source_class=source_class, published_at=published_at,
-        )  # fmt: skip
+            self._signer(),
+            uri=uri,
+            content=content,
+            source_hash=source_hash,
+            title=title,
+            source_class=source_class,
+            published_at=published_at,
+        )
 
     def _retraction(self, source_hash: str, reason: str) -> Retraction:
         return sign_retraction(self._signer(), source_hash=source_hash, reason=reason)

@@ -142,8 +142,11 @@ def write(record: SignedRecord) -> Call[WriteResult]:
     if isinstance(record, Source):
         return Call("POST", "/v1/sources", WriteResult, body=_json(record), accept=WRITE_OK)
     if isinstance(record, Retraction):
-        body = {"reason": record.reason, "timestamp": record.timestamp,
-                "signatures": record.signatures}  # fmt: skip
+        body = {
+            "reason": record.reason,
+            "timestamp": record.timestamp,
+            "signatures": record.signatures,
+        }
         path = f"/v1/sources/{_segment(record.source_hash)}/retract"
         return Call("POST", path, WriteResult, body=_json(body), accept=WRITE_OK)
     raise ValidationError(
@@ -182,8 +185,10 @@ def query(
             "subject", "required", "give exactly one of subject or subject_prefix"
         )
     values: dict[str, object] = {
-        "subject": subject, "subject_prefix": subject_prefix, "predicate": predicate,
-    }  # fmt: skip
+        "subject": subject,
+        "subject_prefix": subject_prefix,
+        "predicate": predicate,
+    }
     values.update(filters)
     return Call("GET", "/v1/query", QueryResult, params=_query_string(values))
 
@@ -215,8 +220,9 @@ def audit_query(query_id: str) -> Call[AuditRecord]:
 
 def feed(after: int, limit: int | None, wait_seconds: float | None) -> Call[FeedPage]:
     params = _query_string({"after": after, "limit": limit, "wait_seconds": wait_seconds})
-    return Call("GET", "/v1/feed", FeedPage, params=params,
-                extra_timeout_seconds=wait_seconds or 0.0)  # fmt: skip
+    return Call(
+        "GET", "/v1/feed", FeedPage, params=params, extra_timeout_seconds=wait_seconds or 0.0
+    )
 
 
 def epochs() -> Call[EpochList]:

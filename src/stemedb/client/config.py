@@ -46,9 +46,10 @@ def key_from_env(environ: Mapping[str, str] | None = None) -> AgentKey | None:
             return AgentKey.from_hex(seed)
         except ValidationError:
             raise ValidationError(
-                PRIVATE_KEY_ENV, "hex_format",
+                PRIVATE_KEY_ENV,
+                "hex_format",
                 f"{PRIVATE_KEY_ENV} must be the agent's seed as 64 hex characters",
-            ) from None  # fmt: skip
+            ) from None
     path = env.get(KEY_FILE_ENV, "").strip()
     if path:
         return load_key_file(Path(path).expanduser())

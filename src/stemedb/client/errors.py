@@ -195,11 +195,18 @@ def error_from_response(
 
 def _type_for_status(status: int) -> str:
     return {
-        400: "ValidationError", 401: "AuthenticationError", 403: "AuthorizationError",
-        404: "NotFoundError", 409: "ConflictError", 413: "ValidationError",
-        422: "ValidationError", 429: "RateLimitError", 502: "NetworkError",
-        503: "UnavailableError", 504: "TimeoutError",
-    }.get(status, "InternalError")  # fmt: skip
+        400: "ValidationError",
+        401: "AuthenticationError",
+        403: "AuthorizationError",
+        404: "NotFoundError",
+        409: "ConflictError",
+        413: "ValidationError",
+        422: "ValidationError",
+        429: "RateLimitError",
+        502: "NetworkError",
+        503: "UnavailableError",
+        504: "TimeoutError",
+    }.get(status, "InternalError")
 
 
 __all__ = [

@@ -32,8 +32,9 @@ class SseParser:
             if not self._data:
                 self._event = ""
                 return None
-            event = SseEvent(id=self._id, event=self._event or "message",
-                             data="\n".join(self._data))  # fmt: skip
+            event = SseEvent(
+                id=self._id, event=self._event or "message", data="\n".join(self._data)
+            )
             self._event, self._data = "", []
             return event
         if line.startswith(":"):

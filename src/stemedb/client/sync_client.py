@@ -69,10 +69,17 @@ class Client(ClientBase):
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(url, key=key, api_key=api_key, timeout_seconds=timeout_seconds,
-                         retry=retry, headers=headers)  # fmt: skip
-        self._http = httpx.Client(base_url=self.url, transport=transport,
-                                  timeout=self.timeout_seconds)  # fmt: skip
+        super().__init__(
+            url,
+            key=key,
+            api_key=api_key,
+            timeout_seconds=timeout_seconds,
+            retry=retry,
+            headers=headers,
+        )
+        self._http = httpx.Client(
+            base_url=self.url, transport=transport, timeout=self.timeout_seconds
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -94,10 +101,13 @@ class Client(ClientBase):
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, params=call.params, content=call.body,
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.body,
                     headers=self._request_headers(call, request_id),
                     timeout=self._timeout(call, state),
-                )  # fmt: skip
+                )
             except httpx.HTTPError as exc:
                 error = transport_error(exc, call, request_id)
                 delay = state.next_delay(None) if may_retry_transport(exc) else None
@@ -255,8 +265,9 @@ class Client(ClientBase):
                 headers["last-event-id"] = str(last)
             timeout = httpx.Timeout(self.timeout_seconds, read=None)
             try:
-                with self._http.stream("GET", call.path, params={"after": str(after)},
-                                       headers=headers, timeout=timeout) as response:  # fmt: skip
+                with self._http.stream(
+                    "GET", call.path, params={"after": str(after)}, headers=headers, timeout=timeout
+                ) as response:
                     if response.status_code != 200:
                         response.read()
                         api_error = answer_error(response)
@@ -274,9 +285,11 @@ class Client(ClientBase):
                             item = feed_item(event)
                         except msgspec.MsgspecError as exc:
                             raise SerializationError(
-                                f"a feed event does not decode: {exc}", code="bad_response",
-                                status=200, request_id=request_id,
-                            ) from exc  # fmt: skip
+                                f"a feed event does not decode: {exc}",
+                                code="bad_response",
+                                status=200,
+                                request_id=request_id,
+                            ) from exc
                         last = item.lsn
                         state = RetryState(self.retry)
                         yield item

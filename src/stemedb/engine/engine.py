@@ -144,9 +144,14 @@ class Engine:
         started_at, started = clock.time(), time.monotonic()
         opened = open_and_replay(data_dir, settings, fs=fs, clock=clock, observer=observer)
         engine = cls(
-            settings, clock, opened.store, lock=opened.lock, replayed=opened.replayed,
-            open_seconds=time.monotonic() - started, started_at=started_at,
-        )  # fmt: skip
+            settings,
+            clock,
+            opened.store,
+            lock=opened.lock,
+            replayed=opened.replayed,
+            open_seconds=time.monotonic() - started,
+            started_at=started_at,
+        )
         engine.wal = engine._local_wal = opened.wal
         engine.writer = engine._start_writer()
         return engine
@@ -186,9 +191,14 @@ class Engine:
             raise
         writer.attach(store)
         engine = cls(
-            settings, SystemClock(), store, lock=None, replayed=writer.replayed,
-            open_seconds=writer.open_seconds, started_at=started_at,
-        )  # fmt: skip
+            settings,
+            SystemClock(),
+            store,
+            lock=None,
+            replayed=writer.replayed,
+            open_seconds=writer.open_seconds,
+            started_at=started_at,
+        )
         engine.wal, engine.writer, engine._remote = writer.wal, writer, writer
         if verify_in_writer:
             engine._writes = _VerifiedInWriter(engine._verifier, writer)
@@ -199,10 +209,12 @@ class Engine:
     def _start_writer(self) -> GroupCommitWriter:
         assert self._local_wal is not None
         return GroupCommitWriter(
-            self._local_wal, self.store, self.clock,
+            self._local_wal,
+            self.store,
+            self.clock,
             max_batch=self.settings.group_commit_max_batch,
             max_delay_us=self.settings.group_commit_max_delay_us,
-        )  # fmt: skip
+        )
 
     def catch_up(self, timeout_seconds: float) -> bool:
         """Absorb what another HTTP process may have acknowledged (``api.workers``);

@@ -70,10 +70,13 @@ def open_and_replay(
     lock = DirectoryLock(data_dir)
     try:
         wal = Wal.open(
-            settings.wal_path(data_dir), fs=fs, clock=clock,
-            segment_size_bytes=settings.segment_size_bytes, fsync=settings.fsync,
+            settings.wal_path(data_dir),
+            fs=fs,
+            clock=clock,
+            segment_size_bytes=settings.segment_size_bytes,
+            fsync=settings.fsync,
             observer=observer,
-        )  # fmt: skip
+        )
         try:
             store = open_store(data_dir, settings)
             return Opened(lock, wal, store, replay(wal, store))

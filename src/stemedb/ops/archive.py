@@ -104,9 +104,12 @@ def read_sealed_segment(fs: FileSystem, segment: LocalSegment) -> bytes:
             f"sealed segment {segment.path} holds {scan.record_count} records but the next "
             f"segment starts at LSN {segment.last_lsn + 1} (expected {records}); "
             "it is not archived",
-            details={"segment": str(segment.path), "offset": scan.valid_end,
-                     "reason": "record count does not match the next segment"},
-        )  # fmt: skip
+            details={
+                "segment": str(segment.path),
+                "offset": scan.valid_end,
+                "reason": "record count does not match the next segment",
+            },
+        )
     data = fs.read_file(segment.path)
     if len(data) != scan.valid_end:
         raise StorageError(
@@ -241,8 +244,12 @@ def archive_wal(
         shipped.append(name)
         log.info(
             "archived WAL segment %s (LSN %d..%d, %d bytes) to %s",
-            name, archived.first_lsn, archived.last_lsn, archived.size_bytes, target.url,
-        )  # fmt: skip
+            name,
+            archived.first_lsn,
+            archived.last_lsn,
+            archived.size_bytes,
+            target.url,
+        )
     deleted = [p.name for p in delete(segments, index)] if delete is not None else []
     remaining = [s for s in segments if s.path.name not in set(deleted)]
     local_first = remaining[0].first_lsn if remaining else None

@@ -121,9 +121,11 @@ class BackgroundArchiver:
         if run.check.gaps:
             log.error(
                 "Error: StorageError: the WAL archive %s has %d gap(s), first at LSN %d (%s)",
-                run.archive, len(run.check.gaps), run.check.gaps[0].from_lsn,
+                run.archive,
+                len(run.check.gaps),
+                run.check.gaps[0].from_lsn,
                 run.check.gaps[0].reason,
-            )  # fmt: skip
+            )
         return run
 
     def _delete_step(self) -> Callable[[list[LocalSegment], ArchiveIndex], list[Path]]:

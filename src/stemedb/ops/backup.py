@@ -238,13 +238,24 @@ def _stage(
     files: list[FileEntry] = []
     for sqlite_name in sqlite_names:
         size, digest = file_digest(staging / DATA_DIR / sqlite_name)
-        files.append(FileEntry(path=f"{DATA_DIR}/{sqlite_name}", kind="sqlite",
-                               size_bytes=size, sha256=digest))  # fmt: skip
+        files.append(
+            FileEntry(
+                path=f"{DATA_DIR}/{sqlite_name}", kind="sqlite", size_bytes=size, sha256=digest
+            )
+        )
     for segment in segments:
         relative = f"{WAL_DIR}/{segment.first_lsn:016x}.wal"
         size, digest = file_digest(staging / relative)
-        files.append(FileEntry(path=relative, kind="wal", size_bytes=size, sha256=digest,
-                               first_lsn=segment.first_lsn, last_lsn=segment.last_lsn))  # fmt: skip
+        files.append(
+            FileEntry(
+                path=relative,
+                kind="wal",
+                size_bytes=size,
+                sha256=digest,
+                first_lsn=segment.first_lsn,
+                last_lsn=segment.last_lsn,
+            )
+        )
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         name=name,

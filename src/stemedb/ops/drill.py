@@ -215,10 +215,17 @@ def run_drill(options: DrillOptions, note: Callable[[str], None] | None = None) 
         shutil.rmtree(restored_dir, ignore_errors=True)
     steps = _Steps(note)
     facts: dict[str, Any] = {
-        "backup": "", "backup_lsn": 0, "archived_through_lsn": 0, "loss_lsn": 0,
-        "loss_at": 0.0, "restored_lsn": 0, "rto": 0.0, "expected": "", "restored_hash": "",
+        "backup": "",
+        "backup_lsn": 0,
+        "archived_through_lsn": 0,
+        "loss_lsn": 0,
+        "loss_at": 0.0,
+        "restored_lsn": 0,
+        "rto": 0.0,
+        "expected": "",
+        "restored_hash": "",
         "first_lost_at": None,
-    }  # fmt: skip
+    }
     started_at = time.time()
     error: str | None = None
     engine: Engine | None = None
@@ -335,8 +342,19 @@ def run_drill(options: DrillOptions, note: Callable[[str], None] | None = None) 
     finally:
         if engine is not None:
             engine.close()
-    return _report(options, synthetic, started_at, data_dir, workdir, backup_to, archive_base,
-                   restored_dir, facts, steps.done, error)  # fmt: skip
+    return _report(
+        options,
+        synthetic,
+        started_at,
+        data_dir,
+        workdir,
+        backup_to,
+        archive_base,
+        restored_dir,
+        facts,
+        steps.done,
+        error,
+    )
 
 
 def _report(

@@ -162,19 +162,25 @@ def translate_s3_error(exc: Exception, action: str, target: str) -> NetworkError
         details = {"action": action, "target": target, "s3_code": code, "http_status": status}
         if code in _NOT_FOUND_CODES:
             return StorageError(
-                f"S3 {where}: not found", code="s3_object_not_found", retryable=False,
+                f"S3 {where}: not found",
+                code="s3_object_not_found",
+                retryable=False,
                 details=details,
-            )  # fmt: skip
+            )
         if code == "NoSuchBucket":
             return StorageError(
-                f"S3 {where}: the bucket does not exist", code="s3_no_such_bucket",
-                retryable=False, details=details,
-            )  # fmt: skip
+                f"S3 {where}: the bucket does not exist",
+                code="s3_no_such_bucket",
+                retryable=False,
+                details=details,
+            )
         if code in _DENIED_CODES:
             return StorageError(
-                f"S3 {where}: access denied ({code}: {message})", code="s3_access_denied",
-                retryable=False, details=details,
-            )  # fmt: skip
+                f"S3 {where}: access denied ({code}: {message})",
+                code="s3_access_denied",
+                retryable=False,
+                details=details,
+            )
         retryable = status >= 500 or code in {"SlowDown", "RequestTimeout", "Throttling"}
         return StorageError(
             f"S3 {where}: {code}: {message}", code="s3_error", retryable=retryable, details=details
@@ -334,12 +340,20 @@ class S3Client:
         sha256 = hashlib.sha256(data).hexdigest()
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
         return self._put_once(
-            location, key, sha256, len(data),
+            location,
+            key,
+            sha256,
+            len(data),
             lambda extra: self._client.put_object(
-                Bucket=location.bucket, Key=key, Body=data, ContentMD5=md5,
-                ContentType=content_type, Metadata={SHA256_METADATA_KEY: sha256}, **extra,
+                Bucket=location.bucket,
+                Key=key,
+                Body=data,
+                ContentMD5=md5,
+                ContentType=content_type,
+                Metadata={SHA256_METADATA_KEY: sha256},
+                **extra,
             ),
-        )  # fmt: skip
+        )
 
     def put_file(
         self, location: S3Location, key: str, path: Path, *, sha256: str | None = None
@@ -351,10 +365,12 @@ class S3Client:
 
             def upload(_extra: dict[str, str]) -> Any:
                 return self._client.upload_file(
-                    str(path), location.bucket, key,
+                    str(path),
+                    location.bucket,
+                    key,
                     ExtraArgs={"Metadata": {SHA256_METADATA_KEY: digest}},
                     Config=TransferConfig(multipart_threshold=SINGLE_PUT_MAX_BYTES),
-                )  # fmt: skip
+                )
 
             return self._put_once(location, key, digest, size, upload, conditional=False)
         md5 = _file_md5_b64(path)
@@ -362,9 +378,13 @@ class S3Client:
         def put(extra: dict[str, str]) -> Any:
             with path.open("rb") as body:
                 return self._client.put_object(
-                    Bucket=location.bucket, Key=key, Body=body, ContentMD5=md5,
-                    Metadata={SHA256_METADATA_KEY: digest}, **extra,
-                )  # fmt: skip
+                    Bucket=location.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentMD5=md5,
+                    Metadata={SHA256_METADATA_KEY: digest},
+                    **extra,
+                )
 
         return self._put_once(location, key, digest, size, put)
 
@@ -418,9 +438,12 @@ class S3Client:
         it that boto3 no longer sends, and retention deletes only a few objects."""
         for key in keys:
             self._call(
-                "delete", f"s3://{location.bucket}/{key}", "delete_object",
-                Bucket=location.bucket, Key=key,
-            )  # fmt: skip
+                "delete",
+                f"s3://{location.bucket}/{key}",
+                "delete_object",
+                Bucket=location.bucket,
+                Key=key,
+            )
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` (for tests and first-time setup); an existing one is fine."""

@@ -132,8 +132,10 @@ class AuditLog:
         except Exception as exc:
             log.exception(
                 "Error: %s: audit flush failed; %d audit records lost: %s",
-                error_type_of(exc), len(batch), exc,
-            )  # fmt: skip
+                error_type_of(exc),
+                len(batch),
+                exc,
+            )
             self.dropped += len(batch)
 
     def prune(self) -> int:

@@ -345,9 +345,17 @@ class QueryService:
         )
         contributions = [Contribution(r.id, r.weight) for r in res.ranked]
         self._record_audit(
-            result.query_id, "skeptic", "skeptic", subject, predicate, params, None,
-            contributions, asker, started,
-        )  # fmt: skip
+            result.query_id,
+            "skeptic",
+            "skeptic",
+            subject,
+            predicate,
+            params,
+            None,
+            contributions,
+            asker,
+            started,
+        )
         return result
 
     # -- building blocks -------------------------------------------------------------
@@ -425,9 +433,14 @@ class QueryService:
                 source = self.store.source(source_hash)
                 reasons[source_hash] = source.retracted_reason if source else None
             kind = "retracted_source" if row.source_hash == source_hash else "retracted_ancestor"
-            out.append(SourceWarning(
-                assertion_id=row.id, source_hash=source_hash, kind=kind, reason=reasons[source_hash]
-            ))  # fmt: skip
+            out.append(
+                SourceWarning(
+                    assertion_id=row.id,
+                    source_hash=source_hash,
+                    kind=kind,
+                    reason=reasons[source_hash],
+                )
+            )
         return out
 
     # -- audit ---------------------------------------------------------------------
@@ -453,10 +466,17 @@ class QueryService:
                 if g.resolution.winner
             ]
         self._record_audit(
-            result.query_id, endpoint, lens, result.subject or result.subject_prefix,
-            result.predicate, params, winners[0] if len(winners) == 1 else None,
-            contributions, asker, started,
-        )  # fmt: skip
+            result.query_id,
+            endpoint,
+            lens,
+            result.subject or result.subject_prefix,
+            result.predicate,
+            params,
+            winners[0] if len(winners) == 1 else None,
+            contributions,
+            asker,
+            started,
+        )
 
     def _record_audit(
         self,

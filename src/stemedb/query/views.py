@@ -109,9 +109,12 @@ class ViewKeeper:
                 result = _DECODER.decode(blob)
                 size = 1024 + 700 * len(result.claims)
                 cache.put(
-                    (self, key), (computed_at, result), key,
-                    generation=generation, size_bytes=size,
-                )  # fmt: skip
+                    (self, key),
+                    (computed_at, result),
+                    key,
+                    generation=generation,
+                    size_bytes=size,
+                )
                 return result
         if not dirty:
             self._mark_dirty(key)

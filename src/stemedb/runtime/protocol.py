@@ -190,9 +190,17 @@ class Removed(Message, tag="removed"):
 
 
 FromWriter = (
-    Ready | Failed | Applied | Done | WalFsync | WalAppend | WalRotation | WalFsyncError
-    | ReadOnly | Removed
-)  # fmt: skip
+    Ready
+    | Failed
+    | Applied
+    | Done
+    | WalFsync
+    | WalAppend
+    | WalRotation
+    | WalFsyncError
+    | ReadOnly
+    | Removed
+)
 
 # -- frames ---------------------------------------------------------------------------
 
@@ -267,9 +275,13 @@ def error_from_wire(wire: WireError) -> StemeError:
     cls = _ERROR_CLASSES.get(wire.cls, StorageError)
     error = cls.__new__(cls)
     StemeError.__init__(
-        error, wire.message, code=wire.code, status=wire.status, details=dict(wire.details),
+        error,
+        wire.message,
+        code=wire.code,
+        status=wire.status,
+        details=dict(wire.details),
         retryable=wire.retryable,
-    )  # fmt: skip
+    )
     if isinstance(error, ValidationError):
         error.field, error.rule = wire.field or "", wire.rule or ""
     return error

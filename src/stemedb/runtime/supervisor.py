@@ -76,15 +76,17 @@ def check_workers_config(config: Config) -> None:
     workers = config.api.workers
     if not 1 <= workers <= MAX_WORKERS:
         raise ValidationError(
-            "api.workers", f"between 1 and {MAX_WORKERS}",
+            "api.workers",
+            f"between 1 and {MAX_WORKERS}",
             f"api.workers must be between 1 and {MAX_WORKERS}, not {workers}",
-        )  # fmt: skip
+        )
     if workers > 1 and not config.wal.writer_process:
         raise ValidationError(
-            "api.workers", "not with wal.writer_process",
+            "api.workers",
+            "not with wal.writer_process",
             f"api.workers = {workers} cannot be used with this wal.writer_process: the HTTP"
             " processes share the writer process",
-        )  # fmt: skip
+        )
 
 
 def listen_socket(host: str, port: int, backlog: int, *, first: bool) -> socket.socket:
@@ -137,11 +139,19 @@ class WorkerPool:
             for index, link in enumerate(self._links, 1):
                 ready_read, ready_write = os.pipe()
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "stemedb.api.worker_main", str(index),
-                     str(self._role.count), str(self._role.supervisor_pid),
-                     str(link.fileno()), str(ready_write)],
-                    stdin=subprocess.PIPE, pass_fds=(link.fileno(), ready_write),
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "stemedb.api.worker_main",
+                        str(index),
+                        str(self._role.count),
+                        str(self._role.supervisor_pid),
+                        str(link.fileno()),
+                        str(ready_write),
+                    ],
+                    stdin=subprocess.PIPE,
+                    pass_fds=(link.fileno(), ready_write),
+                )
                 os.close(ready_write)
                 link.close()
                 self.procs.append(proc)
@@ -166,9 +176,10 @@ class WorkerPool:
             if not readable:
                 raise StorageError(
                     f"HTTP workers {sorted(waiting[fd] for fd in pending)} did not start in"
-                    f" {WORKER_START_TIMEOUT_SECONDS:.0f} s", code="worker_failed",
+                    f" {WORKER_START_TIMEOUT_SECONDS:.0f} s",
+                    code="worker_failed",
                     retryable=False,
-                )  # fmt: skip
+                )
             for fd in readable:
                 pending.discard(fd)
                 if not os.read(fd, 1):  # closed without a word: it failed
@@ -176,8 +187,9 @@ class WorkerPool:
                     code = self.procs[index - 1].wait()
                     raise StorageError(
                         f"HTTP worker {index} did not start (exit code {code})",
-                        code="worker_failed", retryable=False,
-                    )  # fmt: skip
+                        code="worker_failed",
+                        retryable=False,
+                    )
 
     def exited(self) -> tuple[int, int] | None:
         """(index, exit code) of a worker that has exited, if any."""
@@ -217,8 +229,9 @@ class WorkerPool:
             if gone is not None and not self._stopping and not self._role.stopping:
                 log.error(
                     "Error: StorageError: HTTP worker %d exited unexpectedly (exit code %d);"
-                    " shutting the node down", *gone,
-                )  # fmt: skip
+                    " shutting the node down",
+                    *gone,
+                )
                 on_exit()
                 return
 

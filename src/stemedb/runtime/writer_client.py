@@ -76,28 +76,33 @@ def applied_lsn_path(data_dir: Path) -> Path:
 
 
 def spawn_writer(
-    data_dir: Path, settings: EngineSettings, *, observer: WalObserver | None = None,
+    data_dir: Path,
+    settings: EngineSettings,
+    *,
+    observer: WalObserver | None = None,
     http_processes: int = 1,
-) -> WriterProcess:  # fmt: skip
+) -> WriterProcess:
     """Start the writer process for ``data_dir`` with a link per HTTP process; this
     process keeps the first (``observer``: the WAL's events, for its metrics)."""
     return WriterProcess.spawn(
         WriterSettings(
-            data_dir=str(data_dir), engine=msgspec.structs.replace(
-                settings, wal_dir=str(settings.wal_path(data_dir))
-            ),
+            data_dir=str(data_dir),
+            engine=msgspec.structs.replace(settings, wal_dir=str(settings.wal_path(data_dir))),
             log_level=logging.getLevelName(logging.getLogger().level).lower(),
             applied_lsn_file=str(applied_lsn_path(data_dir)) if http_processes > 1 else "",
         ),
         observer=observer,
         links=http_processes,
-    )  # fmt: skip
+    )
 
 
 def start_writer_process(
-    data_dir: Path, settings: EngineSettings, *, observer: WalObserver | None = None,
+    data_dir: Path,
+    settings: EngineSettings,
+    *,
+    observer: WalObserver | None = None,
     http_processes: int = 1,
-) -> Engine:  # fmt: skip
+) -> Engine:
     """An engine whose WAL, replay and group commit run in a writer process of their
     own (ADR 0002). With ``http_processes`` > 1 the other links wait in
     ``engine.writer.spare_links`` for ``join_writer_process`` in the other processes."""
@@ -158,10 +163,15 @@ class WriterProcess(CommitNotices):
     """The server side of the writer process; stands in for ``GroupCommitWriter``."""
 
     def __init__(
-        self, link: socket.socket, proc: subprocess.Popen[bytes] | None, wal_dir: Path, *,
-        observer: WalObserver | None, applied_lsn: SharedInt | None,
+        self,
+        link: socket.socket,
+        proc: subprocess.Popen[bytes] | None,
+        wal_dir: Path,
+        *,
+        observer: WalObserver | None,
+        applied_lsn: SharedInt | None,
         spare_links: list[socket.socket],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Use ``spawn`` or ``join``: this waits for the writer's ``ready`` on ``link``."""
         self._proc = proc
         self._observer = observer
@@ -214,18 +224,28 @@ class WriterProcess(CommitNotices):
         pairs = [socket.socketpair() for _ in range(links)]
         fds = [theirs.fileno() for _, theirs in pairs]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stemedb.runtime.writer_process", ",".join(map(str, fds)),
-             msgspec.json.encode(settings).decode()],
-            pass_fds=fds, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "stemedb.runtime.writer_process",
+                ",".join(map(str, fds)),
+                msgspec.json.encode(settings).decode(),
+            ],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+        )
         for _, theirs in pairs:
             theirs.close()
         applied_lsn = None
         try:
             writer = cls(
-                pairs[0][0], proc, settings.wal_dir, observer=observer,
-                applied_lsn=None, spare_links=[ours for ours, _ in pairs[1:]],
-            )  # fmt: skip
+                pairs[0][0],
+                proc,
+                settings.wal_dir,
+                observer=observer,
+                applied_lsn=None,
+                spare_links=[ours for ours, _ in pairs[1:]],
+            )
             if settings.applied_lsn_file:  # the writer made it before "ready"
                 applied_lsn = SharedInt(Path(settings.applied_lsn_file))
         except BaseException:
@@ -239,9 +259,13 @@ class WriterProcess(CommitNotices):
     def join(cls, link: socket.socket, wal_dir: Path, applied_lsn_file: Path) -> WriterProcess:
         """Serve another HTTP process over a link of a writer process already running."""
         writer = cls(
-            link, None, wal_dir, observer=None, applied_lsn=SharedInt(applied_lsn_file),
+            link,
+            None,
+            wal_dir,
+            observer=None,
+            applied_lsn=SharedInt(applied_lsn_file),
             spare_links=[],
-        )  # fmt: skip
+        )
         # A failpoint for the tests of ``catch_up``: absorb each batch this much later.
         writer._absorb_delay_seconds = float(os.environ.get(ABSORB_DELAY_FAILPOINT, "0"))
         return writer
@@ -362,9 +386,12 @@ class WriterProcess(CommitNotices):
 
     def _receive(self) -> None:
         handlers: dict[type[FromWriter], Callable[[Any], None]] = {
-            Applied: self._on_applied, Done: self._on_done, ReadOnly: self._on_read_only,
-            Removed: self._on_removed, **self._wal_handlers(),
-        }  # fmt: skip
+            Applied: self._on_applied,
+            Done: self._on_done,
+            ReadOnly: self._on_read_only,
+            Removed: self._on_removed,
+            **self._wal_handlers(),
+        }
         try:
             while (message := self._channel.receive()) is not None:
                 handlers[type(message)](message)

@@ -98,9 +98,12 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
                 link.send(Failed(error_to_wire(exc)))
         return 3
     writer = GroupCommitWriter(
-        wal, store, clock, max_batch=settings.engine.group_commit_max_batch,
+        wal,
+        store,
+        clock,
+        max_batch=settings.engine.group_commit_max_batch,
         max_delay_us=settings.engine.group_commit_max_delay_us,
-    )  # fmt: skip
+    )
     applied_lsn = None
     if settings.applied_lsn_file:
         applied_lsn = SharedInt(Path(settings.applied_lsn_file), create=True)
@@ -112,15 +115,18 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
     for link in links:
         reports.send(link, ready)
     verifier = Verifier(
-        writer.submit_group, time.time,
+        writer.submit_group,
+        time.time,
         max_skew_seconds=settings.engine.signature_max_skew_seconds,
         threads=settings.engine.verify_threads,
-    )  # fmt: skip
+    )
     for index, link in enumerate(links[1:], 1):
         threading.Thread(
-            target=_serve_other, args=(link, writer, verifier, wal, reports),
-            name=f"stemedb-link-{index}", daemon=True,
-        ).start()  # fmt: skip
+            target=_serve_other,
+            args=(link, writer, verifier, wal, reports),
+            name=f"stemedb-link-{index}",
+            daemon=True,
+        ).start()
     try:
         _serve(links[0], writer, verifier, wal, reports)
     finally:
@@ -141,9 +147,12 @@ class _Reports:
     turned read-only."""
 
     def __init__(
-        self, links: Sequence[Channel[ToWriter]], wal: Wal, stats: BatchStats,
+        self,
+        links: Sequence[Channel[ToWriter]],
+        wal: Wal,
+        stats: BatchStats,
         applied_lsn: SharedInt | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._links = links
         self._wal = wal
         self._stats = stats
@@ -179,9 +188,12 @@ class _Reports:
 
 
 def _serve_other(
-    link: Channel[ToWriter], writer: GroupCommitWriter, verifier: Verifier, wal: Wal,
+    link: Channel[ToWriter],
+    writer: GroupCommitWriter,
+    verifier: Verifier,
+    wal: Wal,
     reports: _Reports,
-) -> None:  # fmt: skip
+) -> None:
     """Serve a link other than the first until it ends, then end it for its process
     too (shut down, not closed: the writer thread may still be sending on it)."""
     try:
@@ -191,9 +203,12 @@ def _serve_other(
 
 
 def _serve(
-    link: Channel[ToWriter], writer: GroupCommitWriter, verifier: Verifier, wal: Wal,
+    link: Channel[ToWriter],
+    writer: GroupCommitWriter,
+    verifier: Verifier,
+    wal: Wal,
     reports: _Reports,
-) -> None:  # fmt: skip
+) -> None:
     while (message := link.receive()) is not None:
         match message:
             case Records(token, together, wire):

@@ -81,9 +81,15 @@ class RateOverride(msgspec.Struct, kw_only=True):
 
 def _key_of_row(r: Any) -> StoredKey:
     return StoredKey(
-        id=r[0], name=r[1], role=r[2], secret_hash=r[3], enabled=bool(r[4]),
-        created_at=r[5], expires_at=r[6], last_used_at=r[7],
-    )  # fmt: skip
+        id=r[0],
+        name=r[1],
+        role=r[2],
+        secret_hash=r[3],
+        enabled=bool(r[4]),
+        created_at=r[5],
+        expires_at=r[6],
+        last_used_at=r[7],
+    )
 
 
 def _translate(exc: apsw.Error, operation: str) -> StorageError:
@@ -142,10 +148,16 @@ class KeyStore:
             "write",
             "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                key.id, key.name, key.role, key.secret_hash, int(key.enabled),
-                key.created_at, key.expires_at, key.last_used_at,
+                key.id,
+                key.name,
+                key.role,
+                key.secret_hash,
+                int(key.enabled),
+                key.created_at,
+                key.expires_at,
+                key.last_used_at,
             ),
-        )  # fmt: skip
+        )
 
     def set_enabled(self, key_id: str, enabled: bool) -> None:
         self._run("write", "UPDATE api_keys SET enabled = ? WHERE id = ?", (int(enabled), key_id))

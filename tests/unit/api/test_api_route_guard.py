@@ -52,8 +52,14 @@ async def _post(app: Any, headers: list[tuple[bytes, bytes]]) -> dict[bytes, byt
         if message["type"] == "http.response.start":
             answer.update(message["headers"])
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/assert", "headers": headers,
-             "client": ("127.0.0.1", 1), "query_string": b""}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/assert",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "query_string": b"",
+    }
     await app(scope, receive, send)
     return answer
 

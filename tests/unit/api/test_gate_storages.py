@@ -97,8 +97,14 @@ async def _call(app: Any, method: str, path: str, agent: str | None) -> tuple[in
             answer["body"] = decoded
 
     headers = [] if agent is None else [(b"x-agent-id", agent.encode())]
-    scope = {"type": "http", "method": method, "path": path, "headers": headers,
-             "client": ("127.0.0.1", 1), "query_string": b""}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "query_string": b"",
+    }
     await app(scope, receive, send)
     return answer["status"], [answer["headers"], answer["body"]]
 

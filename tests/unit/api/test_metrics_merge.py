@@ -39,9 +39,14 @@ def values(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_counters_histograms_and_per_process_gauges_add_up() -> None:
-    merged = values(merge_expositions([
-        page(3, [0.05, 2.0], 100.0, 4, wal=True), page(5, [0.5], 50.0, 4, wal=False),
-    ]))  # fmt: skip
+    merged = values(
+        merge_expositions(
+            [
+                page(3, [0.05, 2.0], 100.0, 4, wal=True),
+                page(5, [0.5], 50.0, 4, wal=False),
+            ]
+        )
+    )
     assert merged[("stemedb_http_requests_total", (("path", "/v1/query"),))] == 8
     assert merged[("stemedb_query_latency_seconds_bucket", (("le", "0.1"),))] == 1
     assert merged[("stemedb_query_latency_seconds_bucket", (("le", "1.0"),))] == 2
@@ -52,9 +57,14 @@ def test_counters_histograms_and_per_process_gauges_add_up() -> None:
 
 
 def test_node_wide_gauges_are_not_multiplied_and_lone_series_are_kept() -> None:
-    merged = values(merge_expositions([
-        page(1, [], 1.0, 4, wal=True), page(1, [], 1.0, 4, wal=False),
-    ]))  # fmt: skip
+    merged = values(
+        merge_expositions(
+            [
+                page(1, [], 1.0, 4, wal=True),
+                page(1, [], 1.0, 4, wal=False),
+            ]
+        )
+    )
     assert merged[("stemedb_wal_segments", ())] == 4
     assert merged[("stemedb_wal_writes_total", ())] == 7
 

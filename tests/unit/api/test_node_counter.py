@@ -55,8 +55,10 @@ def test_two_processes_mapping_the_table_count_together(tmp_path: Path) -> None:
     second = NodeCounter(tmp_path / "counters", reset=False, clock=clock)
     key = (3, 60, "agent", "a")
     assert [first.add(key).allowed, second.add(key).allowed, first.add(key).allowed] == [
-        True, True, True,
-    ]  # fmt: skip
+        True,
+        True,
+        True,
+    ]
     assert second.add(key).allowed is False
     assert first.look(key).remaining == 0
 

@@ -97,12 +97,18 @@ def _cycle(cls: type[Any], method: str = "GET", keep_alive: bool = True) -> tupl
 
     transport = RecordingTransport()
     cycle = cls(
-        scope={"method": method, "type": "http"}, transport=transport,
-        flow=FlowControl(transport), logger=logging.getLogger("test"),
-        access_logger=logging.getLogger("test.access"), access_log=False,
-        default_headers=[(b"server", b"uvicorn")], message_event=asyncio.Event(),
-        expect_100_continue=False, keep_alive=keep_alive, on_response=lambda: None,
-    )  # fmt: skip
+        scope={"method": method, "type": "http"},
+        transport=transport,
+        flow=FlowControl(transport),
+        logger=logging.getLogger("test"),
+        access_logger=logging.getLogger("test.access"),
+        access_log=False,
+        default_headers=[(b"server", b"uvicorn")],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
     return cycle, transport
 
 
@@ -123,8 +129,13 @@ def test_lean_cycle_writes_the_same_heads_as_uvicorn() -> None:
 
     from stemedb.api.http.uvicorn_patch import LeanCycle
 
-    async def head(cls: type[Any], method: str, keep_alive: bool, status: int,
-                   headers: list[tuple[bytes, bytes]]) -> tuple[list[bytes], Any]:  # fmt: skip
+    async def head(
+        cls: type[Any],
+        method: str,
+        keep_alive: bool,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[list[bytes], Any]:
         cycle, transport = _cycle(cls, method, keep_alive)
         await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
         state = (cycle.keep_alive, cycle.chunked_encoding, cycle.expected_content_length)

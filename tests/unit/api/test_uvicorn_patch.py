@@ -73,9 +73,15 @@ def _server(http: Any) -> Iterator[int]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        _app, http=http, lifespan="off", access_log=False, log_config=None,
-        server_header=False, date_header=False, timeout_keep_alive=5,
-    )  # fmt: skip
+        _app,
+        http=http,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=5,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -18,15 +18,23 @@ def test_every_configured_value_reaches_the_settings() -> None:
         {
             "storage": {"data_dir": "/srv/d", "cache_size_mb": 3, "busy_timeout_ms": 7},
             "wal": {
-                "dir": "/srv/w", "segment_size_bytes": 4096, "group_commit_max_batch": 5,
-                "group_commit_max_delay_us": 6, "fsync": False,
+                "dir": "/srv/w",
+                "segment_size_bytes": 4096,
+                "group_commit_max_batch": 5,
+                "group_commit_max_delay_us": 6,
+                "fsync": False,
             },
             "auth": {"signature_max_skew_seconds": 9},
         },
         Config,
-    )  # fmt: skip
+    )
     assert EngineSettings.from_config(config) == EngineSettings(
-        wal_dir="/srv/w", segment_size_bytes=4096, group_commit_max_batch=5,
-        group_commit_max_delay_us=6, fsync=False, cache_bytes=3 * 1024 * 1024,
-        busy_timeout_ms=7, signature_max_skew_seconds=9,
-    )  # fmt: skip
+        wal_dir="/srv/w",
+        segment_size_bytes=4096,
+        group_commit_max_batch=5,
+        group_commit_max_delay_us=6,
+        fsync=False,
+        cache_bytes=3 * 1024 * 1024,
+        busy_timeout_ms=7,
+        signature_max_skew_seconds=9,
+    )

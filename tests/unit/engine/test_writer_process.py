@@ -105,9 +105,16 @@ def test_errors_keep_their_type_code_and_details_across_the_process_boundary(
         assert not isinstance(created, Exception) and created.status == "created"
         assert isinstance(error, StemeError)
         answers.append(
-            (type(error), error.code, error.status, error.details, error.message,
-             error.retryable, getattr(error, "field", None))
-        )  # fmt: skip
+            (
+                type(error),
+                error.code,
+                error.status,
+                error.details,
+                error.message,
+                error.retryable,
+                getattr(error, "field", None),
+            )
+        )
     assert answers[0] == answers[1]
 
 
@@ -228,9 +235,13 @@ def test_no_acknowledged_write_is_lost_when_the_writer_is_killed_mid_stream(
         index = 0
         while not stop.is_set():
             claim = sign_assertion(
-                keys[worker], subject=f"kill/{worker}/{index}", predicate="p",
-                object=index, confidence=0.5, timestamp=T0,
-            )  # fmt: skip
+                keys[worker],
+                subject=f"kill/{worker}/{index}",
+                predicate="p",
+                object=index,
+                confidence=0.5,
+                timestamp=T0,
+            )
             index += 1
             try:
                 acknowledged.append(engine.write(claim).id)

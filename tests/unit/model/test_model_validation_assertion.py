@@ -1,7 +1,5 @@
 """Every assertion rule of ARCHITECTURE §2 rejects with the right field and rule."""
 
-# ruff: noqa: E501  (one rule per line reads best as a table)
-
 from __future__ import annotations
 
 from typing import Any
@@ -46,15 +44,55 @@ BAD_FIELDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("object_unknown_type", {"object": ObjectValue(type="blob", value="x")}, "object.type", "enum"),  # type: ignore[arg-type]
     ("text_over_64k", {"object": _text("x" * (64 * 1024 + 1))}, "object.value", "too_long"),
     ("text_given_number", {"object": _text(3.0)}, "object.value", "type_mismatch"),
-    ("number_given_bool", {"object": ObjectValue(type="number", value=True)}, "object.value", "type_mismatch"),
-    ("number_given_string", {"object": ObjectValue(type="number", value="3")}, "object.value", "type_mismatch"),
-    ("number_nan", {"object": ObjectValue(type="number", value=float("nan"))}, "object.value", "not_finite"),
-    ("number_infinite", {"object": ObjectValue(type="number", value=float("inf"))}, "object.value", "not_finite"),
-    ("boolean_given_number", {"object": ObjectValue(type="boolean", value=1.0)}, "object.value", "type_mismatch"),
-    ("ref_given_bool", {"object": ObjectValue(type="ref", value=False)}, "object.value", "type_mismatch"),
+    (
+        "number_given_bool",
+        {"object": ObjectValue(type="number", value=True)},
+        "object.value",
+        "type_mismatch",
+    ),
+    (
+        "number_given_string",
+        {"object": ObjectValue(type="number", value="3")},
+        "object.value",
+        "type_mismatch",
+    ),
+    (
+        "number_nan",
+        {"object": ObjectValue(type="number", value=float("nan"))},
+        "object.value",
+        "not_finite",
+    ),
+    (
+        "number_infinite",
+        {"object": ObjectValue(type="number", value=float("inf"))},
+        "object.value",
+        "not_finite",
+    ),
+    (
+        "boolean_given_number",
+        {"object": ObjectValue(type="boolean", value=1.0)},
+        "object.value",
+        "type_mismatch",
+    ),
+    (
+        "ref_given_bool",
+        {"object": ObjectValue(type="ref", value=False)},
+        "object.value",
+        "type_mismatch",
+    ),
     ("ref_empty", {"object": ObjectValue(type="ref", value="")}, "object.value", "empty"),
-    ("ref_control_char", {"object": ObjectValue(type="ref", value="a\rb")}, "object.value", "control_character"),
-    ("ref_too_long", {"object": ObjectValue(type="ref", value="r" * 513)}, "object.value", "too_long"),
+    (
+        "ref_control_char",
+        {"object": ObjectValue(type="ref", value="a\rb")},
+        "object.value",
+        "control_character",
+    ),
+    (
+        "ref_too_long",
+        {"object": ObjectValue(type="ref", value="r" * 513)},
+        "object.value",
+        "too_long",
+    ),
     ("confidence_above_one", {"confidence": 1.0001}, "confidence", "out_of_range"),
     ("confidence_negative", {"confidence": -0.1}, "confidence", "out_of_range"),
     ("confidence_nan", {"confidence": float("nan")}, "confidence", "not_finite"),
@@ -68,12 +106,17 @@ BAD_FIELDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("lifecycle_unknown", {"lifecycle": "draft"}, "lifecycle", "enum"),
     ("valid_from_float", {"valid_from": 1.5}, "valid_from", "type"),
     ("valid_to_bool", {"valid_to": True}, "valid_to", "type"),
-    ("valid_to_before_valid_from", {"valid_from": 10, "valid_to": 9}, "valid_to", "before_valid_from"),
+    (
+        "valid_to_before_valid_from",
+        {"valid_from": 10, "valid_to": 9},
+        "valid_to",
+        "before_valid_from",
+    ),
     ("timestamp_negative", {"timestamp": -1}, "timestamp", "negative"),
     ("timestamp_beyond_skew", {"timestamp": NOW + SKEW + 1}, "timestamp", "in_future"),
     ("timestamp_float", {"timestamp": float(NOW)}, "timestamp", "type"),
     ("timestamp_beyond_json_range", {"timestamp": -(2**60)}, "timestamp", "out_of_range"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -127,17 +170,52 @@ def _sig(agent: AgentKey | str, **change: Any) -> Signature:
 
 BAD_SIGNATURES: list[tuple[str, Any, str, str]] = [
     ("no_signatures", (), "signatures", "empty"),
-    ("seventeen_signatures", tuple(_sig(fixed_key(i)) for i in range(17)), "signatures", "too_many"),
-    ("same_agent_twice", (_sig(fixed_key(0)), _sig(fixed_key(0))), "signatures[1].agent_id", "duplicate_agent"),
+    (
+        "seventeen_signatures",
+        tuple(_sig(fixed_key(i)) for i in range(17)),
+        "signatures",
+        "too_many",
+    ),
+    (
+        "same_agent_twice",
+        (_sig(fixed_key(0)), _sig(fixed_key(0))),
+        "signatures[1].agent_id",
+        "duplicate_agent",
+    ),
     ("agent_id_short", (_sig("ab" * 31),), "signatures[0].agent_id", "hex_format"),
-    ("agent_id_uppercase", (_sig(fixed_key(0)), _sig("AB" * 32)), "signatures[1].agent_id", "hex_format"),
-    ("signature_short", (_sig(fixed_key(0), signature="00" * 63),), "signatures[0].signature", "hex_format"),
-    ("signature_not_hex", (_sig(fixed_key(0), signature="g" * 128),), "signatures[0].signature", "hex_format"),
+    (
+        "agent_id_uppercase",
+        (_sig(fixed_key(0)), _sig("AB" * 32)),
+        "signatures[1].agent_id",
+        "hex_format",
+    ),
+    (
+        "signature_short",
+        (_sig(fixed_key(0), signature="00" * 63),),
+        "signatures[0].signature",
+        "hex_format",
+    ),
+    (
+        "signature_not_hex",
+        (_sig(fixed_key(0), signature="g" * 128),),
+        "signatures[0].signature",
+        "hex_format",
+    ),
     ("signed_at_float", (_sig(fixed_key(0), signed_at=1.5),), "signatures[0].signed_at", "type"),
-    ("signed_at_negative", (_sig(fixed_key(0), signed_at=-5),), "signatures[0].signed_at", "negative"),
-    ("signed_at_in_future", (_sig(fixed_key(0), signed_at=NOW + SKEW + 1),), "signatures[0].signed_at", "in_future"),
+    (
+        "signed_at_negative",
+        (_sig(fixed_key(0), signed_at=-5),),
+        "signatures[0].signed_at",
+        "negative",
+    ),
+    (
+        "signed_at_in_future",
+        (_sig(fixed_key(0), signed_at=NOW + SKEW + 1),),
+        "signatures[0].signed_at",
+        "in_future",
+    ),
     ("signature_not_object", ("sig",), "signatures[0]", "type"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

@@ -112,9 +112,11 @@ def test_audit_retention_deletes_old_queries_and_their_claim_links(
     a = engine.write(claim("rare")).id
     engine.write(claim("common", key=keys[1]))
     service = QueryService(
-        engine, refresh_views=False, audit_retention_seconds=3600.0,
+        engine,
+        refresh_views=False,
+        audit_retention_seconds=3600.0,
         audit_prune_interval_seconds=3600.0,
-    )  # fmt: skip
+    )
     try:
         old = [service.query(PLAIN, asker="early").query_id for _ in range(5)]
         clock.advance(3000)
@@ -152,9 +154,11 @@ def test_without_retention_nothing_is_pruned(
 def test_the_audit_thread_prunes_on_its_own(engine: Engine, clock: FakeClock, claim: Claim) -> None:
     engine.write(claim())
     service = QueryService(
-        engine, refresh_views=False, audit_retention_seconds=60.0,
+        engine,
+        refresh_views=False,
+        audit_retention_seconds=60.0,
         audit_prune_interval_seconds=0.05,
-    )  # fmt: skip
+    )
     try:
         query_id = service.query(PLAIN).query_id
         clock.advance(61)

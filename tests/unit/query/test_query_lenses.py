@@ -30,9 +30,10 @@ def ids(engine: Engine, claim: Claim, keys: list[AgentKey]) -> dict[str, str]:
         "C": claim("common", key=k[2], confidence=0.8, source_class=ex, timestamp=T0 - 300),
         "D": claim("common", key=k[3], confidence=0.7, source_class=ex, timestamp=T0 - 200),
         "E": claim("uncommon", key=k[4], confidence=0.95, source_class=ex, timestamp=T0 - 100),
-        "F": claim("very_rare", key=k[0], confidence=0.3,
-                    source_class="anecdotal", timestamp=T0-10),
-    }  # fmt: skip
+        "F": claim(
+            "very_rare", key=k[0], confidence=0.3, source_class="anecdotal", timestamp=T0 - 10
+        ),
+    }
     written = engine.write_many(list(records.values()))
     out = {}
     for name, result in zip(records, written, strict=True):

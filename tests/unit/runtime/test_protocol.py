@@ -75,8 +75,13 @@ def test_errors_and_outcomes_cross_with_their_class_and_fields() -> None:
     back = protocol.outcome_from_wire(protocol.outcome_to_wire(error))
     assert isinstance(back, ValidationError)
     assert (back.field, back.rule, back.message, back.code, back.status, back.details) == (
-        error.field, error.rule, error.message, error.code, error.status, error.details,
-    )  # fmt: skip
+        error.field,
+        error.rule,
+        error.message,
+        error.code,
+        error.status,
+        error.details,
+    )
     unexpected = protocol.error_from_wire(protocol.error_to_wire(KeyError("x")))
     assert isinstance(unexpected, StorageError) and unexpected.code == "writer_failed"
     result = WriteResult("cd" * 32, 5, "exists")

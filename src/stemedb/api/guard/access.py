@@ -98,9 +98,9 @@ class AccessControl:
             )
 
     def _load_overrides(self) -> None:
-        self.rates.replace_overrides({
-            (o.scope, o.target): o.max_requests_per_min for o in self.keys.store.overrides()
-        })  # fmt: skip
+        self.rates.replace_overrides(
+            {(o.scope, o.target): o.max_requests_per_min for o in self.keys.store.overrides()}
+        )
 
     def refresh(self) -> None:
         """Reload the keys and the rate-limit overrides if another HTTP process changed

@@ -173,9 +173,11 @@ class MemoryCounter:
         return _new_window(Window, (False, amount, 0, window[1]))
 
     def count(
-        self, keys: Sequence[tuple[Any, ...]], quota_key: tuple[Any, ...] | None,
+        self,
+        keys: Sequence[tuple[Any, ...]],
+        quota_key: tuple[Any, ...] | None,
         quota_cost: int | None,
-    ) -> Counted:  # fmt: skip
+    ) -> Counted:
         """One step of the route guard: a hit in each of ``keys`` (``add_each``); then,
         unless one of them refused, the quota ``quota_key``: checked and charged
         ``quota_cost`` in one step (``take``), or only looked at when the cost is not
@@ -295,9 +297,11 @@ class Counters:
             return None
 
     async def count(
-        self, keys: Sequence[tuple[Any, ...]], quota_key: tuple[Any, ...] | None,
+        self,
+        keys: Sequence[tuple[Any, ...]],
+        quota_key: tuple[Any, ...] | None,
         quota_cost: None = None,
-    ) -> Counted:  # fmt: skip
+    ) -> Counted:
         """``MemoryCounter.count`` on a shared storage, awaited: a hit in each of ``keys``
         in turn up to the first past its limit (an unreachable storage counts as no
         answer: fail open), then the quota looked at. There is no check-and-charge in
@@ -326,8 +330,9 @@ class Counters:
             self._last_error_log = now
             log.error(
                 "Error: UnavailableError: rate-limit storage failed (%s); requests are let"
-                " through unlimited", type(exc).__name__,
-            )  # fmt: skip
+                " through unlimited",
+                type(exc).__name__,
+            )
 
 
 _NO_RATE: Final[tuple[int, Window | None]] = (-1, None)

@@ -101,10 +101,23 @@ class Gate:
     """One request's view of access control (in the ASGI scope under ``GATE_KEY``)."""
 
     __slots__ = (
-        "access", "agent", "body_bytes", "charged", "counts_body", "downstream_receive",
-        "failed_items", "items", "key", "policy", "quota_key", "quota_window", "rate_window",
-        "refused", "scope", "trial",
-    )  # fmt: skip
+        "access",
+        "agent",
+        "body_bytes",
+        "charged",
+        "counts_body",
+        "downstream_receive",
+        "failed_items",
+        "items",
+        "key",
+        "policy",
+        "quota_key",
+        "quota_window",
+        "rate_window",
+        "refused",
+        "scope",
+        "trial",
+    )
 
     def __init__(self, access: AccessControl, policy: Policy, scope: Scope) -> None:
         self.access = access

@@ -59,9 +59,15 @@ def seed_root(store: KeyStore, secret: str, now: float) -> str:
     current = next((k for k in store.all_keys() if k.id == ROOT_KEY_ID), None)
     if current is None:
         root = StoredKey(
-            id=ROOT_KEY_ID, name=ROOT_KEY_NAME, role="admin", enabled=True,
-            created_at=now, expires_at=None, last_used_at=None, secret_hash=digest,
-        )  # fmt: skip
+            id=ROOT_KEY_ID,
+            name=ROOT_KEY_NAME,
+            role="admin",
+            enabled=True,
+            created_at=now,
+            expires_at=None,
+            last_used_at=None,
+            secret_hash=digest,
+        )
         store.put(root)
         return "created"
     if current.secret_hash != digest or current.role != "admin":
@@ -85,18 +91,29 @@ def new_key(name: str, role: str, expires_at: float | None, now: float) -> tuple
         raise ValidationError("expires_at", "future", "expires_at must be in the future")
     secret = new_secret()
     key = StoredKey(
-        id=new_key_id(), name=name, role=checked_role, enabled=True, created_at=now,
-        expires_at=expires_at, last_used_at=None, secret_hash=hash_secret(secret),
-    )  # fmt: skip
+        id=new_key_id(),
+        name=name,
+        role=checked_role,
+        enabled=True,
+        created_at=now,
+        expires_at=expires_at,
+        last_used_at=None,
+        secret_hash=hash_secret(secret),
+    )
     return key, secret
 
 
 def created(key: StoredKey, secret: str) -> CreatedApiKey:
     return CreatedApiKey(
-        id=key.id, name=key.name, role=key.role, enabled=key.enabled,
-        created_at=key.created_at, expires_at=key.expires_at,
-        last_used_at=key.last_used_at, secret=secret,
-    )  # fmt: skip
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        enabled=key.enabled,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        secret=secret,
+    )
 
 
 class KeyRing:
@@ -238,9 +255,10 @@ class KeyRing:
         if key.role != "admin" or not is_usable(key, now):
             return
         others = [
-            k for k in self._by_id.values()
+            k
+            for k in self._by_id.values()
             if k.id != key.id and k.role == "admin" and is_usable(k, now)
-        ]  # fmt: skip
+        ]
         if not others:
             raise ConflictError(
                 f"refusing to {verb} the last usable admin key; create another admin key first",

@@ -56,9 +56,13 @@ class RateLimits:
         self._request_counters = {}
 
     def request_counters(
-        self, path: str, endpoint_limit: int | None, key_id: str | None, agent: str | None,
+        self,
+        path: str,
+        endpoint_limit: int | None,
+        key_id: str | None,
+        agent: str | None,
         address: str,
-    ) -> tuple[tuple[Any, ...], ...]:  # fmt: skip
+    ) -> tuple[tuple[Any, ...], ...]:
         """A request's counters before its handler, in order, as ``key``s: the route's
         (``endpoint_limit``; per caller: the key, else the agent, else ``address``), the
         key's, the agent's. Remembered per caller (at most ``COUNTER_CACHE_SIZE``,
@@ -70,10 +74,12 @@ class RateLimits:
         counters: list[tuple[Any, ...]] = []
         if endpoint_limit is not None:
             caller = (
-                "key:" + key_id if key_id is not None
-                else "agent:" + agent if agent is not None
+                "key:" + key_id
+                if key_id is not None
+                else "agent:" + agent
+                if agent is not None
                 else "addr:" + address
-            )  # fmt: skip
+            )
             counters.append(self.key("endpoint", path, endpoint_limit, caller))
         if key_id is not None:
             counters.append(self.key("key", key_id, self.limit_of("key", key_id)))
@@ -107,10 +113,12 @@ def limited(scope: str, window: Window, window_seconds: int) -> RateLimitError:
         f"rate limit exceeded ({scope}: {window.limit} requests per {window_seconds} s);"
         f" retry in {retry} s",
         details={
-            "scope": scope, "limit": window.limit, "window_seconds": window_seconds,
+            "scope": scope,
+            "limit": window.limit,
+            "window_seconds": window_seconds,
             "retry_after_seconds": retry,
         },
-    )  # fmt: skip
+    )
 
 
 _WindowHeaders = tuple[tuple[bytes, bytes], tuple[bytes, bytes], bytes, tuple[bytes, bytes]]

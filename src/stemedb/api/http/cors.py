@@ -22,8 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS: Final = "GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS: Final = (
-    "content-type", "x-api-key", "x-agent-id", "x-request-id", "last-event-id",
-)  # fmt: skip
+    "content-type",
+    "x-api-key",
+    "x-agent-id",
+    "x-request-id",
+    "last-event-id",
+)
 EXPOSE_HEADERS: Final = (
     "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, X-RateLimit-Limit,"
     " X-RateLimit-Remaining, X-RateLimit-Reset, X-Quota-Limit, X-Quota-Remaining,"
@@ -86,14 +90,16 @@ class CorsMiddleware:
         asked = _header(scope, b"access-control-request-headers") or ""
         wanted = [h.strip().lower() for h in asked.split(",") if h.strip()]
         headers = ", ".join(h for h in wanted if h in ALLOW_HEADERS) or ", ".join(ALLOW_HEADERS)
-        await send({
-            "type": "http.response.start",
-            "status": 204,
-            "headers": [
-                *cors,
-                (b"access-control-allow-methods", ALLOW_METHODS.encode()),
-                (b"access-control-allow-headers", headers.encode("latin-1")),
-                (b"access-control-max-age", str(PREFLIGHT_MAX_AGE_SECONDS).encode()),
-            ],
-        })  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [
+                    *cors,
+                    (b"access-control-allow-methods", ALLOW_METHODS.encode()),
+                    (b"access-control-allow-headers", headers.encode("latin-1")),
+                    (b"access-control-max-age", str(PREFLIGHT_MAX_AGE_SECONDS).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})

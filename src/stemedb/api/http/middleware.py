@@ -67,21 +67,28 @@ class RequestMiddleware:
             error = InternalError("internal error; see the server log for this request id")
             scope[ERROR_KEY] = error
             log_error(
-                error.type_name, f"{type(exc).__name__}: {exc}", scope.get(AGENT_KEY), request_id,
-                status=500, code=error.code, exc_info=exc,
-            )  # fmt: skip
+                error.type_name,
+                f"{type(exc).__name__}: {exc}",
+                scope.get(AGENT_KEY),
+                request_id,
+                status=500,
+                code=error.code,
+                exc_info=exc,
+            )
             if status == 0:
                 status = 500
                 body = error_envelope_bytes(error, request_id)
-                await send({
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", JSON_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        rid_header,
-                    ],
-                })  # fmt: skip
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", JSON_MEDIA_TYPE.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                            rid_header,
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
             self.metrics.observe_error(error.type_name)
             self._finish(scope, status, started, request_id)
@@ -90,9 +97,13 @@ class RequestMiddleware:
         if isinstance(handled, StemeError):
             self.metrics.observe_error(handled.type_name)
             log_error(
-                handled.type_name, handled.message, scope.get(AGENT_KEY), request_id,
-                status=handled.status, code=handled.code,
-            )  # fmt: skip
+                handled.type_name,
+                handled.message,
+                scope.get(AGENT_KEY),
+                request_id,
+                status=handled.status,
+                code=handled.code,
+            )
         self._finish(scope, status, started, request_id)
 
     def _finish(self, scope: Scope, status: int, started: float, request_id: str) -> None:

@@ -120,10 +120,13 @@ def build_openapi(routes: Sequence[BaseRoute], version: str) -> dict[str, Any]:
             )
         if not doc.responses:
             responses["200"] = _response(200, {"type": "string"}, doc.media_type)
-        responses.setdefault("default", {
-            "description": "Error envelope",
-            "content": {JSON_MEDIA_TYPE: {"schema": schema(ErrorEnvelope)}},
-        })  # fmt: skip
+        responses.setdefault(
+            "default",
+            {
+                "description": "Error envelope",
+                "content": {JSON_MEDIA_TYPE: {"schema": schema(ErrorEnvelope)}},
+            },
+        )
         for method in sorted(route.methods or ()):
             if method == "HEAD":
                 continue
@@ -197,12 +200,26 @@ def routes(get_routes: Any, version: str) -> list[ApiRoute]:
         return HTMLResponse(cache["html"])
 
     return [
-        api_route("/openapi.json", get_openapi, ["GET"], EndpointDoc(
-            summary="This OpenAPI 3.1 document.", tag="operations",
-            responses={200: dict[str, Any]},
-        ), timeout_seconds=None),
-        api_route("/docs", get_docs, ["GET"], EndpointDoc(
-            summary="Human-readable API reference (no external assets).", tag="operations",
-            media_type="text/html",
-        ), timeout_seconds=None),
-    ]  # fmt: skip
+        api_route(
+            "/openapi.json",
+            get_openapi,
+            ["GET"],
+            EndpointDoc(
+                summary="This OpenAPI 3.1 document.",
+                tag="operations",
+                responses={200: dict[str, Any]},
+            ),
+            timeout_seconds=None,
+        ),
+        api_route(
+            "/docs",
+            get_docs,
+            ["GET"],
+            EndpointDoc(
+                summary="Human-readable API reference (no external assets).",
+                tag="operations",
+                media_type="text/html",
+            ),
+            timeout_seconds=None,
+        ),
+    ]

@@ -108,9 +108,11 @@ class QueryString:
         for name in self._params:
             if name not in self._used:
                 raise ValidationError(
-                    name, "unknown_parameter", f"unknown query parameter {name!r}",
+                    name,
+                    "unknown_parameter",
+                    f"unknown query parameter {name!r}",
                     code="unknown_parameter",
-                )  # fmt: skip
+                )
 
 
 def query_params(qs: QueryString) -> QueryParams:

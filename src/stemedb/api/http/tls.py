@@ -52,8 +52,11 @@ def certificate_not_after(cert_file: str) -> float:
         raise _invalid(cert_file, "the openssl command is needed to read the certificate")
     result = subprocess.run(
         [openssl, "x509", "-enddate", "-noout", "-in", cert_file],
-        capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_SECONDS, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=OPENSSL_TIMEOUT_SECONDS,
+        check=False,
+    )
     if result.returncode != 0:
         raise _invalid(cert_file, "not a PEM certificate (openssl x509 failed)")
     try:

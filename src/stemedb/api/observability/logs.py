@@ -102,12 +102,26 @@ def log_access(
     handler = _fast_access.usable()
     if handler is not None:
         message = "HTTP %s %s %d agent_id=%s duration_ms=%.1f request_id=%s" % (  # noqa: UP031
-            method, path, status, agent or "-", duration_ms, request_id,
-        )  # fmt: skip
+            method,
+            path,
+            status,
+            agent or "-",
+            duration_ms,
+            request_id,
+        )
         line = _AccessLine(
-            _fast_access.timestamp(time.time()), "INFO", message, ACCESS_LOGGER, request_id,
-            method, path, route, status, agent, round(duration_ms, 3),
-        )  # fmt: skip
+            _fast_access.timestamp(time.time()),
+            "INFO",
+            message,
+            ACCESS_LOGGER,
+            request_id,
+            method,
+            path,
+            route,
+            status,
+            agent,
+            round(duration_ms, 3),
+        )
         try:
             handler.add_line(_ENCODER.encode(line).decode() + "\n")
             return
@@ -115,13 +129,24 @@ def log_access(
             pass
     access_log.info(
         "HTTP %s %s %d agent_id=%s duration_ms=%.1f request_id=%s",
-        method, path, status, agent or "-", duration_ms, request_id,
-        extra={"ctx": {
-            "request_id": request_id, "method": method, "path": path, "route": route,
-            "status": status,
-            "agent_id": agent, "duration_ms": round(duration_ms, 3),
-        }},
-    )  # fmt: skip
+        method,
+        path,
+        status,
+        agent or "-",
+        duration_ms,
+        request_id,
+        extra={
+            "ctx": {
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "agent_id": agent,
+                "duration_ms": round(duration_ms, 3),
+            }
+        },
+    )
 
 
 def log_error(
@@ -140,10 +165,18 @@ def log_error(
     error_log.log(
         level,
         "Error: %s: %s agent_id=%s request_id=%s",
-        error_type, message, agent or "-", request_id,
+        error_type,
+        message,
+        agent or "-",
+        request_id,
         exc_info=exc_info,
-        extra={"ctx": {
-            "request_id": request_id, "error_type": error_type, "code": code,
-            "status": status, "agent_id": agent,
-        }},
-    )  # fmt: skip
+        extra={
+            "ctx": {
+                "request_id": request_id,
+                "error_type": error_type,
+                "code": code,
+                "status": status,
+                "agent_id": agent,
+            }
+        },
+    )

@@ -26,11 +26,35 @@ from stemedb.errors import ERROR_TYPES
 
 DEFAULT_TOP_AGENTS: Final = 100
 LATENCY_BUCKETS_SECONDS: Final = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 FSYNC_BUCKETS_SECONDS: Final = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-)  # fmt: skip
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
 BATCH_SIZE_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -125,9 +149,11 @@ class Metrics:
         self.assertions_total = AssertionCount()
         r.register(self.assertions_total)
         self.queries = Counter(
-            "stemedb_queries_total", "Queries by endpoint and lens.", ["endpoint", "lens"],
+            "stemedb_queries_total",
+            "Queries by endpoint and lens.",
+            ["endpoint", "lens"],
             registry=r,
-        )  # fmt: skip
+        )
         self.query_latency = Histogram(
             "stemedb_query_latency_seconds",
             "Query latency by endpoint and lens.",
@@ -137,9 +163,11 @@ class Metrics:
         )
         self.wal = WalMetrics(r)
         self.rate_limited = Counter(
-            "stemedb_rate_limited_total", "Requests refused by a limit.", ["path", "scope"],
+            "stemedb_rate_limited_total",
+            "Requests refused by a limit.",
+            ["path", "scope"],
             registry=r,
-        )  # fmt: skip
+        )
         self.breakers_open = Gauge(
             "stemedb_circuit_breakers_open", "Open per-agent circuit breakers.", registry=r
         )
@@ -209,9 +237,11 @@ class WalMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
         self.fsync_duration = Histogram(
-            "stemedb_wal_fsync_duration_seconds", "WAL fdatasync duration.",
-            buckets=FSYNC_BUCKETS_SECONDS, registry=r,
-        )  # fmt: skip
+            "stemedb_wal_fsync_duration_seconds",
+            "WAL fdatasync duration.",
+            buckets=FSYNC_BUCKETS_SECONDS,
+            registry=r,
+        )
         self.fsync_errors = Counter(
             "stemedb_wal_fsync_errors_total", "Failed WAL fsyncs (fatal for writes).", registry=r
         )
@@ -220,9 +250,11 @@ class WalMetrics:
             "stemedb_wal_bytes_written_total", "WAL bytes appended.", registry=r
         )
         self.batch_size = Histogram(
-            "stemedb_wal_batch_size", "Records per group commit.",
-            buckets=BATCH_SIZE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "stemedb_wal_batch_size",
+            "Records per group commit.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
         self.rotations = Counter(
             "stemedb_wal_rotations_total", "WAL segment rotations.", registry=r
         )

@@ -128,9 +128,14 @@ class AgentBreakers:
         breaker = self._breakers.get(agent)
         if breaker is None:
             return BreakerView(
-                agent_id=agent, state="closed", consecutive_failures=0, opened_at=None,
-                retry_at=None, reason=None, tripped_by=None,
-            )  # fmt: skip
+                agent_id=agent,
+                state="closed",
+                consecutive_failures=0,
+                opened_at=None,
+                retry_at=None,
+                reason=None,
+                tripped_by=None,
+            )
         opened = breaker.opened
         retry_at = None
         if opened and not breaker.forced:

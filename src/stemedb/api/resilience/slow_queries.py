@@ -44,10 +44,21 @@ class SlowQueryLog:
             self.recorded += 1
         log.warning(
             "Slow query: %.1f ms lens=%s subject=%s predicate=%s agent_id=%s query_id=%s",
-            duration_ms, lens, subject, predicate, agent_id or "-", query_id,
-            extra={"ctx": {"query_id": query_id, "duration_ms": entry.duration_ms,
-                           "lens": lens, "agent_id": agent_id}},
-        )  # fmt: skip
+            duration_ms,
+            lens,
+            subject,
+            predicate,
+            agent_id or "-",
+            query_id,
+            extra={
+                "ctx": {
+                    "query_id": query_id,
+                    "duration_ms": entry.duration_ms,
+                    "lens": lens,
+                    "agent_id": agent_id,
+                }
+            },
+        )
 
     def newest_first(self) -> list[SlowQuery]:
         with self._lock:

@@ -47,8 +47,20 @@ log = logging.getLogger("stemedb.resilience")
 BREAKER_OPEN_CODE: Final = "storage_circuit_open"
 STORAGE_TIMEOUT_CODE: Final = "storage_timeout"
 STORAGE_BUCKETS_SECONDS: Final = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-)  # fmt: skip
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+    5.0,
+)
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -134,11 +146,19 @@ class CircuitBreaker:
             failures = self._breaker.failures
         log.error(
             "Error: StorageError: storage circuit breaker (%s) open for %.1fs after %d"
-            " consecutive failures; last: %s", self.name, self.reset_seconds,
-            failures, message,
-            extra={"ctx": {"error_type": "StorageError", "code": BREAKER_OPEN_CODE,
-                           "breaker": self.name}},
-        )  # fmt: skip
+            " consecutive failures; last: %s",
+            self.name,
+            self.reset_seconds,
+            failures,
+            message,
+            extra={
+                "ctx": {
+                    "error_type": "StorageError",
+                    "code": BREAKER_OPEN_CODE,
+                    "breaker": self.name,
+                }
+            },
+        )
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -165,18 +185,22 @@ class StorageMetrics:
         self.duration = Histogram(
             "stemedb_storage_operation_duration_seconds",
             "Duration of storage calls made by the API, by operation and backend.",
-            ["operation", "backend"], buckets=STORAGE_BUCKETS_SECONDS, registry=registry,
-        )  # fmt: skip
+            ["operation", "backend"],
+            buckets=STORAGE_BUCKETS_SECONDS,
+            registry=registry,
+        )
         self.operations = Counter(
             "stemedb_storage_operations_total",
             "Storage calls made by the API, by operation and backend.",
-            ["operation", "backend"], registry=registry,
-        )  # fmt: skip
+            ["operation", "backend"],
+            registry=registry,
+        )
         self.errors = Counter(
             "stemedb_storage_operation_errors_total",
             "Storage calls that failed (StorageError), by operation and backend.",
-            ["operation", "backend"], registry=registry,
-        )  # fmt: skip
+            ["operation", "backend"],
+            registry=registry,
+        )
         self._children: dict[str, tuple[Histogram, Counter, Counter]] = {}
 
     def observe(self, operation: str, seconds: float, failed: bool) -> None:

@@ -46,9 +46,13 @@ T = TypeVar("T")
 CREATE_DECODER: Final = msgspec.json.Decoder(CreateKeyBody)
 OUTCOME_DECODER: Final = msgspec.json.Decoder(OutcomeBody)
 ADMIN_ERRORS: Final = {
-    400: ErrorEnvelope, 401: ErrorEnvelope, 403: ErrorEnvelope, 404: ErrorEnvelope,
-    409: ErrorEnvelope, 429: ErrorEnvelope,
-}  # fmt: skip
+    400: ErrorEnvelope,
+    401: ErrorEnvelope,
+    403: ErrorEnvelope,
+    404: ErrorEnvelope,
+    409: ErrorEnvelope,
+    429: ErrorEnvelope,
+}
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
@@ -106,25 +110,61 @@ async def post_outcome(request: Request) -> Response:
 def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     return [
-        api_route("/v1/admin/api-keys", list_keys, ["GET"], EndpointDoc(
-            summary="Every API key (never its secret).", tag="admin",
-            responses={200: ApiKeyList, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/api-keys", create_key, ["POST"], EndpointDoc(
-            summary="Create an API key; the answer carries its secret, shown this once.",
-            tag="admin", body=CreateKeyBody, responses={201: CreatedApiKey, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/api-keys/{id}/disable", disable_key, ["POST"], EndpointDoc(
-            summary="Disable an API key (refused from the next request on).", tag="admin",
-            responses={200: ApiKey, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/api-keys/{id}", delete_key, ["DELETE"], EndpointDoc(
-            summary="Delete an API key.", tag="admin",
-            responses={200: DeletedKey, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/trust/{agent_id}/outcome", post_outcome, ["POST"], EndpointDoc(
-            summary="Record whether an agent's claim turned out accurate (moves its trust).",
-            tag="admin", body=OutcomeBody,
-            responses={201: WriteResult, 200: WriteResult, **ADMIN_ERRORS, 503: ErrorEnvelope},
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/admin/api-keys",
+            list_keys,
+            ["GET"],
+            EndpointDoc(
+                summary="Every API key (never its secret).",
+                tag="admin",
+                responses={200: ApiKeyList, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/api-keys",
+            create_key,
+            ["POST"],
+            EndpointDoc(
+                summary="Create an API key; the answer carries its secret, shown this once.",
+                tag="admin",
+                body=CreateKeyBody,
+                responses={201: CreatedApiKey, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/api-keys/{id}/disable",
+            disable_key,
+            ["POST"],
+            EndpointDoc(
+                summary="Disable an API key (refused from the next request on).",
+                tag="admin",
+                responses={200: ApiKey, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/api-keys/{id}",
+            delete_key,
+            ["DELETE"],
+            EndpointDoc(
+                summary="Delete an API key.",
+                tag="admin",
+                responses={200: DeletedKey, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/trust/{agent_id}/outcome",
+            post_outcome,
+            ["POST"],
+            EndpointDoc(
+                summary="Record whether an agent's claim turned out accurate (moves its trust).",
+                tag="admin",
+                body=OutcomeBody,
+                responses={201: WriteResult, 200: WriteResult, **ADMIN_ERRORS, 503: ErrorEnvelope},
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]

@@ -53,9 +53,12 @@ def view(override: RateOverride) -> RateOverrideView:
     agent = override.target if override.scope == "agent" else None
     key = override.target if override.scope == "key" else None
     return RateOverrideView(
-        scope=override.scope, agent_id=agent, api_key_id=key,
-        max_requests_per_min=override.max_requests_per_min, created_at=override.created_at,
-    )  # fmt: skip
+        scope=override.scope,
+        agent_id=agent,
+        api_key_id=key,
+        max_requests_per_min=override.max_requests_per_min,
+        created_at=override.created_at,
+    )
 
 
 def checked_override(body: RateOverrideBody) -> tuple[OverrideScope, str]:
@@ -63,9 +66,10 @@ def checked_override(body: RateOverrideBody) -> tuple[OverrideScope, str]:
         raise ValidationError("agent_id", "one_of", "give exactly one of agent_id and api_key_id")
     if not 1 <= body.max_requests_per_min <= MAX_REQUESTS_PER_MIN:
         raise ValidationError(
-            "max_requests_per_min", "range",
+            "max_requests_per_min",
+            "range",
             f"max_requests_per_min must be between 1 and {MAX_REQUESTS_PER_MIN}",
-        )  # fmt: skip
+        )
     if body.agent_id is not None:
         if not is_hex64(body.agent_id):
             raise ValidationError("agent_id", "hex_format", "agent_id must be 64 lowercase hex")
@@ -89,10 +93,13 @@ async def list_overrides(request: Request) -> Response:
     access.refresh()
     loop = asyncio.get_running_loop()
     rows = await loop.run_in_executor(None, access.keys.store.overrides)
-    return json_response(RateOverrideList(
-        default_per_minute=rates.default_per_minute, enabled=rates.enabled,
-        overrides=[view(row) for row in rows],
-    ))  # fmt: skip
+    return json_response(
+        RateOverrideList(
+            default_per_minute=rates.default_per_minute,
+            enabled=rates.enabled,
+            overrides=[view(row) for row in rows],
+        )
+    )
 
 
 async def set_override(request: Request) -> Response:
@@ -101,9 +108,11 @@ async def set_override(request: Request) -> Response:
     body = await read_json(request, OVERRIDE_DECODER, state.config.api.max_body_bytes)
     scope, target = checked_override(body)
     row = RateOverride(
-        scope=scope, target=target, max_requests_per_min=body.max_requests_per_min,
+        scope=scope,
+        target=target,
+        max_requests_per_min=body.max_requests_per_min,
         created_at=time.time(),
-    )  # fmt: skip
+    )
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, access.keys.store.put_override, row)
     access.rates.set_override(scope, target, row.max_requests_per_min)
@@ -152,28 +161,73 @@ async def list_breakers(request: Request) -> Response:
 def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     return [
-        api_route("/v1/admin/rate-limit", list_overrides, ["GET"], EndpointDoc(
-            summary="Rate-limit overrides per agent and per API key.", tag="admin",
-            responses={200: RateOverrideList, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/rate-limit", set_override, ["POST"], EndpointDoc(
-            summary="Set the requests-per-minute limit of one agent or API key.", tag="admin",
-            body=RateOverrideBody, responses={200: RateOverrideView, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/rate-limit/{agent_id}", delete_override, ["DELETE"], EndpointDoc(
-            summary="Remove the override of an agent id (64 hex) or API key id.", tag="admin",
-            responses={200: DeletedOverride, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/circuit-breaker/trip", trip, ["POST"], EndpointDoc(
-            summary="Open an agent's circuit breaker until an admin resets it.", tag="admin",
-            body=TripBody, responses={200: BreakerView, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/circuit-breaker/reset", reset, ["POST"], EndpointDoc(
-            summary="Close an agent's circuit breaker.", tag="admin", body=ResetBody,
-            responses={200: BreakerView, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/circuit-breakers", list_breakers, ["GET"], EndpointDoc(
-            summary="Per-agent circuit breakers that are open, half-open or counting failures.",
-            tag="admin", responses={200: BreakerList, **ADMIN_ERRORS},
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/admin/rate-limit",
+            list_overrides,
+            ["GET"],
+            EndpointDoc(
+                summary="Rate-limit overrides per agent and per API key.",
+                tag="admin",
+                responses={200: RateOverrideList, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/rate-limit",
+            set_override,
+            ["POST"],
+            EndpointDoc(
+                summary="Set the requests-per-minute limit of one agent or API key.",
+                tag="admin",
+                body=RateOverrideBody,
+                responses={200: RateOverrideView, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/rate-limit/{agent_id}",
+            delete_override,
+            ["DELETE"],
+            EndpointDoc(
+                summary="Remove the override of an agent id (64 hex) or API key id.",
+                tag="admin",
+                responses={200: DeletedOverride, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/circuit-breaker/trip",
+            trip,
+            ["POST"],
+            EndpointDoc(
+                summary="Open an agent's circuit breaker until an admin resets it.",
+                tag="admin",
+                body=TripBody,
+                responses={200: BreakerView, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/circuit-breaker/reset",
+            reset,
+            ["POST"],
+            EndpointDoc(
+                summary="Close an agent's circuit breaker.",
+                tag="admin",
+                body=ResetBody,
+                responses={200: BreakerView, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/circuit-breakers",
+            list_breakers,
+            ["GET"],
+            EndpointDoc(
+                summary="Per-agent circuit breakers that are open, half-open or counting failures.",
+                tag="admin",
+                responses={200: BreakerList, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]

@@ -106,8 +106,10 @@ def cluster_status(state: ApiState) -> ClusterStatus:
         health = HEALTHY
     me = node_id(state)
     storage: dict[str, Any] = {
-        "backend": "sqlite", "open": engine is not None, "breakers": breakers,
-    }  # fmt: skip
+        "backend": "sqlite",
+        "open": engine is not None,
+        "breakers": breakers,
+    }
     wal: dict[str, Any] = {"fsync": state.config.wal.fsync}
     fsync_errors = state.metrics.registry.get_sample_value("stemedb_wal_fsync_errors_total")
     wal["fsync_errors"] = int(fsync_errors or 0)
@@ -159,9 +161,10 @@ async def get_storage_stats(request: Request) -> Response:
     if state.role is not None:  # the caches of every HTTP worker
         caches = await node_views.node_caches(state, node_views.cache_figures(state))
         stats = msgspec.structs.replace(
-            stats, **msgspec.structs.asdict(caches),
+            stats,
+            **msgspec.structs.asdict(caches),
             cache_hit_ratio=_ratio(caches.cache_hits, caches.cache_misses),
-        )  # fmt: skip
+        )
     return json_response(stats)
 
 
@@ -175,17 +178,38 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     errors = {401: ErrorEnvelope, 403: ErrorEnvelope}
     return [
-        api_route("/v1/admin/slow-queries", get_slow_queries, ["GET"], EndpointDoc(
-            summary="Queries slower than api.slow_query_ms, newest first (admin).",
-            tag="admin", responses={200: SlowQueryList, **errors},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/storage/stats", get_storage_stats, ["GET"], EndpointDoc(
-            summary="Assertion count, disk bytes, cache bytes and hit ratio, applied LSN,"
-            " WAL segments (admin).",
-            tag="admin", responses={200: StorageStats, **errors, 503: ErrorEnvelope},
-        ), timeout_seconds=timeout),
-        api_route("/v1/admin/cluster/status", get_cluster_status, ["GET"], EndpointDoc(
-            summary="Health of this node, its WAL and its store (single-node mode) (admin).",
-            tag="admin", responses={200: ClusterStatus, **errors},
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/admin/slow-queries",
+            get_slow_queries,
+            ["GET"],
+            EndpointDoc(
+                summary="Queries slower than api.slow_query_ms, newest first (admin).",
+                tag="admin",
+                responses={200: SlowQueryList, **errors},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/storage/stats",
+            get_storage_stats,
+            ["GET"],
+            EndpointDoc(
+                summary="Assertion count, disk bytes, cache bytes and hit ratio, applied LSN,"
+                " WAL segments (admin).",
+                tag="admin",
+                responses={200: StorageStats, **errors, 503: ErrorEnvelope},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/cluster/status",
+            get_cluster_status,
+            ["GET"],
+            EndpointDoc(
+                summary="Health of this node, its WAL and its store (single-node mode) (admin).",
+                tag="admin",
+                responses={200: ClusterStatus, **errors},
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]

@@ -85,24 +85,39 @@ async def get_feed_stream(request: Request) -> Response:
 
 def routes() -> list[ApiRoute]:
     return [
-        api_route("/v1/feed", get_feed, ["GET"], EndpointDoc(
-            summary="Committed records after an LSN, in LSN order; long-polls with"
-            " wait_seconds when there is nothing new.",
-            tag="feed",
-            params=(
-                Param("after", int, "LSN cursor: records with a greater LSN (default 0)"),
-                Param("limit", int, f"1..1000 (default {DEFAULT_FEED_LIMIT})"),
-                Param("wait_seconds", float, "long-poll up to this long (capped by"
-                      " api.feed_max_wait_seconds)"),
+        api_route(
+            "/v1/feed",
+            get_feed,
+            ["GET"],
+            EndpointDoc(
+                summary="Committed records after an LSN, in LSN order; long-polls with"
+                " wait_seconds when there is nothing new.",
+                tag="feed",
+                params=(
+                    Param("after", int, "LSN cursor: records with a greater LSN (default 0)"),
+                    Param("limit", int, f"1..1000 (default {DEFAULT_FEED_LIMIT})"),
+                    Param(
+                        "wait_seconds",
+                        float,
+                        "long-poll up to this long (capped by api.feed_max_wait_seconds)",
+                    ),
+                ),
+                responses={200: FeedPage, 400: ErrorEnvelope},
             ),
-            responses={200: FeedPage, 400: ErrorEnvelope},
-        ), timeout_seconds=None),
-        api_route("/v1/feed/stream", get_feed_stream, ["GET"], EndpointDoc(
-            summary="Server-Sent Events of committed records (id = LSN, event = kind);"
-            " resumes after Last-Event-ID or ?after=.",
-            tag="feed",
-            params=(Param("after", int, "LSN cursor (Last-Event-ID wins)"),),
-            responses={200: FeedItem, 400: ErrorEnvelope},
-            media_type=SSE_MEDIA_TYPE,
-        ), timeout_seconds=None),
-    ]  # fmt: skip
+            timeout_seconds=None,
+        ),
+        api_route(
+            "/v1/feed/stream",
+            get_feed_stream,
+            ["GET"],
+            EndpointDoc(
+                summary="Server-Sent Events of committed records (id = LSN, event = kind);"
+                " resumes after Last-Event-ID or ?after=.",
+                tag="feed",
+                params=(Param("after", int, "LSN cursor (Last-Event-ID wins)"),),
+                responses={200: FeedItem, 400: ErrorEnvelope},
+                media_type=SSE_MEDIA_TYPE,
+            ),
+            timeout_seconds=None,
+        ),
+    ]

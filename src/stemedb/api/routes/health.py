@@ -68,13 +68,27 @@ def routes() -> list[ApiRoute]:
     return [
         api_route("/health", get_health, ["GET"], health_doc, timeout_seconds=None),
         api_route("/v1/health", get_health, ["GET"], health_doc, timeout_seconds=None),
-        api_route("/ready", get_ready, ["GET"], EndpointDoc(
-            summary="Readiness: 200 only when the WAL is writable and the store is open;"
-            " else 503 with reasons.",
-            tag="operations", responses={200: ReadyResponse, 503: ReadyResponse},
-        ), timeout_seconds=None),
-        api_route("/metrics", get_metrics, ["GET"], EndpointDoc(
-            summary="Prometheus metrics (text exposition format).", tag="operations",
-            media_type=CONTENT_TYPE,
-        ), timeout_seconds=None),
-    ]  # fmt: skip
+        api_route(
+            "/ready",
+            get_ready,
+            ["GET"],
+            EndpointDoc(
+                summary="Readiness: 200 only when the WAL is writable and the store is open;"
+                " else 503 with reasons.",
+                tag="operations",
+                responses={200: ReadyResponse, 503: ReadyResponse},
+            ),
+            timeout_seconds=None,
+        ),
+        api_route(
+            "/metrics",
+            get_metrics,
+            ["GET"],
+            EndpointDoc(
+                summary="Prometheus metrics (text exposition format).",
+                tag="operations",
+                media_type=CONTENT_TYPE,
+            ),
+            timeout_seconds=None,
+        ),
+    ]

@@ -29,9 +29,16 @@ from stemedb.wire import (
 
 QUERY_BATCH_DECODER: Final = msgspec.json.Decoder(QueryBatchRequest)
 SKEPTIC_FILTERS: Final = (
-    "as_of", "valid_at", "since", "lifecycle", "epoch", "source_class", "agent_id",
-    "include_retracted", "include_superseded",
-)  # fmt: skip
+    "as_of",
+    "valid_at",
+    "since",
+    "lifecycle",
+    "epoch",
+    "source_class",
+    "agent_id",
+    "include_retracted",
+    "include_superseded",
+)
 
 
 def _in_item(error: StemeError, index: int) -> StemeError:
@@ -63,9 +70,11 @@ def stale_answer(
         assert params.subject is not None and params.predicate is not None
         try:
             view = service.views.lookup(
-                params.subject, params.predicate, params.limit,
+                params.subject,
+                params.predicate,
+                params.limit,
                 fallback.max_age(params.max_stale_seconds),
-            )  # fmt: skip
+            )
         except StemeError:
             view = None
         answer = fallback.counted_view(view)
@@ -98,9 +107,13 @@ async def get_query(request: Request) -> Response:
     seconds = time.perf_counter() - started
     state.metrics.observe_query("query", result.lens, seconds)
     state.slow_queries.observe(
-        result.query_id, result.subject or result.subject_prefix, result.predicate,
-        result.lens, seconds, asker,
-    )  # fmt: skip
+        result.query_id,
+        result.subject or result.subject_prefix,
+        result.predicate,
+        result.lens,
+        seconds,
+        asker,
+    )
     return json_response(result)
 
 
@@ -145,9 +158,13 @@ async def post_query(request: Request) -> Response:
     for result in results:
         state.metrics.observe_query("query_batch", result.lens, elapsed)
         state.slow_queries.observe(
-            result.query_id, result.subject or result.subject_prefix, result.predicate,
-            result.lens, elapsed, asker,
-        )  # fmt: skip
+            result.query_id,
+            result.subject or result.subject_prefix,
+            result.predicate,
+            result.lens,
+            elapsed,
+            asker,
+        )
     return json_response(QueryBatchResponse(results))
 
 
@@ -182,19 +199,43 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
         p for p in query_doc if p.name in (*SKEPTIC_FILTERS, "subject", "predicate")
     )
     return [
-        api_route("/v1/query", get_query, ["GET"], EndpointDoc(
-            summary="Resolve (subject, predicate) - or a subject prefix - through a lens.",
-            tag="reads", params=query_doc, responses={200: QueryResult, **errors},
-        ), timeout_seconds=timeout),
-        api_route("/v1/query", post_query, ["POST"], EndpointDoc(
-            summary="Many queries in one request (each with the GET /v1/query parameters).",
-            tag="reads", body=QueryBatchRequest, responses={200: QueryBatchResponse, **errors},
-        ), timeout_seconds=timeout),
-        api_route("/v1/skeptic", get_skeptic, ["GET"], EndpointDoc(
-            summary="Every distinct value with its support share; status and conflict_score.",
-            tag="reads", params=skeptic_doc, responses={200: SkepticResult, **errors},
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/query",
+            get_query,
+            ["GET"],
+            EndpointDoc(
+                summary="Resolve (subject, predicate) - or a subject prefix - through a lens.",
+                tag="reads",
+                params=query_doc,
+                responses={200: QueryResult, **errors},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/query",
+            post_query,
+            ["POST"],
+            EndpointDoc(
+                summary="Many queries in one request (each with the GET /v1/query parameters).",
+                tag="reads",
+                body=QueryBatchRequest,
+                responses={200: QueryBatchResponse, **errors},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/skeptic",
+            get_skeptic,
+            ["GET"],
+            EndpointDoc(
+                summary="Every distinct value with its support share; status and conflict_score.",
+                tag="reads",
+                params=skeptic_doc,
+                responses={200: SkepticResult, **errors},
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]
 
 
 def query_params_for_skeptic(qs: QueryString) -> QueryParams:

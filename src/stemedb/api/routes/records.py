@@ -89,31 +89,67 @@ async def get_audit_query(request: Request) -> Response:
 def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     return [
-        api_route("/v1/assertions/{id}", get_assertion, ["GET"], EndpointDoc(
-            summary="One assertion with its signatures, votes summary and source warnings.",
-            tag="reads", responses={200: AssertionDetail, **NOT_FOUND},
-        ), timeout_seconds=timeout),
-        api_route("/v1/trace/{id}", get_trace, ["GET"], EndpointDoc(
-            summary="Provenance of one assertion: signatures, source, parent chain,"
-            " supersessions, votes, epoch and the audited queries that used it.",
-            tag="reads", responses={200: TraceResult, **NOT_FOUND},
-        ), timeout_seconds=timeout),
-        api_route("/v1/agents/{agent_id}", get_agent, ["GET"], EndpointDoc(
-            summary="An agent's trust score and counts, its quota, rate limit and circuit"
-            " breaker.", tag="reads", responses={200: AgentDetail, 400: ErrorEnvelope},
-        ), timeout_seconds=timeout),
-        api_route("/v1/audit/queries", get_audit_queries, ["GET"], EndpointDoc(
-            summary="Audited queries, newest first.", tag="audit",
-            params=(
-                Param("agent_id", str, "only queries asked by this agent (X-Agent-Id)"),
-                Param("from", float, "only queries at or after (unix seconds)"),
-                Param("to", float, "only queries at or before (unix seconds)"),
-                Param("limit", int, f"1..{MAX_AUDIT_LIMIT} (default {DEFAULT_AUDIT_LIMIT})"),
+        api_route(
+            "/v1/assertions/{id}",
+            get_assertion,
+            ["GET"],
+            EndpointDoc(
+                summary="One assertion with its signatures, votes summary and source warnings.",
+                tag="reads",
+                responses={200: AssertionDetail, **NOT_FOUND},
             ),
-            responses={200: AuditList, 400: ErrorEnvelope},
-        ), timeout_seconds=timeout),
-        api_route("/v1/audit/queries/{query_id}", get_audit_query, ["GET"], EndpointDoc(
-            summary="One audited query: who asked, what, which claims contributed.",
-            tag="audit", responses={200: AuditRecord, **NOT_FOUND},
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/trace/{id}",
+            get_trace,
+            ["GET"],
+            EndpointDoc(
+                summary="Provenance of one assertion: signatures, source, parent chain,"
+                " supersessions, votes, epoch and the audited queries that used it.",
+                tag="reads",
+                responses={200: TraceResult, **NOT_FOUND},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/agents/{agent_id}",
+            get_agent,
+            ["GET"],
+            EndpointDoc(
+                summary="An agent's trust score and counts, its quota, rate limit and circuit"
+                " breaker.",
+                tag="reads",
+                responses={200: AgentDetail, 400: ErrorEnvelope},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/audit/queries",
+            get_audit_queries,
+            ["GET"],
+            EndpointDoc(
+                summary="Audited queries, newest first.",
+                tag="audit",
+                params=(
+                    Param("agent_id", str, "only queries asked by this agent (X-Agent-Id)"),
+                    Param("from", float, "only queries at or after (unix seconds)"),
+                    Param("to", float, "only queries at or before (unix seconds)"),
+                    Param("limit", int, f"1..{MAX_AUDIT_LIMIT} (default {DEFAULT_AUDIT_LIMIT})"),
+                ),
+                responses={200: AuditList, 400: ErrorEnvelope},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/audit/queries/{query_id}",
+            get_audit_query,
+            ["GET"],
+            EndpointDoc(
+                summary="One audited query: who asked, what, which claims contributed.",
+                tag="audit",
+                responses={200: AuditRecord, **NOT_FOUND},
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]

@@ -116,30 +116,85 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
         Param("limit", int, f"page size, 1..{MAX_PAGE} (default {DEFAULT_PAGE})"),
     )
     return [
-        api_route("/v1/epoch", post_epoch, ["POST"], EndpointDoc(
-            summary="Register a signed epoch (a named paradigm).", tag="registry", body=Epoch,
-            responses=ok,
-        ), timeout_seconds=timeout),
-        api_route("/v1/epochs", get_epochs, ["GET"], EndpointDoc(
-            summary="Every epoch, in LSN order.", tag="registry", responses={200: EpochList},
-        ), timeout_seconds=timeout),
-        api_route("/v1/epochs/{id}", get_epoch, ["GET"], EndpointDoc(
-            summary="One epoch.", tag="registry", responses={200: EpochRow, **NOT_FOUND},
-        ), timeout_seconds=timeout),
-        api_route("/v1/sources", post_source, ["POST"], EndpointDoc(
-            summary="Register a signed source (content optional, must hash to source_hash).",
-            tag="registry", body=Source, responses=ok,
-        ), timeout_seconds=timeout),
-        api_route("/v1/sources", get_sources, ["GET"], EndpointDoc(
-            summary="Registered sources without content, by source_hash, cursor-paged.",
-            tag="registry", params=page_params, responses={200: SourceList, 400: ErrorEnvelope},
-        ), timeout_seconds=timeout),
-        api_route("/v1/sources/{hash}", get_source, ["GET"], EndpointDoc(
-            summary="One source with its content.", tag="registry",
-            responses={200: SourceRow, **NOT_FOUND},
-        ), timeout_seconds=timeout),
-        api_route("/v1/sources/{hash}/retract", post_retract, ["POST"], EndpointDoc(
-            summary="Retract a source: every assertion citing it is flagged and excluded.",
-            tag="registry", body=RetractBody, responses=ok,
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/epoch",
+            post_epoch,
+            ["POST"],
+            EndpointDoc(
+                summary="Register a signed epoch (a named paradigm).",
+                tag="registry",
+                body=Epoch,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/epochs",
+            get_epochs,
+            ["GET"],
+            EndpointDoc(
+                summary="Every epoch, in LSN order.",
+                tag="registry",
+                responses={200: EpochList},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/epochs/{id}",
+            get_epoch,
+            ["GET"],
+            EndpointDoc(
+                summary="One epoch.",
+                tag="registry",
+                responses={200: EpochRow, **NOT_FOUND},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/sources",
+            post_source,
+            ["POST"],
+            EndpointDoc(
+                summary="Register a signed source (content optional, must hash to source_hash).",
+                tag="registry",
+                body=Source,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/sources",
+            get_sources,
+            ["GET"],
+            EndpointDoc(
+                summary="Registered sources without content, by source_hash, cursor-paged.",
+                tag="registry",
+                params=page_params,
+                responses={200: SourceList, 400: ErrorEnvelope},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/sources/{hash}",
+            get_source,
+            ["GET"],
+            EndpointDoc(
+                summary="One source with its content.",
+                tag="registry",
+                responses={200: SourceRow, **NOT_FOUND},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/sources/{hash}/retract",
+            post_retract,
+            ["POST"],
+            EndpointDoc(
+                summary="Retract a source: every assertion citing it is flagged and excluded.",
+                tag="registry",
+                body=RetractBody,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]

@@ -40,9 +40,14 @@ VOTE_DECODER: Final = msgspec.json.Decoder(Vote)
 SUPERSESSION_DECODER: Final = msgspec.json.Decoder(Supersession)
 
 WRITE_ERRORS: Final = {
-    400: ErrorEnvelope, 401: ErrorEnvelope, 404: ErrorEnvelope, 409: ErrorEnvelope,
-    413: ErrorEnvelope, 422: ErrorEnvelope, 503: ErrorEnvelope,
-}  # fmt: skip
+    400: ErrorEnvelope,
+    401: ErrorEnvelope,
+    404: ErrorEnvelope,
+    409: ErrorEnvelope,
+    413: ErrorEnvelope,
+    422: ErrorEnvelope,
+    503: ErrorEnvelope,
+}
 
 
 def first_signer(record: AnyRecord) -> str | None:
@@ -193,25 +198,65 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     ok = {201: WriteResult, 200: WriteResult, **WRITE_ERRORS}
     return [
-        api_route("/v1/assert", post_assert, ["POST"], EndpointDoc(
-            summary="Store one signed assertion (201 created, 200 exists).",
-            tag="writes", body=Assertion, responses=ok,
-        ), timeout_seconds=timeout),
-        api_route("/v1/assert/batch", post_assert_batch, ["POST"], EndpointDoc(
-            summary="Store up to api.max_batch assertions in one group commit; per-item"
-            " results (207 Multi-Status).",
-            tag="writes", body=BatchRequest, responses={207: BatchResponse, **WRITE_ERRORS},
-        ), timeout_seconds=timeout),
-        api_route("/v1/assertions/{id}/signatures", post_signature, ["POST"], EndpointDoc(
-            summary="Co-sign an existing assertion (the body is one Signature over its id).",
-            tag="writes", body=Signature, responses=ok,
-        ), timeout_seconds=timeout),
-        api_route("/v1/vote", post_vote, ["POST"], EndpointDoc(
-            summary="Store a signed vote on an assertion.", tag="writes", body=Vote,
-            responses=ok,
-        ), timeout_seconds=timeout),
-        api_route("/v1/supersede", post_supersede, ["POST"], EndpointDoc(
-            summary="Store a signed supersession (new replaces old; reason required).",
-            tag="writes", body=Supersession, responses=ok,
-        ), timeout_seconds=timeout),
-    ]  # fmt: skip
+        api_route(
+            "/v1/assert",
+            post_assert,
+            ["POST"],
+            EndpointDoc(
+                summary="Store one signed assertion (201 created, 200 exists).",
+                tag="writes",
+                body=Assertion,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/assert/batch",
+            post_assert_batch,
+            ["POST"],
+            EndpointDoc(
+                summary="Store up to api.max_batch assertions in one group commit; per-item"
+                " results (207 Multi-Status).",
+                tag="writes",
+                body=BatchRequest,
+                responses={207: BatchResponse, **WRITE_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/assertions/{id}/signatures",
+            post_signature,
+            ["POST"],
+            EndpointDoc(
+                summary="Co-sign an existing assertion (the body is one Signature over its id).",
+                tag="writes",
+                body=Signature,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/vote",
+            post_vote,
+            ["POST"],
+            EndpointDoc(
+                summary="Store a signed vote on an assertion.",
+                tag="writes",
+                body=Vote,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/supersede",
+            post_supersede,
+            ["POST"],
+            EndpointDoc(
+                summary="Store a signed supersession (new replaces old; reason required).",
+                tag="writes",
+                body=Supersession,
+                responses=ok,
+            ),
+            timeout_seconds=timeout,
+        ),
+    ]
