@@ -110,14 +110,16 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
         timestamp=t - 9,
     )
 
-    def claim(who: str, value: str, confidence: float, **extra: object) -> Assertion:
+    def claim(
+        who: str, value: str, confidence: float, *, timestamp: int | None = None, **extra: object
+    ) -> Assertion:
         return sign_assertion(
             keys[who],
             subject=SUBJECT,
             predicate=PREDICATE,
             object=value,
             confidence=confidence,
-            timestamp=extra.pop("timestamp", t - 5),
+            timestamp=t - 5 if timestamp is None else timestamp,
             **extra,  # type: ignore[arg-type]
         )
 
