@@ -9,7 +9,7 @@ Starlette app under uvicorn measured in the same round. Prints one JSON document
 
 Variants (``--variants``):
 - ``uvicorn-patched``: ``stemedb.api.app.serve`` as shipped (uvicorn + httptools, with
-  ``api/transport.py``'s coalesced writes and header check).
+  ``api/http/uvicorn_patch.py``'s coalesced writes and header check).
 - ``uvicorn``: the same app and uvicorn settings with uvicorn's own httptools protocol.
 - ``granian``: the same app under granian's ASGI interface (one worker, one runtime
   thread), lifespan on.

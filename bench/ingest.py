@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     profilers: list[cProfile.Profile] = []
     if args.profile:
         # cProfile sees only the thread it is enabled in: enable one in every thread
-        # (the writer and verify threads start inside Engine(), so hook them first).
+        # (the writer and verify threads start inside Engine.embedded(), so hook them first).
         def start_thread_profile(*_: Any) -> None:
             p = cProfile.Profile(time.thread_time)  # CPU time, not lock waits
             profilers.append(p)

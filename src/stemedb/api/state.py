@@ -46,14 +46,15 @@ class ApiState:
         self.role = self.topology.role  # which of several HTTP processes, if any
         self.version = __version__
         self.metrics = Metrics(self.version, top_agents=config.api.metrics_top_agents)
-        # Storage calls: metrics, timeout and breakers (api.resilience); the stale-answer
-        # fallback (api.fallback); the slow-query ring (api.slow_queries).
+        # Storage calls: metrics, timeout and breakers (api.resilience.storage); the
+        # stale-answer fallback (api.resilience.fallback); the slow-query ring
+        # (api.resilience.slow_queries).
         self.storage = StorageGuard(config.resilience, self.metrics.registry)
         self.fallback = StaleAnswers(config.fallback)
         self.slow_queries = SlowQueryLog(
             config.api.slow_query_ms, config.api.slow_query_log_entries
         )
-        # API keys, rate limits, quotas, per-agent circuit breakers (api.access).
+        # API keys, rate limits, quotas, per-agent circuit breakers (api.guard.access).
         self.access = AccessControl(config, self.metrics)
         self.feed = FeedHub()
         self.started_monotonic = time.monotonic()

@@ -357,7 +357,7 @@ class _SmallGroupsHere:
     """One of several HTTP processes: each verifies everything it receives (they already
     use both cores, and the writer's commit thread then has its GIL to itself); a small
     group of single writes is verified right here, in the event loop, without the hop
-    to a verify thread and back (both measured in docs/performance.md)."""
+    to a verify thread and back (both measured in ADR 0008)."""
 
     __slots__ = ("_verifier",)
 

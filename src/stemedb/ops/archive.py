@@ -316,7 +316,7 @@ def deletion_bound(
 
 class SegmentOwner(Protocol):
     """What archiving needs of the WAL: ``Wal``, or ``RemoteWal`` when the writer runs
-    in its own process (``engine.link``)."""
+    in its own process (``runtime.writer_client``)."""
 
     @property
     def directory(self) -> Path: ...
