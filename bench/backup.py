@@ -38,10 +38,10 @@ import msgspec  # noqa: E402
 
 from stemedb.engine import Engine, EngineSettings  # noqa: E402
 from stemedb.model.records import Assertion  # noqa: E402
-from stemedb.ops.backup import create_backup  # noqa: E402
-from stemedb.ops.backup_location import LocalBackups, S3Backups  # noqa: E402
-from stemedb.ops.backup_verify import verify_backup  # noqa: E402
-from stemedb.ops.restore import RestoreRequest, restore_backup  # noqa: E402
+from stemedb.ops.backup.create import create_backup  # noqa: E402
+from stemedb.ops.backup.location import LocalBackups, S3Backups  # noqa: E402
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup  # noqa: E402
+from stemedb.ops.backup.verify import verify_backup  # noqa: E402
 
 sys.path.insert(0, str(BENCH_DIR))
 from query import LOAD_CHUNK_RECORDS, _sign_chunk  # noqa: E402

@@ -73,10 +73,10 @@ COMPLEX_FUNCTIONS = frozenset(
         "cli/remote_commands.py::query_command",
         "engine/checks.py::BatchChecker._references",
         "model/canonical.py::_locate_error",
-        "ops/archive_layout.py::check_archive",
-        "ops/backup_verify.py::verify_backup",
+        "ops/archive/layout.py::check_archive",
+        "ops/backup/verify.py::verify_backup",
         "ops/drill.py::run_drill",
-        "ops/manifest.py::validate_manifest",
+        "ops/backup/manifest.py::validate_manifest",
         "ops/wal_plan.py::plan_wal",
         "query/params.py::validate_params",
         "query/selection.py::select",
@@ -95,7 +95,7 @@ MANY_ARGUMENT_FUNCTIONS = frozenset(
         # the rest
         "lens/scoring.py::build_resolution",
         "ops/drill.py::_report",
-        "ops/restore.py::_open_and_report",
+        "ops/backup/restore.py::_open_and_report",
         "query/service.py::QueryService._record_audit",
         "wal/log.py::Wal.__init__",
     }

@@ -12,14 +12,14 @@ from archive_helpers import fill, open_engine, wal_files
 
 from stemedb.config import load_config
 from stemedb.errors import StorageError, WalCorruptionError
-from stemedb.ops.archive import (
+from stemedb.ops.archive.archiving import (
     archive_wal,
     delete_archived_segments,
     durable_applied_lsn,
     local_segments,
 )
-from stemedb.ops.archive_layout import check_archive, decode_sidecar, read_index
-from stemedb.ops.archive_target import CONFLICT_CODE, LocalArchiveTarget
+from stemedb.ops.archive.layout import check_archive, decode_sidecar, read_index
+from stemedb.ops.archive.target import CONFLICT_CODE, LocalArchiveTarget
 from stemedb.ops.state import compare_store_with_wal
 
 
@@ -216,7 +216,7 @@ def test_unarchived_segments_are_never_deleted(tmp_path: Path, base: Path) -> No
 def test_segments_above_the_checkpoint_are_kept_even_when_archived(
     tmp_path: Path, base: Path
 ) -> None:
-    from stemedb.ops.archive import deletion_bound
+    from stemedb.ops.archive.archiving import deletion_bound
 
     data_dir = tmp_path / "data"
     with open_engine(data_dir) as engine:
@@ -235,7 +235,7 @@ def test_segments_above_the_checkpoint_are_kept_even_when_archived(
 
 
 def test_a_damaged_archived_segment_is_refused_not_replaced(tmp_path: Path, base: Path) -> None:
-    from stemedb.ops.archive import DAMAGED_CODE
+    from stemedb.ops.archive.archiving import DAMAGED_CODE
 
     data_dir = tmp_path / "data"
     with open_engine(data_dir) as engine:

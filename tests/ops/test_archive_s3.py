@@ -16,9 +16,9 @@ from archive_helpers import SEGMENT_SIZE_BYTES, claim, fill, open_engine, wal_fi
 
 from stemedb.client import Client
 from stemedb.errors import StorageError
-from stemedb.ops.archive import archive_wal
-from stemedb.ops.archive_layout import check_archive, segment_name
-from stemedb.ops.archive_target import CONFLICT_CODE, S3ArchiveTarget, open_archive_target
+from stemedb.ops.archive.archiving import archive_wal
+from stemedb.ops.archive.layout import check_archive, segment_name
+from stemedb.ops.archive.target import CONFLICT_CODE, S3ArchiveTarget, open_archive_target
 from stemedb.ops.s3 import S3Client, S3Location
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from stemedb.cli.main import app
 from stemedb.engine import Engine, EngineSettings
-from stemedb.ops.backup import create_backup, expired_backups, prune_backups
-from stemedb.ops.backup_location import LocalBackups, S3Backups, list_backups
-from stemedb.ops.backup_verify import verify_backup
-from stemedb.ops.manifest import MANIFEST_FILE, decode_manifest
-from stemedb.ops.restore import RestoreRequest, restore_backup
+from stemedb.ops.backup.create import create_backup, expired_backups, prune_backups
+from stemedb.ops.backup.location import LocalBackups, S3Backups, list_backups
+from stemedb.ops.backup.manifest import MANIFEST_FILE, decode_manifest
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup
+from stemedb.ops.backup.verify import verify_backup
 from stemedb.ops.s3 import S3Location
 from stemedb.ops.state import wal_state_hash
 

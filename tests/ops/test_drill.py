@@ -14,8 +14,8 @@ import httpx
 from archive_helpers import SEGMENT_SIZE_BYTES, claim, fill, open_engine
 
 from stemedb.client import Client
-from stemedb.ops.archive import archive_wal
-from stemedb.ops.archive_target import LocalArchiveTarget
+from stemedb.ops.archive.archiving import archive_wal
+from stemedb.ops.archive.target import LocalArchiveTarget
 from stemedb.ops.s3 import S3Location
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))

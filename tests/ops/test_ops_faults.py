@@ -15,10 +15,10 @@ from ops_helpers import make_claim
 
 from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import DiskFullError, StorageError
-from stemedb.ops.backup import BackupResult, create_backup
-from stemedb.ops.backup_location import LocalBackups, list_backups
+from stemedb.ops.backup.create import BackupResult, create_backup
+from stemedb.ops.backup.location import LocalBackups, list_backups
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup
 from stemedb.ops.drill import DrillReport, write_reports
-from stemedb.ops.restore import RestoreRequest, restore_backup
 from stemedb.sys import RealFileSystem
 from stemedb.sys.faults import FaultyFileSystem
 

@@ -15,9 +15,9 @@ from ops_helpers import make_claim
 from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import DiskFullError, StorageError, ValidationError
 from stemedb.ops import restore as restore_module
-from stemedb.ops.backup import BackupResult, create_backup
-from stemedb.ops.backup_location import LocalBackups
-from stemedb.ops.restore import RestoreRequest, restore_backup
+from stemedb.ops.backup.create import BackupResult, create_backup
+from stemedb.ops.backup.location import LocalBackups
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup
 from stemedb.ops.s3 import S3Client, S3Location
 from stemedb.ops.segments import read_segment
 from stemedb.ops.state import wal_state_hash

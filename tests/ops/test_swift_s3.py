@@ -17,9 +17,9 @@ from archive_helpers import fill, open_engine, wal_files
 from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3, unavailable_reason
 
 from stemedb.errors import StorageError
-from stemedb.ops.archive import archive_wal, delete_archived_segments
-from stemedb.ops.archive_layout import check_archive, segment_name
-from stemedb.ops.archive_target import CONFLICT_CODE, open_archive_target
+from stemedb.ops.archive.archiving import archive_wal, delete_archived_segments
+from stemedb.ops.archive.layout import check_archive, segment_name
+from stemedb.ops.archive.target import CONFLICT_CODE, open_archive_target
 from stemedb.ops.s3 import S3Client, S3Location
 
 BUCKET = "stemedb-archive"

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import ValidationError
-from stemedb.ops.archiver import BackgroundArchiver
+from stemedb.ops.archive.archiver import BackgroundArchiver
 
 
 class ArchiveCollector(Collector):

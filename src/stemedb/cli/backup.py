@@ -140,8 +140,8 @@ def backup_create(
     as_json: JsonOption = False,
 ) -> None:
     """Back up the data directory (online: the server may keep running and writing)."""
-    from stemedb.ops.backup import create_backup
-    from stemedb.ops.backup_location import backup_location
+    from stemedb.ops.backup.create import create_backup
+    from stemedb.ops.backup.location import backup_location
 
     cfg = _config(config)
     target = _default_target(cfg, to)
@@ -200,8 +200,8 @@ def backup_list(
     as_json: JsonOption = False,
 ) -> None:
     """List backups, newest last, and which ones retention would remove."""
-    from stemedb.ops.backup import expired_backups
-    from stemedb.ops.backup_location import backup_location, list_backups
+    from stemedb.ops.backup.create import expired_backups
+    from stemedb.ops.backup.location import backup_location, list_backups
 
     cfg = _config(config)
     where = _default_target(cfg, target)
@@ -262,7 +262,7 @@ def backup_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Four stages: manifest, checksums, trial restore, state hash. Exit 1 naming the failed one."""
-    from stemedb.ops.backup_verify import verify_backup
+    from stemedb.ops.backup.verify import verify_backup
 
     try:
         with RichProgress() as progress:
@@ -320,7 +320,7 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Restore a backup (full, WAL-only, or to a point in time); refuses a live directory."""
-    from stemedb.ops.restore import RestoreRequest, restore_backup
+    from stemedb.ops.backup.restore import RestoreRequest, restore_backup
 
     if to_time is not None and to_lsn is not None:
         raise _usage("give --to-time or --to-lsn, not both")

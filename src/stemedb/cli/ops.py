@@ -79,9 +79,9 @@ def wal_archive(
     the store's checkpoint, and only if the server is stopped (else its archiver does it).
     Exits 1 if the archive has a gap.
     """
-    from stemedb.ops.archive import archive_wal, delete_archived_segments, local_segments
-    from stemedb.ops.archive_layout import check_archive
-    from stemedb.ops.archive_target import open_archive_target
+    from stemedb.ops.archive.archiving import archive_wal, delete_archived_segments, local_segments
+    from stemedb.ops.archive.layout import check_archive
+    from stemedb.ops.archive.target import open_archive_target
     from stemedb.sys.lock import DirectoryLock
     from stemedb.wal import Wal
 

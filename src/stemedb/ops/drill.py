@@ -38,12 +38,12 @@ import apsw
 import msgspec
 
 from stemedb.errors import StemeError, StorageError
-from stemedb.ops.archive import archive_wal
-from stemedb.ops.archive_target import open_archive_target
-from stemedb.ops.backup import create_backup
-from stemedb.ops.backup_location import backup_location
-from stemedb.ops.backup_verify import verify_backup
-from stemedb.ops.restore import RestoreRequest, restore_backup
+from stemedb.ops.archive.archiving import archive_wal
+from stemedb.ops.archive.target import open_archive_target
+from stemedb.ops.backup.create import create_backup
+from stemedb.ops.backup.location import backup_location
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup
+from stemedb.ops.backup.verify import verify_backup
 from stemedb.sys import FileSystem, RealFileSystem
 from stemedb.sys.durable import replace_file
 

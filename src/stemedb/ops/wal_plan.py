@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemedb.ops.archive_reader import WalArchive
+from stemedb.ops.archive.reader import WalArchive
 from stemedb.ops.segments import SegmentBytes, parse_segment
 
 

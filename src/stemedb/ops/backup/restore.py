@@ -29,15 +29,15 @@ from typing import Any, Final
 import apsw
 
 from stemedb.errors import DiskFullError, StorageError, ValidationError
-from stemedb.ops.archive_reader import WalArchive
-from stemedb.ops.backup_location import (
+from stemedb.ops.archive.reader import WalArchive
+from stemedb.ops.backup.location import (
     LocalBackups,
     S3Backups,
     backup_location,
     list_backups,
     split_backup_url,
 )
-from stemedb.ops.manifest import (
+from stemedb.ops.backup.manifest import (
     BACKUP_NAME_PATTERN,
     DATA_DIR,
     MANIFEST_FILE,

@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from stemedb.errors import StemeError
-from stemedb.ops.archive_target import ArchiveTarget
+from stemedb.ops.archive.target import ArchiveTarget
 
 SEGMENT_SUFFIX: Final = ".wal"
 SIDECAR_SUFFIX: Final = ".wal.json"

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Final
 
 from stemedb.errors import StemeError
-from stemedb.ops.archive import (
+from stemedb.ops.archive.archiving import (
     ArchiveRun,
     LocalSegment,
     SegmentOwner,
     archive_wal,
     delete_archived_segments,
 )
-from stemedb.ops.archive_layout import ArchivedSegment, ArchiveIndex
-from stemedb.ops.archive_target import ArchiveTarget, open_archive_target
+from stemedb.ops.archive.layout import ArchivedSegment, ArchiveIndex
+from stemedb.ops.archive.target import ArchiveTarget, open_archive_target
 
 log = logging.getLogger("stemedb.ops.archive")
 

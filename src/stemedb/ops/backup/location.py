@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stemedb.errors import StemeError, StorageError
-from stemedb.ops.manifest import (
+from stemedb.ops.backup.manifest import (
     BACKUP_NAME_PATTERN,
     MANIFEST_FILE,
     Manifest,

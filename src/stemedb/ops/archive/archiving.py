@@ -25,7 +25,7 @@ import apsw
 import msgspec
 
 from stemedb.errors import StemeError, StorageError, WalCorruptionError
-from stemedb.ops.archive_layout import (
+from stemedb.ops.archive.layout import (
     ArchiveCheck,
     ArchivedSegment,
     ArchiveIndex,
@@ -36,7 +36,7 @@ from stemedb.ops.archive_layout import (
     segment_name,
     sidecar_name,
 )
-from stemedb.ops.archive_target import CONFLICT_CODE, ArchiveTarget
+from stemedb.ops.archive.target import CONFLICT_CODE, ArchiveTarget
 from stemedb.sys import Clock, FileSystem, RealFileSystem, SystemClock
 from stemedb.wal.log import SegmentInfo
 from stemedb.wal.recovery import segment_paths

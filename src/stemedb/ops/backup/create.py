@@ -31,8 +31,8 @@ import apsw
 from stemedb import __version__
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import RecordKind
-from stemedb.ops.backup_location import BackupLocation, LocalBackups, list_backups
-from stemedb.ops.manifest import (
+from stemedb.ops.backup.location import BackupLocation, LocalBackups, list_backups
+from stemedb.ops.backup.manifest import (
     DATA_DIR,
     FORMAT_VERSION,
     MANIFEST_FILE,

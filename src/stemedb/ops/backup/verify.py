@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from stemedb.errors import StemeError
-from stemedb.ops.backup_location import fetch_backup
-from stemedb.ops.manifest import MANIFEST_FILE, Manifest, decode_manifest, file_digest
+from stemedb.ops.backup.location import fetch_backup
+from stemedb.ops.backup.manifest import MANIFEST_FILE, Manifest, decode_manifest, file_digest
 from stemedb.ops.progress import NullProgress, Progress
 from stemedb.sys import RealFileSystem
 from stemedb.sys.durable import write_new_file
@@ -73,7 +73,7 @@ def _trial_restore(
     backup_dir: Path, manifest: Manifest, scratch: Path, progress: Progress
 ) -> tuple[int, str]:
     from stemedb.engine import Engine, EngineSettings
-    from stemedb.ops.restore import copy_checked
+    from stemedb.ops.backup.restore import copy_checked
 
     data_dir = scratch / "trial"
     wal_dir = data_dir / "wal"

@@ -1,0 +1,1 @@
+"""Backups: create, locate, verify and restore them (docs/design/backup-format.md)."""
