@@ -14,7 +14,7 @@ from ops_helpers import make_claim
 
 from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import DiskFullError, StorageError, ValidationError
-from stemedb.ops import restore as restore_module
+from stemedb.ops.backup import restore as restore_module
 from stemedb.ops.backup.create import BackupResult, create_backup
 from stemedb.ops.backup.location import LocalBackups
 from stemedb.ops.backup.restore import RestoreRequest, restore_backup
