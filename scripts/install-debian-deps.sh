@@ -21,6 +21,12 @@ PACKAGES=(
     # Redis for the shared rate-limit storage test (tests/api/test_ratelimit.py starts
     # its own redis-server on a loopback port)
     redis-server
+    # Cluster mode (issue 15): PostgreSQL 15 for the store tests (tests/support/postgres.py),
+    # Patroni + etcd for the fail-over test, pgBackRest for cluster backups.
+    postgresql-15
+    patroni
+    etcd-server
+    pgbackrest
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/uv.sh
-"${UV[@]}" sync --locked --quiet
+"${UV[@]}" sync --locked --quiet --all-extras
