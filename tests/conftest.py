@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from support.engines import engine_for_test
+from support.postgres import PostgresServer
 
 from stemedb.engine import Engine
 from stemedb.model.records import Assertion
@@ -95,3 +96,18 @@ def claim(keys: list[AgentKey]) -> ClaimFactory:
         )
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL 15 server for the session, started on first use."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database of the session's PostgreSQL for this test."""
+    with postgres_server.database() as dsn:
+        yield dsn

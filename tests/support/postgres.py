@@ -1,0 +1,152 @@
+"""A throwaway PostgreSQL 15 server for the tests of cluster mode (a real one, no mock).
+
+``PostgresServer.start`` runs ``initdb`` and ``pg_ctl`` from Debian's ``postgresql-15``
+(``scripts/install-debian-deps.sh``) as the ``postgres`` user when the tests run as
+root (PostgreSQL refuses to run as root), on a free loopback port, with its data, socket
+and log in a fresh temporary directory. ``database()`` creates an empty database per
+test. The server keeps PostgreSQL's durability defaults (fsync, synchronous_commit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import psycopg
+from psycopg import sql
+
+PG_BIN: Final = Path("/usr/lib/postgresql/15/bin")
+START_TIMEOUT_SECONDS: Final = 60
+SERVER_SETTINGS: Final = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+    "log_min_messages": "warning",
+    "log_statement": "none",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def as_postgres(args: list[str]) -> list[str]:
+    """``args`` run as the ``postgres`` user when we are root (PostgreSQL will not run as
+    root), else as ourselves."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *args]
+    return args
+
+
+def _own(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+class PostgresServer:
+    """One PostgreSQL server: ``start()``, ``database()`` per test, ``stop()``."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        self.base = base or Path(tempfile.mkdtemp(prefix="stemedb-pg-"))
+        self.data = self.base / "data"
+        self.socket_dir = self.base / "run"
+        self.log = self.base / "postgres.log"
+        self.port = 0
+        self._names = itertools.count(1)
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def start(self) -> PostgresServer:
+        _own(self.base)
+        self.socket_dir.mkdir()
+        _own(self.socket_dir)
+        subprocess.run(
+            as_postgres(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+        options += f" -p {self.port} -k {self.socket_dir}"
+        subprocess.run(
+            as_postgres(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_SECONDS),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.data.exists():
+            subprocess.run(
+                as_postgres(
+                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+                ),
+                check=False,
+                capture_output=True,
+            )
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def create_database(self) -> str:
+        """A new empty database; returns its DSN."""
+        name = f"t{next(self._names)}"
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.dsn(name)
+
+    def drop_database(self, dsn: str) -> None:
+        name = dsn.rsplit("dbname=", 1)[1]
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """A fresh database for one test, dropped (its connections closed) afterwards."""
+        dsn = self.create_database()
+        try:
+            yield dsn
+        finally:
+            self.drop_database(dsn)
