@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.engine.settings import EngineSettings
+from stemedb.errors import ValidationError
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.runtime.writer_client import join_writer_process, spawn_writer
 from stemedb.sys.clock import Clock
@@ -99,6 +100,14 @@ class Topology:
         """The engine of this process: attached to the writer process (started here,
         or joined on this worker's link), or embedded. ``observer`` gets the WAL's
         events if this process ``owns_wal``."""
+        if config.storage.backend != "local":
+            raise ValidationError(
+                "storage.backend",
+                'only "local" for now',
+                f"storage.backend = {config.storage.backend!r} is not available in this"
+                " version: the server would run on the local store and ignore"
+                ' storage.postgres_dsn; remove the key (or set it to "local")',
+            )
         settings = EngineSettings.from_config(config)
         if self.worker_index > 0:
             link = self.peer_role.link

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
+import pytest
 
 from stemedb.config import Config
+from stemedb.errors import ValidationError
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.runtime.topology import Topology
 
@@ -41,3 +45,22 @@ def test_worker_1_owns_nothing_and_reports_to_worker_0() -> None:
 def test_test_seams_or_the_configuration_keep_the_writer_in_this_process() -> None:
     assert not Topology.of(_config(), None, seams=True).writer_process
     assert not Topology.of(_config(writer_process=False), None).writer_process
+
+
+def test_a_postgres_backend_refuses_to_start_instead_of_running_on_the_local_store(
+    tmp_path: Path,
+) -> None:
+    config = msgspec.convert(
+        {
+            "storage": {
+                "backend": "postgres",
+                "postgres_dsn": "host=127.0.0.1 dbname=stemedb",
+                "data_dir": str(tmp_path / "data"),
+            }
+        },
+        Config,
+    )
+    with pytest.raises(ValidationError, match=r"storage\.backend") as raised:
+        Topology.of(config, None).open_engine(config)
+    assert raised.value.field == "storage.backend"
+    assert not (tmp_path / "data").exists()  # nothing was created on the local store
