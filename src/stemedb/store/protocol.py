@@ -14,6 +14,10 @@ names ``SqliteStore``. Each protocol is one role, named after who uses it:
 - ``AuditStore``: the audit log's rows (``query.audit``).
 - ``StoreStats``: counts, size and the state hash (``ops``, ``api`` admin routes).
 - ``Store``: all of them; what an engine holds.
+- ``SharedStore``: a ``Store`` that several nodes write at once (cluster mode, the
+  PostgreSQL store): its writes go through ``batch()`` transactions (``SharedBatch``)
+  that assign LSNs under a lock of the whole database, and a watcher tells it about the
+  commits of the other nodes (``add_commit_listener``, ``wait_for_lsn``).
 
 Every implementation passes ``tests/store_contract/`` unchanged; the normative rules
 are in ``docs/design/store-and-reads.md``.
@@ -22,6 +26,7 @@ are in ``docs/design/store-and-reads.md``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -57,7 +62,33 @@ class StoreDelta(NamedTuple):
     epochs: dict[str, int]  # epoch id -> LSN of the first `replace` epoch over it
 
 
-class StoreWriter(Protocol):
+class CommitLookups(Protocol):
+    """The lookups of the commit-time checks (``engine.checks.BatchChecker``): is a
+    record stored, and at which LSN. A ``StoreWriter`` answers them against what it has
+    applied; a ``SharedBatch`` against what is committed plus its own rows so far."""
+
+    def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]:
+        """The LSN of each of ``ids`` that names a stored assertion."""
+        ...
+
+    def record_lsn(self, kind: RecordKind, record_id: str) -> int | None:
+        """The LSN of a stored assertion, vote, epoch, supersession (by id) or source
+        (by source hash)."""
+        ...
+
+    def cosignature_lsn(self, assertion_id: str, agent_id: str) -> int | None:
+        """The LSN of ``agent_id``'s signature on the assertion (its own LSN for the
+        author), or None."""
+        ...
+
+    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
+
+    def changes(self, after: int, limit: int) -> list[ChangeRow]:
+        """Change rows with LSN > ``after``, in LSN order."""
+        ...
+
+
+class StoreWriter(CommitLookups, Protocol):
     """The write side (``engine``): one writer applies batches in LSN order."""
 
     delta_hook: Callable[[StoreDelta], None] | None
@@ -81,28 +112,6 @@ class StoreWriter(Protocol):
 
     def reset(self) -> None:
         """Drop every derived row and set ``applied_lsn`` to 0 (``store rebuild``)."""
-        ...
-
-    # -- lookups of the commit-time checks (``engine.checks``) ----------------------
-
-    def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]:
-        """The LSN of each of ``ids`` that names a stored assertion."""
-        ...
-
-    def record_lsn(self, kind: RecordKind, record_id: str) -> int | None:
-        """The LSN of a stored assertion, vote, epoch, supersession (by id) or source
-        (by source hash)."""
-        ...
-
-    def cosignature_lsn(self, assertion_id: str, agent_id: str) -> int | None:
-        """The LSN of ``agent_id``'s signature on the assertion (its own LSN for the
-        author), or None."""
-        ...
-
-    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
-
-    def changes(self, after: int, limit: int) -> list[ChangeRow]:
-        """Change rows with LSN > ``after``, in LSN order."""
         ...
 
 
@@ -310,3 +319,114 @@ class Store(StoreWriter, ClaimReads, RecordReads, ViewStore, AuditStore, StoreSt
     """Every role: what an engine opens and holds."""
 
     def close(self) -> None: ...
+
+
+CommitListener = Callable[[int, set[SubjectPredicate]], None]
+"""``(lsn, touched)``: the last LSN of a range of commits the store has caught up with,
+and the (subject, predicate) keys those commits touched."""
+
+
+class SharedBatch(CommitLookups, Protocol):
+    """One batch transaction of a ``SharedStore``, opened by ``SharedStore.batch()``.
+
+    When it is handed out, the transaction holds the lock of the database's LSN counter
+    (PostgreSQL: ``SELECT ... FROM stemedb_lsn FOR UPDATE``), so no other batch of any
+    node commits until this one ends: ``last_lsn`` and ``last_committed_at`` are those of
+    the last committed batch cluster-wide, and the lookups (``CommitLookups``, on the
+    transaction's own connection) see every committed record plus the rows this batch
+    applied so far. Run the commit-time checks on these lookups, then ``apply`` the
+    accepted records with LSNs ``last_lsn + 1 ..``.
+
+    Not thread-safe: one thread uses a batch, inside the ``with`` block only.
+    """
+
+    @property
+    def last_lsn(self) -> int:
+        """The last LSN committed before this batch plus those ``apply`` gave so far
+        (0 for an empty database): the next record gets ``last_lsn + 1``."""
+        ...
+
+    @property
+    def last_committed_at(self) -> float:
+        """The ``committed_at`` of the record at ``last_lsn`` (0.0 when none). Give the
+        records of this batch ``max(now, last_committed_at)`` so that commit times are
+        non-decreasing in LSN order across nodes (``lsn_at`` relies on it)."""
+        ...
+
+    @property
+    def touched(self) -> set[SubjectPredicate]:
+        """The keys touched by every ``apply`` of this batch so far."""
+        ...
+
+    def apply(self, entries: Sequence[Entry], *, drop_views: bool = False) -> set[SubjectPredicate]:
+        """Insert ``entries`` in this transaction and return the keys they touched.
+
+        The entries' LSNs must increase from ``last_lsn`` and their ``committed_at``
+        be at least ``last_committed_at`` and non-decreasing; else ``StorageError``
+        (code ``lsn_out_of_order``) and nothing of the call is kept. The group-commit
+        writer gives ``last_lsn + 1, last_lsn + 2, ..`` to the records it accepts, so
+        LSNs stay contiguous.
+        May be called more than once per batch (each call continues the LSNs of the
+        previous one). Any ``StorageError`` raised here leaves the transaction unusable:
+        let it propagate out of the ``with`` block, which rolls the batch back.
+        ``drop_views`` deletes the materialized views of touched keys (imports)."""
+        ...
+
+
+class SharedStore(Store, Protocol):
+    """A ``Store`` that several nodes (processes) write at once, each with its own
+    object: cluster mode's PostgreSQL store. ``Store.apply(entries)`` is one ``batch()``
+    that applies a history as the embedded store does (``stemedb cluster import``, the
+    contract suite): the entries as given, the LSN row set to the last entry's LSN, an
+    LSN already stored fails it; ``applied_lsn()`` is the last committed LSN of the
+    database, whoever committed it.
+
+    Write path of a node (the group-commit writer)::
+
+        with store.batch() as batch:          # BEGIN; lock the LSN row
+            checker = BatchChecker(batch)     # checks see committed state, under the lock
+            ...                               # accept / refuse each record
+            touched = batch.apply(entries)    # LSNs batch.last_lsn + 1 ..
+        # here: committed (acknowledge now), cache invalidated, memory state updated
+
+    Leaving the block normally bumps the LSN row, sends ``NOTIFY stemedb_commit`` with
+    the batch's last LSN (in the transaction, so it is delivered only if it commits),
+    COMMITs, and returns only after COMMIT returned; then it updates what the store
+    keeps in memory (result cache for the touched keys, retracted sources, replaced
+    epochs, trust) and calls ``delta_hook``. A batch that applied nothing just ends its
+    transaction (no LSN, no notification). Leaving it with an exception rolls the
+    transaction back (the LSN counter too: LSNs stay contiguous) and re-raises.
+
+    A failed COMMIT raises ``StorageError``: code ``commit_unknown`` (retryable) when
+    the connection broke during COMMIT, so the batch may or may not be committed (the
+    records are content-addressed: a retry answers ``exists`` for what did commit); any
+    other error means it is not committed. Connection errors (a dead primary, a
+    failover in progress) are ``StorageError`` with ``retryable=True``.
+    """
+
+    def batch(self) -> AbstractContextManager[SharedBatch]:
+        """A batch transaction holding the LSN lock (blocks while another node's batch
+        holds it)."""
+        ...
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener(lsn, touched)`` from the store's watcher thread after it has
+        caught up with commits of any node (this one's included) up to ``lsn``: the
+        in-memory state and the result cache are already refreshed when it is called.
+        Consecutive calls have increasing ``lsn``; each LSN is covered by exactly one
+        call. A listener must be quick and must not raise (exceptions are logged)."""
+        ...
+
+    def remove_commit_listener(self, listener: CommitListener) -> None: ...
+
+    def seen_lsn(self) -> int:
+        """The LSN the watcher has caught up with (its last listener call's ``lsn``):
+        reads of this store reflect at least every commit up to it."""
+        ...
+
+    def wait_for_lsn(self, min_lsn: int, timeout: float) -> int:
+        """Block until the read side (the connections queries use, a standby with
+        ``read_from = "replica"``) shows every commit up to ``min_lsn``; return its
+        last LSN (>= ``min_lsn``). Raise ``StorageError`` (code ``lsn_wait_timeout``,
+        retryable) after ``timeout`` seconds (read-your-writes with ``min_lsn``)."""
+        ...
