@@ -111,3 +111,14 @@ def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty database of the session's PostgreSQL for this test."""
     with postgres_server.database() as dsn:
         yield dsn
+
+
+@pytest.fixture
+def postgres_store_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database with the StemeDB schema (every migration applied), copied from
+    a template migrated once per session: faster than migrating per test."""
+    from stemedb.store.postgres import migrate
+
+    template = postgres_server.template("stemedb_migrated", migrate)
+    with postgres_server.database(template) as dsn:
+        yield dsn

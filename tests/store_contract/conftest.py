@@ -1,9 +1,15 @@
 """One fresh store per implementation for every contract test.
 
 To run the contract on a new implementation, add an opener to ``IMPLEMENTATIONS``:
-it gets a fresh directory of the test and returns a store on a backing location
-derived from it; called again with the same directory it opens another store object
-on the same data (a reopen, or a second process's store).
+it gets the test's request (to ask for the fixtures it needs, lazily) and a fresh
+directory of the test, and returns a store on a backing location derived from them;
+called again with the same arguments it opens another store object on the same data (a
+reopen, or a second process's store).
+
+``postgres`` runs on a fresh database of the session's real PostgreSQL server
+(``postgres_store_dsn``: the schema migrated), without the commit watcher: a second store object
+then follows the first only through ``absorb``, as the contract states for a store
+that only reads (the watcher has its own tests in ``tests/unit/store/``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,21 @@ from stemedb.store.sqlite import SqliteStore
 from store_contract.history import History
 
 
-def _sqlite(location: Path) -> Store:
+def _sqlite(request: pytest.FixtureRequest, location: Path) -> Store:
     return SqliteStore(location / "data")
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest, location: Path) -> Store:
+    from stemedb.store.postgres import PostgresStore
+
+    dsn: str = request.getfixturevalue("postgres_store_dsn")
+    return PostgresStore(dsn, watch=False, pool_size=2, path=location / "postgres")
+
+
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "postgres": _postgres,
+    "sqlite": _sqlite,
+}
 
 StoreOpener = Callable[[], Store]
 
@@ -34,7 +50,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     opened: list[Store] = []
 
     def open_one() -> Store:
-        store = opener(tmp_path)
+        store = opener(request, tmp_path)
         opened.append(store)
         return store
 
