@@ -5,10 +5,10 @@
 root (PostgreSQL refuses to run as root), on a free loopback port, with its data, socket
 and log in a fresh temporary directory. ``database()`` creates an empty database per
 test (``database(template=...)``: a copy of a template database, e.g. one with the
-StemeDB schema migrated once per session, see ``template``); after the test its
-connections are closed and it is left to go with the server's directory at the end of
-the session (a ``DROP DATABASE`` waits for a checkpoint: 0.2 s to over a second on a
-busy machine, per test). The server keeps PostgreSQL's durability defaults (fsync,
+StemeDB schema migrated once per session, see ``template``), dropped after the test;
+or, with ``drop=False``, only closed and left to go with the server's directory at the
+end of the session (a ``DROP DATABASE`` waits for a checkpoint: 0.2 s to over a second
+per test on a busy machine). The server keeps PostgreSQL's durability defaults (fsync,
 synchronous_commit).
 """
 
@@ -180,10 +180,14 @@ class PostgresServer:
             )
 
     @contextlib.contextmanager
-    def database(self, template: str | None = None) -> Iterator[str]:
-        """A fresh database for one test, closed (its connections too) afterwards."""
+    def database(self, template: str | None = None, *, drop: bool = True) -> Iterator[str]:
+        """A fresh database for one test, dropped (its connections closed) afterwards;
+        ``drop=False``: only closed, dropped with the server at the end of the session."""
         dsn = self.create_database(template)
         try:
             yield dsn
         finally:
-            self.close_database(dsn)
+            if drop:
+                self.drop_database(dsn)
+            else:
+                self.close_database(dsn)

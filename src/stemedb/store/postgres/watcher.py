@@ -30,10 +30,11 @@ log = logging.getLogger("stemedb.store.postgres")
 
 DEFAULT_POLL_MS: Final = 1000
 MIN_BACKOFF_SECONDS: Final = 0.05
+STOP_CHECK_SECONDS: Final = 0.2  # how soon ``stop()`` is seen while waiting
 
 
 class Watcher:
-    """``start()`` runs the thread; ``stop()`` ends it within about ``poll_ms``."""
+    """``start()`` runs the thread; ``stop()`` ends it within ``STOP_CHECK_SECONDS``."""
 
     def __init__(self, dsn: str, catch_up: Callable[[int], None], *, poll_ms: int) -> None:
         self._dsn = dsn
@@ -50,7 +51,7 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=self._poll + 5.0)
+            self._thread.join(timeout=STOP_CHECK_SECONDS + 10.0)
 
     def _run(self) -> None:
         backoff = MIN_BACKOFF_SECONDS
@@ -74,16 +75,18 @@ class Watcher:
                     conn.close()
 
     def _listen(self, conn: Conn) -> None:
+        deadline = time.monotonic() + self._poll
         while not self._stop.is_set():
             notified = 0
-            deadline = time.monotonic() + self._poll
-            for notify in conn.notifies(timeout=self._poll, stop_after=1):
+            wait = min(max(deadline - time.monotonic(), 0.0), STOP_CHECK_SECONDS)
+            for notify in conn.notifies(timeout=wait, stop_after=1):
                 notified = max(notified, _lsn_of(notify.payload))
-            # Drain what else arrived meanwhile without waiting (a burst of commits).
-            for notify in conn.notifies(timeout=0.0):
-                notified = max(notified, _lsn_of(notify.payload))
+            if notified:  # drain a burst of commits without waiting
+                for notify in conn.notifies(timeout=0.0):
+                    notified = max(notified, _lsn_of(notify.payload))
             if notified or time.monotonic() >= deadline:
                 self._safe_catch_up(notified)
+                deadline = time.monotonic() + self._poll
 
     def _safe_catch_up(self, notified: int) -> None:
         try:
