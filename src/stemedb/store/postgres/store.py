@@ -108,10 +108,10 @@ class PostgresStore:
         self._catch_up_lock = threading.Lock()
         self._closed = False
         self._seen = self._read.run("open", self._load)
+        self._poll_ms = poll_ms
         self._watcher: Watcher | None = None
         if watch:
-            self._watcher = Watcher(dsn, self._catch_up, poll_ms=poll_ms)
-            self._watcher.start()
+            self.start_watching()
 
     def _load(self, conn: Conn) -> int:
         """The memory state from the tables, and the LSN it is current at (one snapshot)."""
@@ -207,6 +207,17 @@ class PostgresStore:
     def seen_lsn(self) -> int:
         return self._seen
 
+    def read_lsn(self) -> int:
+        """The last LSN the read connections show (a standby's replayed one with
+        ``read_from="replica"``)."""
+        return self._reading("lsn", records.last_lsn)
+
+    def start_watching(self, poll_ms: int | None = None) -> None:
+        """Start the commit watcher if it does not run yet (``watch=False`` on open)."""
+        if self._watcher is None and not self._closed:
+            self._watcher = Watcher(self.dsn, self._catch_up, poll_ms=poll_ms or self._poll_ms)
+            self._watcher.start()
+
     def wait_for_lsn(self, min_lsn: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while True:
@@ -259,7 +270,8 @@ class PostgresStore:
     # -- StoreWriter -----------------------------------------------------------------
 
     def applied_lsn(self) -> int:
-        return self._reading("lsn", records.last_lsn)
+        """The last LSN committed by any node, as the read connections show it."""
+        return self.read_lsn()
 
     def apply(self, entries: Sequence[Entry], *, drop_views: bool = False) -> set[SubjectPredicate]:
         if not entries:
