@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -21,24 +20,8 @@ from stemedb.store.postgres import PostgresStore
 from stemedb.store.protocol import SharedStore
 
 T0 = 1_700_000_000
+OpenPgStore = Callable[..., PostgresStore]  # the open_pg_store fixture
 KEY = AgentKey.from_seed(bytes([7]) * 32)
-
-OpenStore = Callable[..., PostgresStore]
-
-
-@pytest.fixture
-def open_store(postgres_store_dsn: str, tmp_path: Path) -> Iterator[OpenStore]:
-    opened: list[PostgresStore] = []
-
-    def open_one(**kwargs: object) -> PostgresStore:
-        kwargs.setdefault("watch", False)
-        store = PostgresStore(postgres_store_dsn, pool_size=2, path=tmp_path, **kwargs)  # type: ignore[arg-type]
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in reversed(opened):
-        store.close()
 
 
 def claim(value: str, subject: str = "s/1") -> Assertion:
@@ -51,15 +34,15 @@ def entry(lsn: int, record: Assertion, at: float) -> Entry:
     return Entry(lsn, KIND_OF_TYPE[type(record)], record_id(record), record, at)
 
 
-def test_the_postgres_store_is_a_shared_store(open_store: OpenStore) -> None:
-    store: SharedStore = open_store()
+def test_the_postgres_store_is_a_shared_store(open_pg_store: OpenPgStore) -> None:
+    store: SharedStore = open_pg_store()
     assert store.backend == "postgres"
 
 
 def test_a_batch_continues_the_lsns_and_commit_times_of_the_last_committed_batch(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    a, b = open_store(), open_store()
+    a, b = open_pg_store(), open_pg_store()
     with a.batch() as batch:
         assert (batch.last_lsn, batch.last_committed_at) == (0, 0.0)
         assert batch.apply([entry(1, claim("x"), T0 + 5.0)]) == {("s/1", "p")}
@@ -74,9 +57,9 @@ def test_a_batch_continues_the_lsns_and_commit_times_of_the_last_committed_batch
 
 
 def test_a_batch_refuses_lsns_that_do_not_follow_or_commit_times_that_go_back(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    store = open_store()
+    store = open_pg_store()
     store.apply([entry(1, claim("x"), T0 + 5.0)])
     for bad in ([entry(1, claim("y"), T0 + 5.0)], [entry(2, claim("y"), T0 + 4.0)]):
         with pytest.raises(StorageError) as caught, store.batch() as batch:
@@ -86,9 +69,9 @@ def test_a_batch_refuses_lsns_that_do_not_follow_or_commit_times_that_go_back(
 
 
 def test_an_exception_in_the_block_rolls_back_the_rows_and_the_counter(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    store = open_store()
+    store = open_pg_store()
     with pytest.raises(RuntimeError), store.batch() as batch:
         batch.apply([entry(1, claim("x"), T0)])
         assert batch.assertion_lsns([record_id(claim("x"))]) == {record_id(claim("x")): 1}
@@ -100,9 +83,9 @@ def test_an_exception_in_the_block_rolls_back_the_rows_and_the_counter(
 
 
 def test_the_lookups_of_a_batch_see_its_own_rows_and_what_others_committed(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    a, b = open_store(), open_store()
+    a, b = open_pg_store(), open_pg_store()
     first = claim("x")
     a.apply([entry(1, first, T0)])
     with b.batch() as batch:
@@ -117,9 +100,9 @@ def test_the_lookups_of_a_batch_see_its_own_rows_and_what_others_committed(
 
 
 def test_concurrent_batches_of_two_stores_commit_one_after_the_other(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    a, b = open_store(), open_store()
+    a, b = open_pg_store(), open_pg_store()
     order: list[str] = []
     inside = threading.Event()
 
@@ -142,8 +125,8 @@ def test_concurrent_batches_of_two_stores_commit_one_after_the_other(
     assert [c.lsn for c in b.changes(0, 10)] == [1, 2]
 
 
-def test_many_writers_get_contiguous_lsns_and_lose_nothing(open_store: OpenStore) -> None:
-    stores = [open_store(), open_store(), open_store()]
+def test_many_writers_get_contiguous_lsns_and_lose_nothing(open_pg_store: OpenPgStore) -> None:
+    stores = [open_pg_store(), open_pg_store(), open_pg_store()]
     written: list[str] = []
     lock = threading.Lock()
 
@@ -167,11 +150,11 @@ def test_many_writers_get_contiguous_lsns_and_lose_nothing(open_store: OpenStore
 
 
 def test_a_commit_notifies_listeners_of_every_store_with_its_last_lsn(
-    open_store: OpenStore, postgres_store_dsn: str
+    open_pg_store: OpenPgStore, postgres_store_dsn: str
 ) -> None:
     with psycopg.connect(postgres_store_dsn, autocommit=True) as listener:
         listener.execute("LISTEN stemedb_commit")
-        store = open_store()
+        store = open_pg_store()
         store.apply([entry(1, claim("x"), T0), entry(2, claim("y"), T0)])
         with store.batch():
             pass  # nothing applied: no LSN, no notification
@@ -181,15 +164,15 @@ def test_a_commit_notifies_listeners_of_every_store_with_its_last_lsn(
 
 
 def test_a_batch_is_acknowledged_only_after_commit_and_own_cache_is_dropped(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    store = open_store()
+    store = open_pg_store()
     key = ("s/1", "p")
     store.cache.put("q", 1, key, generation=store.cache.generation)
     with store.batch() as batch:
         batch.apply([entry(1, claim("x"), T0)])
         assert store.cache.get("q") == 1  # not committed yet
-        other = open_store()
+        other = open_pg_store()
         assert other.applied_lsn() == 0  # invisible until COMMIT
     assert store.cache.get("q") is None
     assert other.applied_lsn() == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,25 +24,9 @@ from stemedb.store.postgres.apply import LOCK_LSN_ROW, Batch
 from stemedb.store.postgres.lookups import Lookups
 
 T0 = 1_700_000_000
+OpenPgStore = Callable[..., PostgresStore]  # the open_pg_store fixture
 KEY = AgentKey.from_seed(bytes([9]) * 32)
 WAIT_SECONDS = 10.0
-
-OpenStore = Callable[..., PostgresStore]
-
-
-@pytest.fixture
-def open_store(postgres_store_dsn: str, tmp_path: Path) -> Iterator[OpenStore]:
-    opened: list[PostgresStore] = []
-
-    def open_one(**kwargs: object) -> PostgresStore:
-        kwargs.setdefault("watch", False)
-        store = PostgresStore(postgres_store_dsn, pool_size=2, path=tmp_path, **kwargs)  # type: ignore[arg-type]
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in reversed(opened):
-        store.close()
 
 
 class Calls:
@@ -80,10 +64,10 @@ def claim(value: str, subject: str = "s/1", source_hash: str | None = None) -> A
 
 
 def test_a_commit_through_another_store_reaches_the_watcher_by_notify(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    writer = open_store()
-    reader = open_store(watch=True, poll_ms=60_000)  # only a NOTIFY can wake it in time
+    writer = open_pg_store()
+    reader = open_pg_store(watch=True, poll_ms=60_000)  # only a NOTIFY can wake it in time
     calls = Calls()
     reader.add_commit_listener(calls)
     assert reader._watcher is not None and reader._watcher.connected.wait(WAIT_SECONDS)
@@ -105,9 +89,9 @@ def test_a_commit_through_another_store_reaches_the_watcher_by_notify(
 
 
 def test_a_lost_notification_is_made_up_for_by_the_poll(
-    open_store: OpenStore, postgres_store_dsn: str
+    open_pg_store: OpenPgStore, postgres_store_dsn: str
 ) -> None:
-    reader = open_store(watch=True, poll_ms=200)
+    reader = open_pg_store(watch=True, poll_ms=200)
     calls = Calls()
     reader.add_commit_listener(calls)
     assert reader._watcher is not None and reader._watcher.connected.wait(WAIT_SECONDS)
@@ -127,10 +111,10 @@ def test_a_lost_notification_is_made_up_for_by_the_poll(
 
 
 def test_the_watcher_reconnects_after_its_connection_is_killed(
-    open_store: OpenStore, postgres_store_dsn: str
+    open_pg_store: OpenPgStore, postgres_store_dsn: str
 ) -> None:
-    writer = open_store()
-    reader = open_store(watch=True, poll_ms=200)
+    writer = open_pg_store()
+    reader = open_pg_store(watch=True, poll_ms=200)
     calls = Calls()
     reader.add_commit_listener(calls)
     watcher = reader._watcher
@@ -146,9 +130,9 @@ def test_the_watcher_reconnects_after_its_connection_is_killed(
 
 
 def test_reads_and_batches_recover_when_every_connection_was_killed(
-    open_store: OpenStore, postgres_store_dsn: str
+    open_pg_store: OpenPgStore, postgres_store_dsn: str
 ) -> None:
-    store = open_store()
+    store = open_pg_store()
     store.apply([entry(1, claim("a"))])
     with psycopg.connect(postgres_store_dsn, autocommit=True) as admin:
         admin.execute(
@@ -169,9 +153,9 @@ def test_an_unreachable_server_is_a_retryable_storage_error(tmp_path: Path) -> N
 
 
 def test_wait_for_lsn_returns_once_visible_and_times_out_retryably(
-    open_store: OpenStore,
+    open_pg_store: OpenPgStore,
 ) -> None:
-    store = open_store(read_from="replica")  # no standby here: prefer-standby = primary
+    store = open_pg_store(read_from="replica")  # no standby here: prefer-standby = primary
     store.apply([entry(1, claim("a"))])
     assert store.wait_for_lsn(1, 1.0) == 1
     with pytest.raises(StorageError) as caught:

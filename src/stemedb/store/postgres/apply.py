@@ -31,44 +31,13 @@ from stemedb.model.records import (
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.postgres.connection import Conn, translate_error
 from stemedb.store.postgres.lookups import Lookups
-from stemedb.store.postgres.rows import (
-    ASSERTION_COLUMNS,
-    CHANGE_COLUMNS,
-    SIGNATURE_COLUMNS,
-    AssertionRows,
-    change_row,
-    copy_sql,
-)
+from stemedb.store.postgres.rows import AssertionRows, change_row, copy_rows
 from stemedb.store.protocol import StoreDelta
 from stemedb.store.rows import ChangeRow, SourceRow
+from stemedb.store.sqlite.apply import DERIVED_TABLES, KINDS_WITH_TABLE
 from stemedb.store.sqlite.blobs import RECORD_ENCODER
 from stemedb.store.trust import TRUST_INITIAL, apply_outcome
 
-KINDS_WITH_TABLE: Final = frozenset(
-    {
-        RecordKind.ASSERTION,
-        RecordKind.VOTE,
-        RecordKind.EPOCH,
-        RecordKind.SUPERSESSION,
-        RecordKind.SOURCE,
-    }
-)
-DERIVED_TABLES: Final = (
-    "changes",
-    "assertions",
-    "signatures",
-    "votes",
-    "votes_latest",
-    "epochs",
-    "epoch_supersedes",
-    "supersessions",
-    "sources",
-    "trust",
-    "views",
-)
-COPY_ASSERTIONS: Final = copy_sql("assertions", ASSERTION_COLUMNS)
-COPY_SIGNATURES: Final = copy_sql("signatures", SIGNATURE_COLUMNS)
-COPY_CHANGES: Final = copy_sql("changes", CHANGE_COLUMNS)
 LOCK_LSN_ROW: Final = "SELECT last_lsn, last_committed_at FROM stemedb_lsn WHERE id = 1 FOR UPDATE"
 NOTIFY_CHANNEL: Final = "stemedb_commit"
 T = TypeVar("T")
@@ -203,9 +172,9 @@ class Batch:
                 touched.add((record.subject, record.predicate))
                 rows.add(entry, record, record.source_class)
                 continue
-            self._flush(cur, rows)  # later records may look earlier ones up
+            copy_rows(cur, rows)  # later records may look earlier ones up
             self._record(cur, entry, touched)
-        self._flush(cur, rows)
+        copy_rows(cur, rows)
 
     def finish(self) -> None:
         """Before COMMIT: drop views if asked, bump the LSN row, queue the notification."""
@@ -226,21 +195,6 @@ class Batch:
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(self._last_lsn)))
 
         self._run("commit", finish)
-
-    @staticmethod
-    def _flush(cur: psycopg.Cursor[Any], rows: AssertionRows) -> None:
-        if not rows:
-            return
-        for sql, columns, data in (
-            (COPY_ASSERTIONS, ASSERTION_COLUMNS, rows.assertions),
-            (COPY_SIGNATURES, SIGNATURE_COLUMNS, rows.signatures),
-            (COPY_CHANGES, CHANGE_COLUMNS, rows.changes),
-        ):
-            with cur.copy(sql) as copy:
-                copy.set_types([t for _, t in columns])
-                for row in data:
-                    copy.write_row(row)
-        rows.assertions, rows.signatures, rows.changes = [], [], []
 
     # -- one record that needs lookups ---------------------------------------------------
 
@@ -296,7 +250,7 @@ class Batch:
                 tainted = row[0]
         rows = AssertionRows()
         rows.add(entry, a, source_class, source, parent, tainted)
-        self._flush(cur, rows)
+        copy_rows(cur, rows)
 
     def _cosignature(
         self, cur: psycopg.Cursor[Any], lsn: int, c: CoSignature, touched: set[SubjectPredicate]

@@ -41,7 +41,7 @@ CREATE TABLE assertions (
     tainted_by bytea,
     superseded_lsn bigint,
     signers bytea NOT NULL,
-    vote_weight double precision NOT NULL,
+    vote_weight double precision NOT NULL DEFAULT 0.0,
     record bytea NOT NULL
 );
 CREATE INDEX assertions_by_subject ON assertions (subject, predicate, lsn);
