@@ -21,7 +21,8 @@ def open_pg_store(postgres_store_dsn: str, tmp_path: Path) -> Iterator[OpenPgSto
     def open_one(**kwargs: object) -> PostgresStore:
         kwargs.setdefault("watch", False)
         kwargs.setdefault("pool_size", 2)
-        store = PostgresStore(postgres_store_dsn, path=tmp_path, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("path", tmp_path)
+        store = PostgresStore(postgres_store_dsn, **kwargs)  # type: ignore[arg-type]
         opened.append(store)
         return store
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 import psycopg
 
@@ -63,31 +63,43 @@ ReadFrom = Literal["primary", "replica"]
 T = TypeVar("T")
 
 
+class PostgresOptions(TypedDict, total=False):
+    """How a ``PostgresStore`` opens (every key optional)."""
+
+    read_from: ReadFrom
+    """``"primary"`` (default) or ``"replica"``: queries on ``read_dsn`` (default: the
+    DSN) with ``target_session_attrs=prefer-standby``."""
+    read_dsn: str | None
+    pool_size: int
+    """Connections per pool (default 4; a second pool for replica reads)."""
+    cache_bytes: int
+    auto_migrate: bool
+    """Apply pending migrations on open instead of refusing (default False)."""
+    watch: bool
+    """Start the commit watcher (default True; off: only this object's batches and
+    ``absorb`` refresh the memory state, ``start_watching`` starts it later)."""
+    poll_ms: int
+    """The watcher's poll of ``last_lsn`` (default 1000): the staleness bound."""
+    path: Path | None
+    """A local directory for disk-free figures (``StoreStats.path``)."""
+
+
 class PostgresStore:
     """The records, views and audit log of a cluster in one PostgreSQL database."""
 
     backend: Final = "postgres"
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        read_from: ReadFrom = "primary",
-        read_dsn: str | None = None,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
-        auto_migrate: bool = False,
-        watch: bool = True,
-        poll_ms: int = DEFAULT_POLL_MS,
-        path: Path | None = None,
-    ) -> None:
+    def __init__(self, dsn: str, **options: Unpack[PostgresOptions]) -> None:
         """``dsn``: the libpq DSN or URL of the primary (multi-host allowed; writes
-        always ask for ``target_session_attrs=read-write``). ``read_from="replica"``
-        sends queries to ``read_dsn`` (default: ``dsn``) with
-        ``target_session_attrs=prefer-standby``. ``auto_migrate`` applies pending
-        migrations on open instead of refusing. ``watch`` starts the commit watcher
-        (off: only this object's batches and ``absorb`` refresh the memory state).
-        ``path``: a local directory for disk-free figures (``StoreStats.path``)."""
+        always ask for ``target_session_attrs=read-write``); ``options``: see
+        ``PostgresOptions``."""
+        read_from = options.get("read_from", "primary")
+        read_dsn = options.get("read_dsn")
+        pool_size = options.get("pool_size", DEFAULT_POOL_SIZE)
+        cache_bytes = options.get("cache_bytes", DEFAULT_CACHE_BYTES)
+        auto_migrate = options.get("auto_migrate", False)
+        poll_ms = options.get("poll_ms", DEFAULT_POLL_MS)
+        path = options.get("path")
         self.dsn = dsn
         self.read_from = read_from
         self.path = path or Path.cwd() / "postgres"
@@ -110,7 +122,7 @@ class PostgresStore:
         self._seen = self._read.run("open", self._load)
         self._poll_ms = poll_ms
         self._watcher: Watcher | None = None
-        if watch:
+        if options.get("watch", True):
             self.start_watching()
 
     def _load(self, conn: Conn) -> int:
