@@ -296,10 +296,14 @@ class PostgresStore:
         self.cache.invalidate(delta.touched)
 
     def reset(self) -> None:
-        self._writing("reset", reset_tables)
-        self._memory.clear()
-        self.cache.invalidate(())
-        self.cache.clear()
+        """Empty every record table of the database (every node's data: ``store
+        rebuild`` and imports, never a running cluster)."""
+        with self._catch_up_lock:
+            self._writing("reset", reset_tables)
+            self._memory.clear()
+            self._seen = 0
+            self.cache.invalidate(())
+            self.cache.clear()
 
     def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]:
         return self._writing("lookup", lambda c: self._lookups.assertion_lsns(c, ids))
