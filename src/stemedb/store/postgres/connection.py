@@ -29,33 +29,46 @@ CONNECT_TIMEOUT_SECONDS: Final = 5
 POOL_TIMEOUT_SECONDS: Final = 10.0
 DEFAULT_POOL_SIZE: Final = 4
 APPLICATION_NAME: Final = "stemedb"
+# libpq defaults unless the DSN sets them: give up on an unreachable host after 5 s, and
+# notice a dead server (a lost machine, no RST) within ~11 s on an idle connection.
+CLIENT_DEFAULTS: Final = {
+    "connect_timeout": "5",
+    "application_name": APPLICATION_NAME,
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+}
+# Per session, on the server: a batch whose node vanished mid-transaction must not hold
+# the LSN row lock (and so every node's commits) until TCP gives up on it.
+SESSION_SETTINGS: Final = (
+    "SET idle_in_transaction_session_timeout = '30s'",
+    "SET tcp_keepalives_idle = 5",
+    "SET tcp_keepalives_interval = 2",
+    "SET tcp_keepalives_count = 3",
+)
 
 
-def with_params(dsn: str, **params: str) -> str:
-    """``dsn`` with ``params`` set (kept when the DSN sets them already)."""
+def _with_defaults(dsn: str, target: str | None) -> str:
     given = conninfo.conninfo_to_dict(dsn)
-    for key, value in params.items():
+    if target == "read-write":
+        if given.get("target_session_attrs") in (None, "any", "prefer-standby", "standby"):
+            given["target_session_attrs"] = "read-write"
+    elif target is not None:
+        given.setdefault("target_session_attrs", target)
+    for key, value in CLIENT_DEFAULTS.items():
         given.setdefault(key, value)
     return conninfo.make_conninfo(**{k: str(v) for k, v in given.items() if v is not None})
 
 
 def primary_dsn(dsn: str) -> str:
     """The DSN for writes: a read-write server, whatever the caller's hosts."""
-    given = conninfo.conninfo_to_dict(dsn)
-    if given.get("target_session_attrs") in (None, "any", "prefer-standby", "standby"):
-        given["target_session_attrs"] = "read-write"
-    given.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
-    given.setdefault("application_name", APPLICATION_NAME)
-    return conninfo.make_conninfo(**{k: str(v) for k, v in given.items() if v is not None})
+    return _with_defaults(dsn, "read-write")
 
 
 def replica_dsn(dsn: str) -> str:
     """The DSN for reads from a standby when there is one (the primary otherwise)."""
-    given = conninfo.conninfo_to_dict(dsn)
-    given.setdefault("target_session_attrs", "prefer-standby")
-    given.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
-    given.setdefault("application_name", APPLICATION_NAME)
-    return conninfo.make_conninfo(**{k: str(v) for k, v in given.items() if v is not None})
+    return _with_defaults(dsn, "prefer-standby")
 
 
 def redact(dsn: str) -> str:
@@ -102,9 +115,9 @@ def translate_error(exc: BaseException, operation: str) -> StorageError:
         return StorageError(
             f"store {operation} failed: {_first_line(exc)}", code="store_busy", retryable=True
         )
-    if isinstance(exc, psycopg.errors.QueryCanceled):
+    if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
         return StorageError(
-            f"store {operation} failed: statement timeout", code="store_busy", retryable=True
+            f"store {operation} failed: {_first_line(exc)}", code="store_busy", retryable=True
         )
     if isinstance(exc, psycopg.IntegrityError):
         return StorageError(
@@ -121,12 +134,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def connect(dsn: str, *, autocommit: bool = True) -> Conn:
-    """One connection (migrations, the watcher)."""
-    return psycopg.connect(primary_dsn(dsn), autocommit=autocommit)
+    """One connection to the primary (migrations, the watcher)."""
+    conn = psycopg.connect(primary_dsn(dsn), autocommit=autocommit)
+    if autocommit:
+        configure(conn)
+    return conn
 
 
-def _configure(conn: Conn) -> None:
-    conn.execute("SET TIME ZONE 'UTC'")
+def configure(conn: Conn) -> None:
+    for statement in SESSION_SETTINGS:
+        conn.execute(statement)
 
 
 class Pool:
@@ -145,7 +162,7 @@ class Pool:
             min_size=1,
             max_size=max(1, size),
             kwargs={"autocommit": True},
-            configure=_configure,
+            configure=configure,
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=POOL_TIMEOUT_SECONDS,
             name=name,
