@@ -414,7 +414,9 @@ class SharedStore(Store, Protocol):
         caught up with commits of any node (this one's included) up to ``lsn``: the
         in-memory state and the result cache are already refreshed when it is called.
         Consecutive calls have increasing ``lsn``; each LSN is covered by exactly one
-        call. A listener must be quick and must not raise (exceptions are logged)."""
+        call (a ``reset`` of the database starts over: one call with its new last LSN
+        and no keys, after the whole cache was dropped). A listener must be quick and
+        must not raise (exceptions are logged)."""
         ...
 
     def remove_commit_listener(self, listener: CommitListener) -> None: ...
