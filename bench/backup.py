@@ -29,22 +29,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# bench/http.py would shadow the standard library's http (boto3 needs http.client):
-# import everything else first, then bench/query.py's loader.
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+import msgspec
 
-import msgspec  # noqa: E402
+from stemedb.engine import Engine, EngineSettings
+from stemedb.model.records import Assertion
+from stemedb.ops.backup.create import create_backup
+from stemedb.ops.backup.location import LocalBackups, S3Backups
+from stemedb.ops.backup.restore import RestoreRequest, restore_backup
+from stemedb.ops.backup.verify import verify_backup
 
-from stemedb.engine import Engine, EngineSettings  # noqa: E402
-from stemedb.model.records import Assertion  # noqa: E402
-from stemedb.ops.backup.create import create_backup  # noqa: E402
-from stemedb.ops.backup.location import LocalBackups, S3Backups  # noqa: E402
-from stemedb.ops.backup.restore import RestoreRequest, restore_backup  # noqa: E402
-from stemedb.ops.backup.verify import verify_backup  # noqa: E402
-
-sys.path.insert(0, str(BENCH_DIR))
-from query import LOAD_CHUNK_RECORDS, _sign_chunk  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from query import LOAD_CHUNK_RECORDS, _sign_chunk
 
 MIB = 1024 * 1024
 

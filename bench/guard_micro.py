@@ -23,38 +23,19 @@ and see what the rest costs. The number is the CPU time of the event-loop thread
 
 from __future__ import annotations
 
-import sys
-
-# Run as a script, this folder is first on the import path, and its http.py would
-# shadow the standard library's http package: drop the folder.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
-
 import argparse
 import asyncio
 import gc
 import hashlib
-import importlib.util
 import json
 import logging
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-BENCH_DIR = Path(__file__).resolve().parent
-
-
-def _load(name: str, file: str) -> Any:
-    """A bench script as a module (``http.py`` is named like a standard package)."""
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class Lifespan:
@@ -211,16 +192,16 @@ def config_for(mode: str, data_dir: Path, hardening: Any, overrides: list[str]) 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     global HEADER_RE, HEADER_VALUE_RE
+    import hardening
+    import http_load
     from uvicorn.protocols.http import httptools_impl
 
     from stemedb.api.app import create_app
     from stemedb.model.signing import AgentKey
 
     HEADER_RE, HEADER_VALUE_RE = httptools_impl.HEADER_RE, httptools_impl.HEADER_VALUE_RE
-    hardening = _load("stemedb_bench_hardening", "hardening.py")
-    bench_http = sys.modules["stemedb_bench_http"]
     count = args.writes * args.rounds
-    bodies: list[bytes] = bench_http.presign(count, "s", args.sign_workers)
+    bodies: list[bytes] = http_load.presign(count, "s", args.sign_workers)
     agent = AgentKey.from_seed(hashlib.sha256(b"stemedb-http-bench-0").digest()).agent_id
     entities = max(1, min(500, args.writes // 4))  # written in the first round
     pairs = [

@@ -1,6 +1,6 @@
 """Hardening overhead (issue 4): the same HTTP load with access control off and on.
 
-Each run starts a fresh server (``bench/http.py``'s ``Server``: subprocess, tmp data
+Each run starts a fresh server (``bench/http_load.py``'s ``Server``: subprocess, tmp data
 dir, fsync ON) and drives it with wrk, 64 connections:
 
 1. ``single``: ``POST /v1/assert``, one pre-signed assertion per request, every
@@ -35,20 +35,13 @@ that triggered would make the comparison meaningless.
 
 from __future__ import annotations
 
-import sys
-
-# Run as a script, this folder is first on the import path, and its http.py would
-# shadow the standard library's http package (urllib needs it): drop the folder.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
-
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import urllib.error
@@ -56,17 +49,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-# bench/http.py is named like the standard library's http package: load it by path.
-_spec = importlib.util.spec_from_file_location("stemedb_bench_http", BENCH_DIR / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http: Any = importlib.util.module_from_spec(_spec)
-sys.modules["stemedb_bench_http"] = bench_http
-_spec.loader.exec_module(bench_http)
+import http_load
 
 ROOT_SECRET = "bench-root-" + "0123456789abcdef" * 3  # >= 32 characters
 NEVER = 1_000_000_000  # a limit / budget no benchmark run can reach
-ENTITIES, PREDICATES = 500, bench_http.PREDICATES
+ENTITIES, PREDICATES = 500, http_load.PREDICATES
 
 
 def server_env(hardened: bool) -> dict[str, str]:
@@ -124,7 +111,7 @@ def one_run(
     hardened = mode == "on"
     run_dir = tmp / f"run-{index}-{mode}"
     run_dir.mkdir()
-    server = bench_http.Server(run_dir / "data", server_env(hardened))
+    server = http_load.Server(run_dir / "data", server_env(hardened))
     out: dict[str, Any] = {"mode": mode, "index": index}
     try:
         key = ""
@@ -134,20 +121,20 @@ def one_run(
                 server.url, "/v1/query?subject=x&predicate=y"
             )
         common = {"threads": args.threads, "connections": args.connections, "seconds": args.seconds}
-        out["single"] = bench_http.phase_wrk(
+        out["single"] = http_load.phase_wrk(
             server,
             "single",
-            bench_http.POST_LUA,
+            http_load.POST_LUA,
             "/v1/assert",
             {"BENCH_BODIES": str(bodies), "BENCH_PATH": "/v1/assert", "BENCH_API_KEY": key},
             per_request=1,
             **common,
         )
         time.sleep(args.pause)
-        out["query"] = bench_http.phase_wrk(
+        out["query"] = http_load.phase_wrk(
             server,
             "query",
-            bench_http.GET_LUA,
+            http_load.GET_LUA,
             "/",
             {"BENCH_PATHS": str(paths), "BENCH_API_KEY": key, "BENCH_AGENT_ID": agent},
             per_request=0,
@@ -223,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "hardening",
         "cpus": os.cpu_count(),
-        "machine": bench_http.machine_speed(),
+        "machine": http_load.machine_speed(),
         "fsync": True,
         "config": vars(args),
         "metrics_on_in_both": True,
@@ -235,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.monotonic()
         count = int(args.single_rate_cap * args.seconds)
-        bodies = bench_http.write_lines(
-            tmp / "single.jsonl", bench_http.presign(count, "s", args.sign_workers)
+        bodies = http_load.write_lines(
+            tmp / "single.jsonl", http_load.presign(count, "s", args.sign_workers)
         )
         report["presign_seconds"] = round(time.monotonic() - t0, 1)
         pairs = [
@@ -244,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             for e in range(ENTITIES)
             for p in range(PREDICATES)
         ]
-        paths = bench_http.write_lines(tmp / "queries.txt", [p.encode() for p in pairs])
+        paths = http_load.write_lines(tmp / "queries.txt", [p.encode() for p in pairs])
         # the agent of the reads: one of the benchmark's signers
         agent = AgentKey.from_seed(hashlib.sha256(b"stemedb-http-bench-0").digest()).agent_id
         first, second = ("off", "on") if args.order == "alternate" else ("on", "off")

@@ -1,6 +1,6 @@
 -- wrk script: POST pre-signed bodies, one per request, never the same body twice.
 --
--- BENCH_BODIES  file with one JSON body per line (written by bench/http.py)
+-- BENCH_BODIES  file with one JSON body per line (written by bench/http_load.py)
 -- BENCH_PATH    request path (/v1/assert or /v1/assert/batch)
 -- BENCH_THREADS the -t given to wrk: thread k sends lines k, k+T, k+2T, ...
 -- BENCH_API_KEY optional: sent as X-API-Key on every request (bench/hardening.py)

@@ -21,30 +21,18 @@ Variants (``--variants``):
 
 from __future__ import annotations
 
-import sys
-
-# Run as a script, this folder is first on the import path, and its http.py would
-# shadow the standard library's http package (urllib needs it): drop the folder.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
-
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("stemedb_bench_http", BENCH_DIR / "http.py")
-assert _spec is not None and _spec.loader is not None
-bench_http: Any = importlib.util.module_from_spec(_spec)
-sys.modules["stemedb_bench_http"] = bench_http
-_spec.loader.exec_module(bench_http)
+import http_load
 
 VARIANTS = ("uvicorn-patched", "uvicorn", "granian", "bare-uvicorn", "bare-granian")
 BASELINE = "bare-uvicorn"
@@ -165,8 +153,8 @@ def serve(variant: str) -> None:
 # -- the driver ------------------------------------------------------------------------
 
 
-class VariantServer(bench_http.Server):  # type: ignore[misc]
-    """bench/http.py's server, started as ``bench/http_server.py --serve VARIANT``."""
+class VariantServer(http_load.Server):  # type: ignore[misc]
+    """bench/http_load.py's server, started as ``bench/http_server.py --serve VARIANT``."""
 
     def __init__(self, data_dir: Path, variant: str) -> None:
         command = [sys.executable, str(Path(__file__).resolve()), "--serve", variant]
@@ -176,8 +164,8 @@ class VariantServer(bench_http.Server):  # type: ignore[misc]
 def presigned_files(tmp: Path, tag: str, args: Any) -> dict[str, Path]:
     """The wrk input of one run: distinct signed records (single and batched) and the
     queries over what the single phase writes."""
-    singles = bench_http.presign(int(SINGLE_RATE_CAP * args.seconds), f"s{tag}", args.sign_workers)
-    batched = bench_http.presign(int(BATCH_RATE_CAP * args.seconds), f"b{tag}", args.sign_workers)
+    singles = http_load.presign(int(SINGLE_RATE_CAP * args.seconds), f"s{tag}", args.sign_workers)
+    batched = http_load.presign(int(BATCH_RATE_CAP * args.seconds), f"b{tag}", args.sign_workers)
     bodies = [
         b'{"assertions":[' + b",".join(batched[i : i + args.batch]) + b"]}"
         for i in range(0, len(batched), args.batch)
@@ -185,12 +173,12 @@ def presigned_files(tmp: Path, tag: str, args: Any) -> dict[str, Path]:
     queries = [
         f"/v1/query?subject=https{tag}/entity-{e}&predicate=attr-{p}".encode()
         for e in range(ENTITIES)
-        for p in range(bench_http.PREDICATES)
+        for p in range(http_load.PREDICATES)
     ]
     return {
-        "single": bench_http.write_lines(tmp / "single.jsonl", singles),
-        "batch": bench_http.write_lines(tmp / "batch.jsonl", bodies),
-        "query": bench_http.write_lines(tmp / "queries.txt", queries),
+        "single": http_load.write_lines(tmp / "single.jsonl", singles),
+        "batch": http_load.write_lines(tmp / "batch.jsonl", bodies),
+        "query": http_load.write_lines(tmp / "queries.txt", queries),
     }
 
 
@@ -200,10 +188,10 @@ def run_variant(variant: str, tmp: Path, files: dict[str, Path], args: Any) -> d
     server = VariantServer(run_dir / "data", variant)
     out: dict[str, Any] = {"variant": variant}
     try:
-        out["single"] = bench_http.phase_wrk(
+        out["single"] = http_load.phase_wrk(
             server,
             "single",
-            bench_http.POST_LUA,
+            http_load.POST_LUA,
             "/v1/assert",
             {"BENCH_BODIES": str(files["single"]), "BENCH_PATH": "/v1/assert"},
             threads=args.threads,
@@ -211,10 +199,10 @@ def run_variant(variant: str, tmp: Path, files: dict[str, Path], args: Any) -> d
             seconds=args.seconds,
             per_request=1,
         )
-        out["batch"] = bench_http.phase_wrk(
+        out["batch"] = http_load.phase_wrk(
             server,
             "batch",
-            bench_http.POST_LUA,
+            http_load.POST_LUA,
             "/v1/assert/batch",
             {"BENCH_BODIES": str(files["batch"]), "BENCH_PATH": "/v1/assert/batch"},
             threads=args.threads,
@@ -222,10 +210,10 @@ def run_variant(variant: str, tmp: Path, files: dict[str, Path], args: Any) -> d
             seconds=args.seconds,
             per_request=args.batch,
         )
-        out["query"] = bench_http.phase_wrk(
+        out["query"] = http_load.phase_wrk(
             server,
             "query",
-            bench_http.GET_LUA,
+            http_load.GET_LUA,
             "/",
             {"BENCH_PATHS": str(files["query"])},
             threads=args.threads,
@@ -304,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "http_server",
         "cpus": os.cpu_count(),
-        "machine": bench_http.machine_speed(),
+        "machine": http_load.machine_speed(),
         "fsync": True,
         "config": {k: v for k, v in vars(args).items() if k != "serve"},
     }

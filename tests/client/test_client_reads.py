@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 
 import stemedb.errors as base
 from stemedb.client import AgentKey, Client, ObjectValue, QuerySpec
 from stemedb.model.records import Assertion
+
+T = TypeVar("T")
+
+
+def _after(seconds: float, action: Callable[[], T]) -> T:
+    """``action()`` after ``seconds`` (on a worker thread of the caller's pool, which
+    joins it, so it never outlives the client it uses)."""
+    time.sleep(seconds)
+    return action()
 
 
 def test_query_resolves_through_the_lens_and_returns_typed_claims(
@@ -135,33 +146,32 @@ def test_feed_pages_and_long_polls(db: Client, subject: str) -> None:
     assert page.next_after >= written.lsn
 
     latest = db.feed(0, limit=1).last_lsn
-    late = threading.Timer(0.3, lambda: db.assert_(subject, "late", "x", 0.5))
-    late.start()
-    started = time.monotonic()
-    try:
+    with ThreadPoolExecutor(1) as later:  # joined before the client closes
+        late = later.submit(_after, 0.3, lambda: db.assert_(subject, "late", "x", 0.5))
+        started = time.monotonic()
         waited = db.feed(latest, limit=10, wait_seconds=2)
-    finally:
-        late.join()  # the write must not outlive the client (it would fail a later test)
+        elapsed = time.monotonic() - started
+        assert late.result().lsn > latest  # the write's own failure fails this test
     assert waited.items and waited.items[0].kind == "assertion"
-    assert time.monotonic() - started < 2.0
+    assert elapsed < 2.0
 
 
 def test_stream_feed_yields_records_as_they_commit(db: Client, subject: str) -> None:
     head = db.feed(0, limit=1).last_lsn
     first = db.assert_(subject, "risk", "one", 0.5)
     stream = db.stream_feed(after=head)
-    timer = threading.Timer(0.2, lambda: db.assert_(subject, "risk", "two", 0.5))
-    try:
-        item = next(stream)
-        assert (item.lsn, item.kind, item.id) == (first.lsn, "assertion", first.id)
-        timer.start()
-        item = next(stream)
-        assert item.kind == "assertion" and isinstance(item.record, Assertion)
-        assert item.record.object == ObjectValue("text", "two")
-    finally:
-        stream.close()
-        if timer.ident is not None:  # the write is streamed before its answer arrives
-            timer.join()
+    # Joined before the client closes: the write is streamed before its answer arrives.
+    with ThreadPoolExecutor(1) as later:
+        try:
+            item = next(stream)
+            assert (item.lsn, item.kind, item.id) == (first.lsn, "assertion", first.id)
+            second = later.submit(_after, 0.2, lambda: db.assert_(subject, "risk", "two", 0.5))
+            item = next(stream)
+            assert item.kind == "assertion" and isinstance(item.record, Assertion)
+            assert item.record.object == ObjectValue("text", "two")
+            assert second.result().id == item.id
+        finally:
+            stream.close()
 
 
 def test_agent_counts_what_the_agent_signed(db: Client, alice: AgentKey, subject: str) -> None:

@@ -18,7 +18,7 @@ from stemedb.errors import DiskFullError, StorageError
 from stemedb.ops.backup.create import BackupResult, create_backup
 from stemedb.ops.backup.location import LocalBackups, list_backups
 from stemedb.ops.backup.restore import RestoreRequest, restore_backup
-from stemedb.ops.drill import DrillReport, write_reports
+from stemedb.ops.drill_report import DrillReport, write_reports
 from stemedb.sys import RealFileSystem
 from stemedb.sys.faults import FaultyFileSystem
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stemedb.store.protocol import Store
 from store_contract.history import History
 
@@ -13,6 +15,20 @@ def test_a_view_reads_back_as_put_and_a_later_put_replaces_it(store: Store) -> N
     store.put_views([("s", "p", 2, 20.0, b"second")])
     assert store.view("s", "p") == (2, 20.0, b"second")
     assert store.view("s", "q") == (1, 10.0, b"other")
+
+
+def test_a_view_of_an_earlier_lsn_never_replaces_a_later_one(
+    open_store: Callable[[], Store],
+) -> None:
+    """Two processes' refreshers share the views: the one that computed the older
+    snapshot may finish last (a stale view then served as fresh after a 201)."""
+    first, second = open_store(), open_store()
+    first.put_views([("s", "p", 5, 50.0, b"newer")])
+    second.put_views([("s", "p", 4, 60.0, b"older"), ("s", "q", 4, 60.0, b"other")])
+    assert first.view("s", "p") == second.view("s", "p") == (5, 50.0, b"newer")
+    assert second.view("s", "q") == (4, 60.0, b"other")
+    second.put_views([("s", "p", 5, 70.0, b"same snapshot, later decay")])
+    assert first.view("s", "p") == (5, 70.0, b"same snapshot, later decay")
 
 
 def test_replay_drops_the_views_of_touched_keys_and_keeps_the_others(

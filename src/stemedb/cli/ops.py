@@ -178,14 +178,8 @@ def dr_drill(
     writes it and the JSON report, and exits 1 unless every check and both [dr] targets
     pass.
     """
-    from stemedb.ops.drill import (
-        REPORT_FILE,
-        DrillOptions,
-        default_workdir,
-        render_text,
-        run_drill,
-        write_reports,
-    )
+    from stemedb.ops.drill import DrillOptions, default_workdir, run_drill
+    from stemedb.ops.drill_report import REPORT_FILE, render_text, write_reports
 
     cfg = _config(config)
     scratch = workdir or default_workdir(cfg.dr.workdir)

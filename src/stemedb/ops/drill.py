@@ -34,9 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import apsw
-import msgspec
-
 from stemedb.errors import StemeError, StorageError
 from stemedb.ops.archive.archiving import archive_wal
 from stemedb.ops.archive.target import open_archive_target
@@ -44,55 +41,11 @@ from stemedb.ops.backup.create import create_backup
 from stemedb.ops.backup.location import backup_location
 from stemedb.ops.backup.restore import RestoreRequest, restore_backup
 from stemedb.ops.backup.verify import verify_backup
-from stemedb.sys import FileSystem, RealFileSystem
-from stemedb.sys.durable import replace_file
+from stemedb.ops.drill_report import DrillReport, DrillStep
+from stemedb.ops.state import STORE_FILE, state_hash_through, store_point
 
-STORE_FILE: Final = "store.sqlite"
 SYNTHETIC_SEGMENT_SIZE_BYTES: Final = 64 * 1024
 SYNTHETIC_BATCH_RECORDS: Final = 50
-REPORT_FILE: Final = "dr-drill-report.json"
-TEXT_REPORT_FILE: Final = "dr-drill-report.txt"
-
-
-class DrillStep(msgspec.Struct):
-    name: str
-    ok: bool
-    seconds: float
-    detail: str
-
-
-class DrillReport(msgspec.Struct):
-    ok: bool
-    mode: str  # "live" | "synthetic"
-    started_at: float
-    finished_at: float
-    host: str
-    source_data_dir: str
-    workdir: str
-    backup: str
-    archive: str
-    restored_data_dir: str
-    backup_lsn: int
-    archived_through_lsn: int
-    loss_lsn: int
-    loss_at: float
-    restored_lsn: int
-    records_lost: int
-    rpo_seconds: float
-    rpo_target_seconds: float
-    rpo_ok: bool
-    rto_seconds: float
-    rto_target_seconds: float
-    rto_ok: bool
-    expected_state_hash: str
-    restored_state_hash: str
-    state_hash_ok: bool
-    steps: list[DrillStep]
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        return result
 
 
 @dataclass
@@ -105,39 +58,6 @@ class DrillOptions:
     records: int | None = None  # synthetic mode: how many records
     backup_to: str | None = None  # default <workdir>/backups
     archive: str | None = None  # default <workdir>/archive
-
-
-def state_hash_through(data_dir: Path, lsn: int) -> tuple[int, str]:
-    """The store's (last LSN, state hash) over its changes up to ``lsn`` (the formula of
-    ``SqliteStore.state_hash``), read-only: safe next to a running server."""
-    conn = apsw.Connection(str(data_dir / STORE_FILE), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        digest = hashlib.sha256()
-        last = 0
-        rows = conn.execute(
-            "SELECT lsn, kind, ref FROM changes WHERE lsn <= ? ORDER BY lsn", (lsn,)
-        )
-        for row_lsn, kind, ref in rows:
-            digest.update(f"{row_lsn}:{kind}:{bytes(ref).hex()}\n".encode())
-            last = int(row_lsn)
-        return last, digest.hexdigest()
-    finally:
-        conn.close()
-
-
-def _store_point(data_dir: Path, lsn: int | None = None) -> tuple[int, float | None]:
-    """(applied LSN, commit time of ``lsn`` or None), read-only."""
-    conn = apsw.Connection(str(data_dir / STORE_FILE), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        rows = list(conn.execute("SELECT value FROM meta WHERE key = 'applied_lsn'"))
-        applied = int(rows[0][0]) if rows else 0
-        committed: float | None = None
-        if lsn is not None:
-            found = list(conn.execute("SELECT committed_at FROM changes WHERE lsn = ?", (lsn,)))
-            committed = float(found[0][0]) if found else None
-        return applied, committed
-    finally:
-        conn.close()
 
 
 def _fill_synthetic(engine: Any, start: int, count: int) -> None:
@@ -288,9 +208,9 @@ def run_drill(options: DrillOptions, note: Callable[[str], None] | None = None) 
 
         def loss() -> str:
             target = max(facts["archived_through_lsn"], facts["backup_lsn"])
-            facts["loss_lsn"], _ = _store_point(data_dir)
+            facts["loss_lsn"], _ = store_point(data_dir)
             facts["loss_at"] = time.time()
-            _, facts["first_lost_at"] = _store_point(data_dir, target + 1)
+            _, facts["first_lost_at"] = store_point(data_dir, target + 1)
             _, facts["expected"] = state_hash_through(data_dir, target)
             facts["target"] = target
             if synthetic and engine is not None:
@@ -410,54 +330,5 @@ def _report(
     )
 
 
-def render_text(report: DrillReport) -> str:
-    """The report for people (and for the operations docs)."""
-    verdict = "PASS" if report.ok else "FAIL"
-    lines = [f"StemeDB DR drill ({report.mode}) on {report.host}: {verdict}"]
-    for step in report.steps:
-        mark = "ok  " if step.ok else "FAIL"
-        lines.append(f"  {mark} {step.name:<8} {step.seconds:>8.3f} s  {step.detail}")
-    if report.error:
-        lines.append(f"  error: {report.error}")
-    lines.append(
-        f"  RTO {report.rto_seconds:.3f} s (target {report.rto_target_seconds:g} s): "
-        f"{'PASS' if report.rto_ok else 'FAIL'}"
-    )
-    lines.append(
-        f"  RPO {report.records_lost} record(s), {report.rpo_seconds:.3f} s "
-        f"(target {report.rpo_target_seconds:g} s): {'PASS' if report.rpo_ok else 'FAIL'}"
-    )
-    lines.append(
-        f"  state hash at LSN {report.restored_lsn}: "
-        f"{'matches' if report.state_hash_ok else 'DIFFERS'}"
-    )
-    return "\n".join(lines) + "\n"
-
-
-def write_reports(report: DrillReport, json_path: Path, fs: FileSystem | None = None) -> Path:
-    """Write the JSON report to ``json_path`` and the text one next to it (``.txt``),
-    each replacing the previous one atomically (a failure leaves it as it was)."""
-    fs = fs or RealFileSystem()
-    fs.makedirs(json_path.parent)
-    json_bytes = msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"
-    replace_file(fs, json_path, json_bytes)
-    text_path = json_path.with_suffix(".txt")
-    replace_file(fs, text_path, render_text(report).encode("utf-8"))
-    return text_path
-
-
 def default_workdir(configured: str) -> Path:
     return Path(configured) if configured else Path(tempfile.mkdtemp(prefix="stemedb-dr-drill-"))
-
-
-__all__ = [
-    "REPORT_FILE",
-    "DrillOptions",
-    "DrillReport",
-    "DrillStep",
-    "default_workdir",
-    "render_text",
-    "run_drill",
-    "state_hash_through",
-    "write_reports",
-]

@@ -1,14 +1,20 @@
-"""State hashes: the store and the WAL must describe the same history."""
+"""State hashes: the store and the WAL must describe the same history (and, read-only
+next to a running server, where the store stands: ``state_hash_through``, ``store_point``)."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
+
+import apsw
 
 from stemedb.config import Config
 from stemedb.engine.codec import decode_entry
 from stemedb.store.sqlite import SqliteStore
 from stemedb.wal import Wal
+
+STORE_FILE: Final = "store.sqlite"
 
 
 def wal_state_hash(wal: Wal, up_to_lsn: int | None = None, from_lsn: int = 1) -> tuple[int, str]:
@@ -55,3 +61,36 @@ def compare_store_with_wal(config: Config) -> dict[str, Any]:
             wal.close()
     finally:
         lock.release()
+
+
+def state_hash_through(data_dir: Path, lsn: int) -> tuple[int, str]:
+    """The store's (last LSN, state hash) over its changes up to ``lsn`` (the formula of
+    ``SqliteStore.state_hash``), read-only: safe next to a running server."""
+    conn = apsw.Connection(str(data_dir / STORE_FILE), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        digest = hashlib.sha256()
+        last = 0
+        rows = conn.execute(
+            "SELECT lsn, kind, ref FROM changes WHERE lsn <= ? ORDER BY lsn", (lsn,)
+        )
+        for row_lsn, kind, ref in rows:
+            digest.update(f"{row_lsn}:{kind}:{bytes(ref).hex()}\n".encode())
+            last = int(row_lsn)
+        return last, digest.hexdigest()
+    finally:
+        conn.close()
+
+
+def store_point(data_dir: Path, lsn: int | None = None) -> tuple[int, float | None]:
+    """(applied LSN, commit time of ``lsn`` or None), read-only."""
+    conn = apsw.Connection(str(data_dir / STORE_FILE), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        rows = list(conn.execute("SELECT value FROM meta WHERE key = 'applied_lsn'"))
+        applied = int(rows[0][0]) if rows else 0
+        committed: float | None = None
+        if lsn is not None:
+            found = list(conn.execute("SELECT committed_at FROM changes WHERE lsn = ?", (lsn,)))
+            committed = float(found[0][0]) if found else None
+        return applied, committed
+    finally:
+        conn.close()

@@ -1,11 +1,13 @@
-"""The read side: candidate selection, lens application, caching, views and audit."""
+"""The read side: candidate selection, lens application, caching, views and audit.
+
+``QueryService`` answers queries; what an answer shows of each claim is built in
+``query.claim_views``, what the audit log keeps of it in ``query.audit_entry``."""
 
 from __future__ import annotations
 
 import itertools
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -14,23 +16,25 @@ from stemedb.config import Config, LensSettings
 from stemedb.engine import Engine
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.lens import DEFAULT_LENS, LENS_NAMES, LensConfig, Resolution, resolve
-from stemedb.model.records import Assertion, Signature
 from stemedb.query.audit import PRUNE_INTERVAL_SECONDS, AuditLog
+from stemedb.query.audit_entry import audit_parameters, query_contributions
+from stemedb.query.claim_views import (
+    claim_views,
+    resolution_view,
+    skeptic_claims,
+    source_warnings,
+)
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
 from stemedb.query.params import QueryParams, validate_params
 from stemedb.query.provenance import Provenance
 from stemedb.query.selection import Selection, select
 from stemedb.query.views import ViewKeeper
 from stemedb.store.protocol import Store
-from stemedb.store.rows import CandidateRow
 from stemedb.wire import (
     AuditRecord,
-    ClaimView,
     Contribution,
     GroupResult,
     QueryResult,
-    ResolutionView,
-    SkepticClaim,
     SkepticResult,
     SourceWarning,
 )
@@ -182,7 +186,19 @@ class QueryService:
             result = self._single(params, lens, digest)
         else:
             result = self._multi(params, lens, digest)
-        self._audit(result, params, lens, asker, endpoint, started)
+        winner, contributions = query_contributions(result)
+        self._record_audit(
+            result.query_id,
+            endpoint,
+            lens,
+            result.subject or result.subject_prefix,
+            result.predicate,
+            params,
+            winner,
+            contributions,
+            asker,
+            started,
+        )
         return result
 
     def _single(self, params: QueryParams, lens: str, digest: str) -> QueryResult:
@@ -230,7 +246,12 @@ class QueryService:
         wanted = [by_id[i] for i in page_ids]
         if res.winner is not None and res.winner not in page_ids:
             wanted.append(by_id[res.winner])
-        views = {v.id: v for v in self.claim_views(wanted, weights, resolved.lsn_bound)}
+        views = {
+            v.id: v
+            for v in claim_views(
+                self.store, wanted, weights, resolved.lsn_bound, self.engine.applied_lsn
+            )
+        }
         more = offset + limit < len(res.ranked)
         next_cursor = None
         if more:
@@ -242,9 +263,9 @@ class QueryService:
             subject=subject,
             predicate=predicate,
             lens=lens,
-            resolution=self._resolution_view(res, views.get(res.winner or "")),
+            resolution=resolution_view(res, views.get(res.winner or "")),
             claims=[views[i] for i in page_ids],
-            source_warnings=self.warnings(resolved.selection.tainted),
+            source_warnings=source_warnings(self.store, resolved.selection.tainted),
             next_cursor=next_cursor,
             as_of_lsn=resolved.lsn_bound,
         )
@@ -274,10 +295,12 @@ class QueryService:
             if winner is not None:
                 row = next(r for r in resolved.selection.rows if r.id == winner)
                 weights = {r.id: r.weight for r in resolved.resolution.ranked}
-                winner_view = self.claim_views([row], weights, lsn_bound)[0]
-            resolution = self._resolution_view(resolved.resolution, winner_view)
+                winner_view = claim_views(
+                    self.store, [row], weights, lsn_bound, self.engine.applied_lsn
+                )[0]
+            resolution = resolution_view(resolved.resolution, winner_view)
             groups.append(GroupResult(subject=s, predicate=p, resolution=resolution))
-            warnings.extend(self.warnings(resolved.selection.tainted))
+            warnings.extend(source_warnings(self.store, resolved.selection.tainted))
         next_cursor = None
         if more and keys:
             last = keys[-1]
@@ -298,17 +321,6 @@ class QueryService:
             as_of_lsn=lsn_bound,
         )
 
-    @staticmethod
-    def _resolution_view(res: Resolution, winner: ClaimView | None) -> ResolutionView:
-        return ResolutionView(
-            winner=winner,
-            resolution_confidence=res.resolution_confidence,
-            conflict_score=res.conflict_score,
-            candidates_count=res.candidates_count,
-            status=res.status,
-            deciding_tier=res.deciding_tier,
-        )
-
     def skeptic(
         self, subject: str, predicate: str, *, asker: str | None = None, **filters: object
     ) -> SkepticResult:
@@ -318,21 +330,6 @@ class QueryService:
         _, lsn_bound, now = self._snapshot(params, "")
         resolved = self.resolve_key(subject, predicate, params, "skeptic", lsn_bound, now)
         res = resolved.resolution
-        by_id = {row.id: row for row in resolved.selection.rows}
-        records = self.store.assertions_by_lsn([by_id[g.claim_ids[0]].lsn for g in res.groups])
-        claims = []
-        for group in res.groups:
-            best = by_id[group.claim_ids[0]]
-            claims.append(
-                SkepticClaim(
-                    value=records[best.lsn].object,
-                    support_share=group.share,
-                    weight=group.weight,
-                    tier=group.best_tier,
-                    source_class=best.source_class,
-                    claim_ids=list(group.claim_ids),
-                )
-            )
         result = SkepticResult(
             query_id=new_query_id(),
             subject=subject,
@@ -340,8 +337,8 @@ class QueryService:
             status=res.status,
             conflict_score=res.conflict_score,
             candidates_count=res.candidates_count,
-            claims=claims,
-            source_warnings=self.warnings(resolved.selection.tainted),
+            claims=skeptic_claims(self.store, resolved.selection.rows, res),
+            source_warnings=source_warnings(self.store, resolved.selection.tainted),
         )
         contributions = [Contribution(r.id, r.weight) for r in res.ranked]
         self._record_audit(
@@ -358,125 +355,7 @@ class QueryService:
         )
         return result
 
-    # -- building blocks -------------------------------------------------------------
-
-    def claim_views(
-        self, rows: Sequence[CandidateRow], weights: dict[str, float], lsn_bound: int
-    ) -> list[ClaimView]:
-        """Claims as read at ``lsn_bound``: an ``as_of`` read shows no co-signature, vote,
-        retraction or supersession committed after it."""
-        records = self.store.assertions_by_lsn([r.lsn for r in rows])
-        retracted = self.store.retracted_sources()
-        votes: dict[int, float] = {}
-        if lsn_bound < self.engine.applied_lsn:
-            votes = self.store.vote_weights_at([r.lsn for r in rows], lsn_bound)
-        out = []
-        for row in rows:
-            record = records[row.lsn]
-            signatures = list(record.signatures)
-            if len(row.signers) > len(signatures):
-                signatures = [
-                    Signature(s.agent_id, s.signature, s.signed_at)
-                    for s in self.store.signatures(row.lsn)
-                    if s.lsn <= lsn_bound
-                ]
-            row = msgspec.structs.replace(
-                row,
-                vote_weight=votes.get(row.lsn, row.vote_weight),
-                tainted_by=row.tainted_by
-                if retracted.get(row.tainted_by or "", lsn_bound + 1) <= lsn_bound
-                else None,
-                superseded_lsn=row.superseded_lsn
-                if (row.superseded_lsn or lsn_bound + 1) <= lsn_bound
-                else None,
-            )
-            out.append(self._view(row, record, signatures, weights.get(row.id, 0.0), retracted))
-        return out
-
-    @staticmethod
-    def _view(
-        row: CandidateRow,
-        a: Assertion,
-        signatures: list[Signature],
-        weight: float,
-        retracted: dict[str, int],
-    ) -> ClaimView:
-        return ClaimView(
-            id=row.id,
-            lsn=row.lsn,
-            subject=a.subject,
-            predicate=a.predicate,
-            object=a.object,
-            confidence=a.confidence,
-            source_hash=a.source_hash,
-            source_class=row.source_class,
-            epoch=a.epoch,
-            parent=a.parent,
-            lifecycle=a.lifecycle,
-            valid_from=a.valid_from,
-            valid_to=a.valid_to,
-            timestamp=a.timestamp,
-            signatures=signatures,
-            weight=weight,
-            vote_weight=row.vote_weight,
-            retracted_source=row.tainted_by is not None and row.tainted_by in retracted,
-            superseded=row.superseded_lsn is not None,
-        )
-
-    def warnings(self, tainted: Sequence[CandidateRow]) -> list[SourceWarning]:
-        reasons: dict[str, str | None] = {}
-        out = []
-        for row in tainted:
-            source_hash = row.tainted_by
-            assert source_hash is not None
-            if source_hash not in reasons:
-                source = self.store.source(source_hash)
-                reasons[source_hash] = source.retracted_reason if source else None
-            kind = "retracted_source" if row.source_hash == source_hash else "retracted_ancestor"
-            out.append(
-                SourceWarning(
-                    assertion_id=row.id,
-                    source_hash=source_hash,
-                    kind=kind,
-                    reason=reasons[source_hash],
-                )
-            )
-        return out
-
     # -- audit ---------------------------------------------------------------------
-
-    def _audit(
-        self,
-        result: QueryResult,
-        params: QueryParams,
-        lens: str,
-        asker: str | None,
-        endpoint: str,
-        started: float,
-    ) -> None:
-        if result.resolution is not None:
-            winner = result.resolution.winner
-            winners = [winner.id] if winner else []
-            contributions = [Contribution(c.id, c.weight) for c in result.claims]
-        else:
-            winners = [g.resolution.winner.id for g in result.results or [] if g.resolution.winner]
-            contributions = [
-                Contribution(g.resolution.winner.id, g.resolution.winner.weight)
-                for g in result.results or []
-                if g.resolution.winner
-            ]
-        self._record_audit(
-            result.query_id,
-            endpoint,
-            lens,
-            result.subject or result.subject_prefix,
-            result.predicate,
-            params,
-            winners[0] if len(winners) == 1 else None,
-            contributions,
-            asker,
-            started,
-        )
 
     def _record_audit(
         self,
@@ -491,12 +370,6 @@ class QueryService:
         asker: str | None,
         started: float,
     ) -> None:
-        parameters: dict[str, object] = {}
-        for name, value in msgspec.structs.asdict(params).items():
-            # Unset knobs are left out: None, False, 0 and empty lists (not "").
-            if value is None or (not value and type(value) is not str) or name == "cursor":
-                continue
-            parameters[name] = list(value) if type(value) is tuple else value
         self.audit.record(
             AuditRecord(
                 query_id=query_id,
@@ -506,7 +379,7 @@ class QueryService:
                 lens=lens,
                 subject=subject,
                 predicate=predicate,
-                parameters=parameters,
+                parameters=audit_parameters(params),
                 winner=winner,
                 contributions=contributions,
                 duration_ms=(time.perf_counter() - started) * 1000.0,

@@ -5,7 +5,8 @@ protocol; ``runtime.writer_process`` is the other side).
 per HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP
 process's link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``
 in an engine opened with ``Engine.attach``: ``start_writer_process`` and
-``join_writer_process`` open such an engine.
+``join_writer_process`` open such an engine. What such a process sees of the WAL is
+``runtime.remote_wal``.
 """
 
 from __future__ import annotations
@@ -50,19 +51,14 @@ from stemedb.runtime.protocol import (
     Removed,
     Submit,
     ToWriter,
-    WalAppend,
-    WalFsync,
-    WalFsyncError,
-    WalRotation,
     WriterSettings,
     error_from_wire,
     outcome_from_wire,
 )
+from stemedb.runtime.remote_wal import RemoteWal, wal_event_handlers
 from stemedb.store.protocol import StoreWriter
 from stemedb.sys.shared import SharedInt
 from stemedb.wal import WalObserver
-from stemedb.wal.format import parse_segment_name
-from stemedb.wal.log import SegmentInfo
 
 log = logging.getLogger("stemedb.engine")
 
@@ -116,49 +112,6 @@ def join_writer_process(link: socket.socket, data_dir: Path, settings: EngineSet
     return Engine.attach(writer, data_dir, settings, verify_in_writer=False)
 
 
-class RemoteWal:
-    """What the server process may ask of the WAL the writer process owns: its state
-    (from the writer's messages) and its files (read from the directory)."""
-
-    def __init__(self, process: WriterProcess, directory: Path, last_lsn: int) -> None:
-        self._process = process
-        self._directory = directory
-        self.last_lsn = last_lsn
-        self.read_only_reason: str | None = None
-
-    @property
-    def directory(self) -> Path:
-        return self._directory
-
-    @property
-    def read_only(self) -> bool:
-        return self.read_only_reason is not None
-
-    def segments(self) -> list[SegmentInfo]:
-        """The segment files in LSN order (the last one is the open one)."""
-        found = sorted(
-            (first, self._directory / name)
-            for name in os.listdir(self._directory)
-            if (first := parse_segment_name(name)) is not None
-        )
-        out: list[SegmentInfo] = []
-        for index, (first, path) in enumerate(found):
-            sealed = index + 1 < len(found)
-            last = found[index + 1][0] - 1 if sealed else self.last_lsn
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:  # removed after archiving while we listed
-                continue
-            out.append(SegmentInfo(first, last, path, size, sealed))
-        return out
-
-    def disk_usage_bytes(self) -> int:
-        return sum(s.size_bytes for s in self.segments())
-
-    def remove_segments_before(self, lsn: int) -> list[Path]:
-        return self._process.remove_segments_before(lsn)
-
-
 class WriterProcess(CommitNotices):
     """The server side of the writer process; stands in for ``GroupCommitWriter``."""
 
@@ -210,7 +163,7 @@ class WriterProcess(CommitNotices):
         self._absorbed = threading.Condition()
         self.replayed: int = ready.replayed
         self.open_seconds: float = ready.open_seconds
-        self.wal = RemoteWal(self, wal_dir, ready.wal_last_lsn)
+        self.wal = RemoteWal(self.remove_segments_before, wal_dir, ready.wal_last_lsn)
         self._thread = threading.Thread(
             target=self._receive, name="stemedb-writer-link", daemon=True
         )
@@ -390,7 +343,7 @@ class WriterProcess(CommitNotices):
             Done: self._on_done,
             ReadOnly: self._on_read_only,
             Removed: self._on_removed,
-            **self._wal_handlers(),
+            **wal_event_handlers(self._observer),
         }
         try:
             while (message := self._channel.receive()) is not None:
@@ -420,18 +373,6 @@ class WriterProcess(CommitNotices):
         if future is not None:
             settle(future, lambda: [outcome_from_wire(o) for o in message.outcomes])
 
-    def _wal_handlers(self) -> dict[type[FromWriter], Callable[[Any], None]]:
-        """The WAL observer's events (the first link only) go to ``observer``."""
-        observer = self._observer
-        if observer is None:
-            return dict.fromkeys((WalFsync, WalAppend, WalRotation, WalFsyncError), _ignore)
-        return {
-            WalFsync: lambda m: observer.on_fsync(m.duration_seconds),
-            WalAppend: lambda m: observer.on_append(m.records, m.bytes),
-            WalRotation: lambda _: observer.on_rotation(),
-            WalFsyncError: lambda _: observer.on_fsync_error(),
-        }
-
     def _on_read_only(self, message: ReadOnly) -> None:
         self.wal.read_only_reason = message.reason
 
@@ -457,7 +398,3 @@ class WriterProcess(CommitNotices):
         for waiter in [*pending.values(), *removals.values()]:
             with contextlib.suppress(InvalidStateError):
                 waiter.set_exception(error)
-
-
-def _ignore(_: object) -> None:
-    pass

@@ -247,7 +247,8 @@ class ViewStore(Protocol):
     def cache(self) -> ResultCache: ...
 
     def put_views(self, views: Sequence[ViewRow]) -> None:
-        """Insert or replace views."""
+        """Insert or replace views; a view never replaces one of a later LSN (several
+        processes' refreshers share the views)."""
         ...
 
     def view(self, subject: str, predicate: str) -> tuple[int, float, bytes] | None:

@@ -15,6 +15,8 @@
    first one committed after T (the commit time of the WAL payload).
 5. The engine opens the result (replaying the WAL into the store); the restored state
    hash is compared with the backup's when the restore ends at the backup's LSN.
+
+Steps 1 and 2 (the target directory) are ``ops.backup.restore_target``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Final
 
 import apsw
 
-from stemedb.errors import DiskFullError, StorageError, ValidationError
+from stemedb.errors import StorageError, ValidationError
 from stemedb.ops.archive.reader import WalArchive
 from stemedb.ops.backup.location import (
     LocalBackups,
@@ -45,17 +47,18 @@ from stemedb.ops.backup.manifest import (
     Manifest,
     decode_manifest,
 )
+from stemedb.ops.backup.restore_target import (
+    check_free_space,
+    prepare_target,
+    remove_partial_restore,
+)
 from stemedb.ops.progress import NullProgress, Progress
 from stemedb.ops.wal_plan import Gap, WalPlan, archive_candidates, backup_candidates, plan_wal
 from stemedb.sys import FileSystem, RealFileSystem, translate_os_error
 from stemedb.sys.durable import write_new_file, write_new_file_from
-from stemedb.sys.lock import LOCK_FILE, DirectoryLock
 
-MARGIN_FRACTION: Final = 0.10
-MARGIN_BYTES: Final = 64 * 1024 * 1024
 COPY_CHUNK_BYTES: Final = 4 * 1024 * 1024
 SCRATCH_DIR: Final = ".restore-scratch"
-MOVED_ASIDE_PREFIX: Final = "pre-restore-"
 
 
 @dataclass
@@ -93,85 +96,6 @@ class RestoreReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# -- the target directory ------------------------------------------------------------------
-
-
-def _entries(directory: Path, ignore: set[str]) -> list[Path]:
-    if not directory.exists():
-        return []
-    return sorted(p for p in directory.iterdir() if p.name not in ignore)
-
-
-def _outside(wal_dir: Path, data_dir: Path) -> bool:
-    return not wal_dir.resolve().is_relative_to(data_dir.resolve())
-
-
-def prepare_target(
-    fs: FileSystem, data_dir: Path, wal_dir: Path, *, force: bool
-) -> tuple[DirectoryLock, str | None]:
-    """Lock the target (refusing a live one) and make sure it is empty (moving the old
-    files aside with ``force``). Returns the lock and where old files went."""
-    lock = DirectoryLock(data_dir)  # raises StorageError(data_dir_locked) when live
-    try:
-        existing = _entries(data_dir, {LOCK_FILE})
-        external = _entries(wal_dir, set()) if _outside(wal_dir, data_dir) else []
-        if not existing and not external:
-            return lock, None
-        if not force:
-            names = ", ".join(str(p) for p in (existing + external)[:5])
-            raise ValidationError(
-                "data_dir",
-                "must be empty",
-                f"{data_dir} is not empty ({names}); pass --force to move its files aside"
-                f" into {data_dir}/{MOVED_ASIDE_PREFIX}<time>/ and restore anyway",
-                code="data_dir_not_empty",
-            )
-        aside = data_dir / (MOVED_ASIDE_PREFIX + time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
-        fs.makedirs(aside)
-        for path in existing:
-            if not path.name.startswith(MOVED_ASIDE_PREFIX):
-                fs.rename(path, aside / path.name)
-        if external:
-            fs.makedirs(aside / "wal-dir")
-            for path in external:
-                fs.rename(path, aside / "wal-dir" / path.name)
-            fs.fsync_directory(wal_dir)
-        fs.fsync_directory(data_dir)
-        return lock, str(aside)
-    except OSError as exc:
-        lock.release()
-        raise translate_os_error(exc, "prepare restore target", data_dir) from exc
-    except BaseException:
-        lock.release()
-        raise
-
-
-def _remove_partial_restore(data_dir: Path, wal_dir: Path) -> None:
-    """After a failed restore: remove what it wrote (the target was empty, or emptied)."""
-    for path in _entries(data_dir, {LOCK_FILE}):
-        if path.name.startswith(MOVED_ASIDE_PREFIX):
-            continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    if _outside(wal_dir, data_dir):
-        for path in _entries(wal_dir, set()):
-            if path.is_file():
-                path.unlink(missing_ok=True)
-
-
-def check_free_space(fs: FileSystem, directory: Path, needed_bytes: int) -> None:
-    required = int(needed_bytes * (1 + MARGIN_FRACTION)) + MARGIN_BYTES
-    free = fs.disk_free_bytes(directory)
-    if free < required:
-        raise DiskFullError(
-            f"not enough free space in {directory}: the restore needs about "
-            f"{required / 2**20:.0f} MiB (backup + margin), {free / 2**20:.0f} MiB are free",
-            details={"required_bytes": required, "free_bytes": free},
-        )
 
 
 # -- choosing and reading the backup ---------------------------------------------------------
@@ -290,7 +214,7 @@ def restore_backup(
         try:
             report = _install(fs, request, manifest, backup_dir, wal_dir, archive, progress)
         except BaseException:
-            _remove_partial_restore(data_dir, wal_dir)
+            remove_partial_restore(data_dir, wal_dir)
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

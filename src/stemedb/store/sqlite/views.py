@@ -15,11 +15,16 @@ class Views:
         self._db = db
 
     def put_views(self, views: Sequence[ViewRow]) -> None:
-        """On the writer connection, behind its lock (the group commit uses it too)."""
+        """On the writer connection, behind its lock (the group commit uses it too). A
+        view never replaces one computed at a later LSN: the HTTP processes of a node
+        share the table, and one's refresher may finish after another's newer one."""
         try:
             with self._db.write_lock, self._db.writer:
                 self._db.writer.executemany(
-                    "INSERT OR REPLACE INTO views VALUES (?, ?, ?, ?, ?)", views
+                    "INSERT INTO views VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject, predicate)"
+                    " DO UPDATE SET lsn = excluded.lsn, computed_at = excluded.computed_at,"
+                    " result = excluded.result WHERE excluded.lsn >= views.lsn",
+                    views,
                 )
         except apsw.Error as exc:
             raise translate_error(exc, "views") from exc

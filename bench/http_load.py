@@ -13,19 +13,12 @@ Reports requests/s, p50/p99, the server's group-commit sizes (``stemedb_wal_batc
 from /metrics, per phase) and CPU seconds of the server vs the load generator (both
 share the machine's cores). Prints one JSON document. Benchmarks are not tests.
 
-    uv run --locked python bench/http.py                       # everything, 5-min pilot
-    uv run --locked python bench/http.py --duration 20 --seconds 5   # CI-sized
-    uv run --locked python bench/http.py --workers 2 --phases single,batch,query
+    uv run --locked python bench/http_load.py                       # everything, 5-min pilot
+    uv run --locked python bench/http_load.py --duration 20 --seconds 5   # CI-sized
+    uv run --locked python bench/http_load.py --workers 2 --phases single,batch,query
 """
 
 from __future__ import annotations
-
-import sys
-
-# This file is named like the standard library's ``http`` package, which urllib needs:
-# drop the script's own folder from the import path before anything imports it.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
 
 import argparse
 import asyncio
@@ -38,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request

@@ -1,29 +1,5 @@
-"""The one S3 seam of StemeDB: backups (``ops.backup``) and WAL archival (``ops.archive``).
-
-A small API over boto3 that works with AWS and with S3-compatible servers (MinIO, Ceph,
-OpenStack Swift's s3api, moto):
-
-- ``parse_s3_url("s3://bucket/some/prefix")`` -> ``S3Location(bucket, prefix)``;
-  ``location.key("a", "b")`` -> ``"some/prefix/a/b"``, ``location.url(...)`` likewise.
-- ``S3Client.from_env()`` builds a client from the environment: endpoint
-  ``STEMEDB_S3_ENDPOINT_URL``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``
-  (unset = AWS); region ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, default ``us-east-1``;
-  credentials from boto3's usual chain (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-  ``AWS_SESSION_TOKEN``, profiles, instance roles). Path-style addressing, and request
-  checksums only where an operation requires them (non-AWS servers reject the newer
-  default CRC trailers).
-- ``put_bytes`` / ``put_file`` upload with ``Content-MD5`` (the server checks the body)
-  and the SHA-256 as user metadata ``sha256``. Write-once: a key that exists is never
-  overwritten. An existing object with the same SHA-256 counts as success
-  (``PutResult.created`` is False: retries are idempotent); a different one raises
-  ``StorageError(code="s3_object_exists")``. The put carries ``If-None-Match: *`` so
-  servers that support it close the race between the existence check and the write.
-- ``get_bytes``, ``download_file``, ``head`` (None when missing), ``list_objects`` (every key
-  under a prefix), ``list_prefixes`` (one level, like ``ls``), ``delete``.
-- botocore errors become ``NetworkError`` (cannot reach the endpoint; retryable) or
-  ``StorageError`` with a code: ``s3_object_not_found``, ``s3_no_such_bucket``,
-  ``s3_access_denied``, ``s3_no_credentials``, ``s3_object_exists``, ``s3_error``.
-"""
+"""The S3 client: write-once puts, reads and listings, with StemeDB's errors (the
+package doc describes the behaviour)."""
 
 from __future__ import annotations
 
@@ -40,9 +16,17 @@ import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
 
-from stemedb.errors import NetworkError, StorageError, ValidationError
+from stemedb.errors import StorageError
+from stemedb.ops.s3.errors import (
+    NOT_FOUND_CODES,
+    PRECONDITION_CODES,
+    TRANSLATED_ERRORS,
+    UNSUPPORTED_CODES,
+    error_code,
+    translate_s3_error,
+)
+from stemedb.ops.s3.location import S3Location
 
-S3_SCHEME: Final = "s3://"
 DEFAULT_REGION: Final = "us-east-1"
 ENDPOINT_ENV_VARS: Final = ("STEMEDB_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 REGION_ENV_VARS: Final = ("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -52,52 +36,6 @@ HASH_CHUNK_BYTES: Final = 4 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS: Final = 10
 READ_TIMEOUT_SECONDS: Final = 120
 MAX_ATTEMPTS: Final = 5
-
-_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
-_DENIED_CODES: Final = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
-)
-_PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
-_UNSUPPORTED_CODES: Final = frozenset({"NotImplemented", "501"})
-
-
-# -- URLs ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A bucket and a key prefix (no leading or trailing slash; may be empty)."""
-
-    bucket: str
-    prefix: str = ""
-
-    def key(self, *parts: str) -> str:
-        """The key of ``parts`` under this prefix, joined with ``/``."""
-        pieces = [self.prefix, *parts] if self.prefix else list(parts)
-        return "/".join(p.strip("/") for p in pieces if p.strip("/"))
-
-    def url(self, *parts: str) -> str:
-        return f"{S3_SCHEME}{self.bucket}/{self.key(*parts)}".rstrip("/")
-
-    def child(self, *parts: str) -> S3Location:
-        return S3Location(self.bucket, self.key(*parts))
-
-
-def is_s3_url(text: str | os.PathLike[str]) -> bool:
-    return isinstance(text, str) and text.startswith(S3_SCHEME)
-
-
-def parse_s3_url(url: str) -> S3Location:
-    """``s3://bucket/prefix`` -> ``S3Location``; ``ValidationError`` for anything else."""
-    if not is_s3_url(url):
-        raise ValidationError("url", "must start with s3://", f"{url!r} is not an s3:// URL")
-    bucket, _, prefix = url[len(S3_SCHEME) :].partition("/")
-    if not bucket:
-        raise ValidationError("url", "needs a bucket", f"{url!r} names no bucket")
-    return S3Location(bucket, prefix.strip("/"))
-
-
-# -- results -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -130,76 +68,6 @@ def _file_md5_b64(path: Path) -> str:
         while chunk := handle.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
     return base64.b64encode(digest.digest()).decode("ascii")
-
-
-# -- errors ------------------------------------------------------------------------------
-
-
-def translate_s3_error(exc: Exception, action: str, target: str) -> NetworkError | StorageError:
-    """The StemeDB error for a botocore/boto3 error raised while doing ``action``."""
-    where = f"{action} {target}"
-    if isinstance(
-        exc,
-        botocore.exceptions.EndpointConnectionError
-        | botocore.exceptions.ConnectTimeoutError
-        | botocore.exceptions.ReadTimeoutError
-        | botocore.exceptions.ConnectionClosedError,
-    ):
-        return NetworkError(f"S3 {where}: cannot reach the endpoint: {exc}")
-    if isinstance(
-        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
-    ):
-        return StorageError(
-            f"S3 {where}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
-            code="s3_no_credentials",
-            retryable=False,
-        )
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = str(error.get("Message", "")) or code
-        details = {"action": action, "target": target, "s3_code": code, "http_status": status}
-        if code in _NOT_FOUND_CODES:
-            return StorageError(
-                f"S3 {where}: not found",
-                code="s3_object_not_found",
-                retryable=False,
-                details=details,
-            )
-        if code == "NoSuchBucket":
-            return StorageError(
-                f"S3 {where}: the bucket does not exist",
-                code="s3_no_such_bucket",
-                retryable=False,
-                details=details,
-            )
-        if code in _DENIED_CODES:
-            return StorageError(
-                f"S3 {where}: access denied ({code}: {message})",
-                code="s3_access_denied",
-                retryable=False,
-                details=details,
-            )
-        retryable = status >= 500 or code in {"SlowDown", "RequestTimeout", "Throttling"}
-        return StorageError(
-            f"S3 {where}: {code}: {message}", code="s3_error", retryable=retryable, details=details
-        )
-    return StorageError(f"S3 {where}: {exc}", code="s3_error")
-
-
-def _error_code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-_TRANSLATED: Final = (
-    botocore.exceptions.BotoCoreError,
-    botocore.exceptions.ClientError,
-    boto3.exceptions.Boto3Error,
-)
-
-
-# -- the client --------------------------------------------------------------------------
 
 
 def endpoint_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -255,7 +123,7 @@ class S3Client:
     def _call(self, action: str, target: str, method: str, **kwargs: Any) -> Any:
         try:
             return getattr(self._client, method)(**kwargs)
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, action, target) from exc
 
     # -- reading -------------------------------------------------------------------
@@ -266,10 +134,10 @@ class S3Client:
         try:
             answer = self._client.head_object(Bucket=location.bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND_CODES:
+            if error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise translate_s3_error(exc, "head", target) from exc
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "head", target) from exc
         metadata = {k.lower(): v for k, v in (answer.get("Metadata") or {}).items()}
         return ObjectInfo(
@@ -284,7 +152,7 @@ class S3Client:
         answer = self._call("get", target, "get_object", Bucket=location.bucket, Key=key)
         try:
             body: bytes = answer["Body"].read()
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "get", target) from exc
         return body
 
@@ -309,7 +177,7 @@ class S3Client:
                         str(item.get("ETag", "")).strip('"'),
                         None,
                     )
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "list", target) from exc
 
     def list_prefixes(self, location: S3Location, prefix: str = "") -> list[str]:
@@ -322,7 +190,7 @@ class S3Client:
         try:
             for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix, Delimiter="/"):
                 found.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes", []))
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "list", target) from exc
         return found
 
@@ -406,16 +274,16 @@ class S3Client:
         try:
             put(extra)
         except botocore.exceptions.ClientError as exc:
-            code = _error_code(exc)
-            if code in _PRECONDITION_CODES:  # someone wrote it between head and put
+            code = error_code(exc)
+            if code in PRECONDITION_CODES:  # someone wrote it between head and put
                 again = self.head(location, key)
                 if again is not None:
                     return self._same_or_conflict(again, target, sha256, size)
-            if code in _UNSUPPORTED_CODES and extra:
+            if code in UNSUPPORTED_CODES and extra:
                 self._if_none_match_supported = False  # fall back to head-then-put
                 return self._put_once(location, key, sha256, size, put, conditional=conditional)
             raise translate_s3_error(exc, "put", target) from exc
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "put", target) from exc
         return PutResult(key, size, sha256, True)
 
@@ -450,8 +318,8 @@ class S3Client:
         try:
             self._client.create_bucket(Bucket=bucket)
         except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            if error_code(exc) in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 return
             raise translate_s3_error(exc, "create bucket", bucket) from exc
-        except _TRANSLATED as exc:
+        except TRANSLATED_ERRORS as exc:
             raise translate_s3_error(exc, "create bucket", bucket) from exc
