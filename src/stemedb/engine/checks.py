@@ -1,12 +1,16 @@
 """Checks that need the stored state: duplicates, references, retraction rights.
 
 Run by the group-commit writer for one batch at a time, so records earlier in the same
-batch count as stored (an assertion and its co-signature may travel together).
+batch count as stored (an assertion and its co-signature may travel together). The
+lookups go to the store (embedded: the writer is its only writer) or to a shared store's
+batch transaction, under its LSN lock (cluster mode): either way nothing else commits
+while a batch is checked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import msgspec
 
@@ -28,7 +32,7 @@ from stemedb.model.records import (
     Supersession,
     Vote,
 )
-from stemedb.store.protocol import StoreWriter
+from stemedb.store.rows import ChangeRow, SourceRow
 
 
 class Existing(msgspec.Struct, frozen=True):
@@ -39,8 +43,19 @@ class Existing(msgspec.Struct, frozen=True):
     batch_index: int = -1
 
 
+class CommitLookups(Protocol):
+    """What the checks read: ``StoreWriter``'s lookups (a store, or a shared store's
+    batch transaction)."""
+
+    def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]: ...
+    def record_lsn(self, kind: RecordKind, record_id: str) -> int | None: ...
+    def cosignature_lsn(self, assertion_id: str, agent_id: str) -> int | None: ...
+    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
+    def changes(self, after: int, limit: int) -> list[ChangeRow]: ...
+
+
 class BatchChecker:
-    def __init__(self, store: StoreWriter) -> None:
+    def __init__(self, store: CommitLookups) -> None:
         self._store = store
         self._pending: dict[tuple[RecordKind, str], int] = {}  # key -> accepted index
         self._pending_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -51,8 +66,8 @@ class BatchChecker:
 
     def prefetch_assertions(self, ids: list[str]) -> None:
         """Look the batch's assertion ids up in one query instead of one per record.
-        The store does not change while a batch is checked (the writer is the only
-        writer), so an id not found here is not stored."""
+        Nothing commits while a batch is checked, so an id not found here is not
+        stored."""
         if ids:
             self._stored_assertions = self._store.assertion_lsns(ids)
             self._prefetched = set(ids)
