@@ -9,8 +9,7 @@ while a batch is checked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -32,7 +31,7 @@ from stemedb.model.records import (
     Supersession,
     Vote,
 )
-from stemedb.store.rows import ChangeRow, SourceRow
+from stemedb.store.protocol import CommitLookups
 
 
 class Existing(msgspec.Struct, frozen=True):
@@ -41,17 +40,6 @@ class Existing(msgspec.Struct, frozen=True):
     record_id: str
     lsn: int = 0
     batch_index: int = -1
-
-
-class CommitLookups(Protocol):
-    """What the checks read: ``StoreWriter``'s lookups (a store, or a shared store's
-    batch transaction)."""
-
-    def assertion_lsns(self, ids: Sequence[str]) -> dict[str, int]: ...
-    def record_lsn(self, kind: RecordKind, record_id: str) -> int | None: ...
-    def cosignature_lsn(self, assertion_id: str, agent_id: str) -> int | None: ...
-    def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None: ...
-    def changes(self, after: int, limit: int) -> list[ChangeRow]: ...
 
 
 class BatchChecker:

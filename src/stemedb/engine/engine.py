@@ -28,7 +28,7 @@ from typing import Protocol
 from stemedb.config import Config
 from stemedb.engine.replay import open_and_replay, open_store, replay
 from stemedb.engine.settings import EngineSettings
-from stemedb.engine.shared import NoWal, SharedCommitWriter, SharedStore
+from stemedb.engine.shared import NoWal, SharedCommitWriter
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import (
     VERIFY_HERE_RECORDS,
@@ -40,7 +40,7 @@ from stemedb.engine.verify import (
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import AnyRecord
-from stemedb.store.protocol import Store, StoreWriter
+from stemedb.store.protocol import SharedStore, Store, StoreWriter
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.sys.lock import DirectoryLock

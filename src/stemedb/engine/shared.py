@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
-from stemedb.engine.checks import BatchChecker, CommitLookups
+from stemedb.engine.checks import BatchChecker
 from stemedb.engine.writer import BatchQueue, CheckedBatch, QueuedItem
 from stemedb.errors import StemeError, StorageError, error_type_of
 from stemedb.model.kinds import Entry
 from stemedb.store.cache import SubjectPredicate
-from stemedb.store.protocol import Store
+from stemedb.store.protocol import SharedStore
 from stemedb.sys.clock import Clock
 from stemedb.wal.log import SegmentInfo
 
@@ -39,32 +37,6 @@ GAP_WAIT_SECONDS: Final = 2.0
 """How long a commit waits for the watcher to deliver other nodes' commits with smaller
 LSNs before it advances ``applied_lsn`` past them (normally microseconds: they committed
 before this batch took the lock)."""
-
-
-class SharedBatch(CommitLookups, Protocol):
-    """One batch transaction of a shared store, holding its LSN row lock (the shape of
-    ``store.protocol.SharedBatch``)."""
-
-    @property
-    def last_lsn(self) -> int: ...
-    @property
-    def last_committed_at(self) -> float: ...
-    def apply(
-        self, entries: Sequence[Entry], *, drop_views: bool = False
-    ) -> set[SubjectPredicate]: ...
-
-
-CommitWatcher = Callable[[int, set[SubjectPredicate]], None]
-
-
-class SharedStore(Store, Protocol):
-    """A store that several processes write at once (the shape of
-    ``store.protocol.SharedStore``, implemented by ``store.postgres``)."""
-
-    def batch(self) -> AbstractContextManager[SharedBatch]: ...
-    def add_commit_listener(self, listener: CommitWatcher) -> None: ...
-    def seen_lsn(self) -> int: ...
-    def wait_for_lsn(self, min_lsn: int, timeout: float) -> int: ...
 
 
 class SharedCommitWriter(BatchQueue):
