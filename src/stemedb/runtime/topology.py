@@ -21,6 +21,7 @@ from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.engine.settings import EngineSettings
 from stemedb.errors import ValidationError
+from stemedb.runtime.shared_store import check_postgres_config, open_shared_store
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.runtime.writer_client import join_writer_process, spawn_writer
 from stemedb.sys.clock import Clock
@@ -119,8 +120,10 @@ class Topology:
         attached to the writer process (started here, or joined on this worker's link),
         or embedded. ``observer`` gets the WAL's events if this process ``owns_wal``."""
         settings = EngineSettings.from_config(config)
-        if self.cluster:
-            raise _NOT_YET
+        if self.cluster:  # every HTTP process on its own store, no writer links
+            store = open_shared_store(config.storage, settings)
+            config.data_dir.mkdir(parents=True, exist_ok=True)  # API keys (for now)
+            return OpenedEngine(Engine.shared(store, settings, clock=clock), [])
         if self.worker_index > 0:
             link = self.peer_role.link
             assert link is not None, "a worker > 0 has a writer link"
@@ -140,13 +143,7 @@ class Topology:
 def check_cluster_config(config: Config) -> None:
     """Refuse, naming the key, what a cluster node (``storage.backend = "postgres"``)
     cannot do."""
-    if not config.storage.postgres_dsn.strip():
-        raise ValidationError(
-            "storage.postgres_dsn",
-            "required with storage.backend = postgres",
-            'storage.backend = "postgres" needs storage.postgres_dsn (a libpq DSN or URL of'
-            " the database every node shares)",
-        )
+    check_postgres_config(config.storage)
     if config.archive.enabled:
         raise ValidationError(
             "archive.enabled",
@@ -173,13 +170,6 @@ def open_engine_for_command(config: Config) -> Engine:
     mode, else ``Engine.from_config`` (the writer in this process)."""
     if config.storage.backend == "postgres":
         check_cluster_config(config)
-        raise _NOT_YET
+        settings = EngineSettings.from_config(config)
+        return Engine.shared(open_shared_store(config.storage, settings), settings)
     return Engine.from_config(config)
-
-
-_NOT_YET = ValidationError(
-    "storage.backend",
-    'only "local" for now',
-    'storage.backend = "postgres" is not available in this version: the server would run'
-    ' on the local store and ignore storage.postgres_dsn; remove the key (or set it to "local")',
-)

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from stemedb.config import Config
-from stemedb.errors import ValidationError
+from stemedb.errors import StorageError, ValidationError
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.runtime.topology import Topology, require_embedded
 
@@ -89,3 +89,25 @@ def test_embedded_only_commands_are_refused_in_cluster_mode(tmp_path: Path, comm
     with pytest.raises(ValidationError, match=f"stemedb {command} works on the embedded"):
         require_embedded(config, command)
     require_embedded(_config(), command)  # embedded: fine
+
+
+def test_a_cluster_node_on_an_unmigrated_database_refuses_naming_db_migrate(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = _cluster(tmp_path, postgres_dsn=postgres_dsn)
+    with pytest.raises(StorageError, match="run `stemedb db migrate`") as raised:
+        Topology.of(config, None).open_engine(config)
+    assert not raised.value.retryable
+    assert not (tmp_path / "data").exists()  # nothing was created on the local store
+
+
+def test_auto_migrate_opens_an_empty_database_as_a_cluster_node(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = _cluster(tmp_path, postgres_dsn=postgres_dsn, auto_migrate=True)
+    opened = Topology.of(config, None).open_engine(config)
+    try:
+        assert opened.engine.store.backend == "postgres" and opened.spare_links == []
+        assert opened.engine.applied_lsn == 0 and not opened.engine.read_only
+    finally:
+        opened.engine.close()
