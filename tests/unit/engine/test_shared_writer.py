@@ -179,3 +179,23 @@ def _write_at_once(
 def _committed_at(engine: Engine) -> list[tuple[int, int, str, float]]:
     """(lsn, kind, ref, committed_at) of every change row, in LSN order."""
     return [(c.lsn, c.kind, c.ref, c.committed_at) for c in engine.store.changes(0, 1000)]
+
+
+def test_a_node_reading_from_replicas_reads_another_nodes_write_after_wait_readable(
+    node: Node, postgres_store_dsn: str
+) -> None:
+    """``read_from = "replica"``: a second pool with ``prefer-standby`` (here no standby
+    runs, so it lands on the primary, as it does in a cluster whose standbys are down)."""
+    from stemedb.engine import EngineSettings
+    from stemedb.store.postgres import PostgresStore
+
+    a = node()
+    store = PostgresStore(postgres_store_dsn, read_from="replica")
+    b = Engine.shared(store, EngineSettings(group_commit_max_delay_us=0))
+    try:
+        written = a.write(claim("replicated"))
+        assert b.wait_readable(written.lsn, WAIT_SECONDS)
+        assert b.store.assertion(written.id) is not None
+        assert ok(b.write_many([claim("through b")])[0]).lsn == written.lsn + 1
+    finally:
+        b.close()
