@@ -43,14 +43,26 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_engine(tmp_path: Path, clock: FakeClock) -> Iterator[EngineFactory]:
-    """Open engines on ``tmp_path/data`` (reopenable); every one is closed at teardown."""
+def store_backend() -> str:
+    """What ``make_engine``'s engines store into: ``"sqlite"`` (embedded); the lens and
+    query suites run on ``"postgres"`` too (cluster mode's ``Engine.shared``), with the
+    same expected results (``tests/unit/query/conftest.py``)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def make_engine(
+    tmp_path: Path, clock: FakeClock, store_backend: str, request: pytest.FixtureRequest
+) -> Iterator[EngineFactory]:
+    """Open engines on ``tmp_path/data`` or, with ``store_backend`` postgres, on one
+    migrated database (reopenable); every one is closed at teardown."""
     opened: list[Engine] = []
+    dsn = request.getfixturevalue("postgres_store_dsn") if store_backend == "postgres" else None
 
     def factory(**kwargs: Any) -> Engine:
         kwargs.setdefault("clock", clock)
         kwargs.setdefault("group_commit_max_delay_us", 0)
-        eng = engine_for_test(tmp_path / "data", **kwargs)
+        eng = engine_for_test(tmp_path / "data", postgres_dsn=dsn, **kwargs)
         opened.append(eng)
         return eng
 

@@ -61,10 +61,9 @@ def test_layer_contracts_hold() -> None:
 # longer over it (take it off the list).
 COMPLEX_FUNCTIONS = frozenset(
     {
-        # start-up wiring and the group-commit loop: one sequence each, read top to bottom
+        # start-up wiring: one sequence each, read top to bottom
         "api/app.py::create_app",
         "api/app.py::create_app.lifespan",
-        "engine/writer.py::GroupCommitWriter._process",
         # a copy of uvicorn 0.54's RequestResponseCycle.send (api/http/uvicorn_patch.py)
         "api/http/uvicorn_patch.py::LeanCycle.send",
         # validators and checkers: one branch per rule they enforce

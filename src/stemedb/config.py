@@ -65,6 +65,11 @@ class StorageConfig(_Section):
     cache_size_mb: int = 64
     view_refresh: bool = True
     busy_timeout_ms: int = 5000
+    # cluster mode (backend = "postgres"), docs/design/cluster.md
+    auto_migrate: bool = False
+    read_from: Literal["primary", "replica"] = "primary"
+    pool_size: Annotated[int, msgspec.Meta(ge=2, le=100)] = 8
+    min_lsn_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
 
 
 class WalConfig(_Section):

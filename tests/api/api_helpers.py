@@ -11,6 +11,7 @@ import msgspec
 MAX_BATCH = 5
 MAX_BODY_BYTES = 200_000
 FEED_MAX_WAIT_SECONDS = 2
+MIN_LSN_WAIT_SECONDS = 0.3
 
 
 def now() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api_helpers import FEED_MAX_WAIT_SECONDS, MAX_BATCH, MAX_BODY_BYTES
+from api_helpers import FEED_MAX_WAIT_SECONDS, MAX_BATCH, MAX_BODY_BYTES, MIN_LSN_WAIT_SECONDS
 from support.server import ServerProcess as _ServerProcess
 from support.server import free_port
 
@@ -18,5 +18,6 @@ class ServerProcess(_ServerProcess):
             "STEMEDB_API_MAX_BATCH": str(MAX_BATCH),
             "STEMEDB_API_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "STEMEDB_API_FEED_MAX_WAIT_SECONDS": str(FEED_MAX_WAIT_SECONDS),
+            "STEMEDB_STORAGE_MIN_LSN_WAIT_SECONDS": str(MIN_LSN_WAIT_SECONDS),
         }
         super().__init__(data_dir, log_path, **{**limits, **env})

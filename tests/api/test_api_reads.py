@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import now, post
+from api_helpers import assert_envelope, now, post
 
 from stemedb.model.signing import AgentKey, sign_assertion, sign_epoch
 
@@ -303,3 +303,31 @@ def test_agent_info(client: httpx.Client, world: World, alice: AgentKey) -> None
     assert info["agent_id"] == alice.agent_id
     assert info["counts"]["assertions"] >= 2
     assert info["trust"] == 0.5
+
+
+def test_min_lsn_reads_a_write_at_once_and_refuses_an_lsn_nobody_committed(
+    client: httpx.Client, world: World, alice: AgentKey
+) -> None:
+    record = sign_assertion(
+        alice, subject=world.subject, predicate="min_lsn_probe", object="x", confidence=0.5
+    )
+    written = post(client, "/v1/assert", record).json()
+    lsn = written["lsn"]
+    params = {"subject": world.subject, "predicate": "min_lsn_probe", "min_lsn": lsn}
+    answer = client.get("/v1/query", params=params)
+    assert answer.status_code == 200, answer.text
+    assert [c["id"] for c in answer.json()["claims"]] == [written["id"]]
+    for path in (f"/v1/assertions/{written['id']}", f"/v1/trace/{written['id']}"):
+        assert client.get(path, params={"min_lsn": lsn}).status_code == 200
+    batch = client.post("/v1/query", params={"min_lsn": lsn}, json={"queries": [params_of(params)]})
+    assert batch.status_code == 200, batch.text
+    future = client.get("/v1/query", params={**params, "min_lsn": lsn + 10**9})
+    error = assert_envelope(future, 400, "ValidationError", "lsn_not_committed")
+    assert error["details"]["field"] == "min_lsn"
+    for bad in ("-1", "x"):
+        refused = client.get("/v1/query", params={**params, "min_lsn": bad})
+        assert_envelope(refused, 400, "ValidationError")
+
+
+def params_of(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k != "min_lsn"}

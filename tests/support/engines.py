@@ -1,4 +1,5 @@
-"""Open an engine either way a test needs (``writer_process``), with flat settings."""
+"""Open an engine either way a test needs (``writer_process``, or cluster mode's shared
+store on PostgreSQL with ``postgres_dsn``), with flat settings."""
 
 from __future__ import annotations
 
@@ -20,11 +21,21 @@ def engine_for_test(
     fs: FileSystem | None = None,
     clock: Clock | None = None,
     wal_observer: WalObserver | None = None,
+    postgres_dsn: str | None = None,
     **settings: Any,
 ) -> Engine:
-    """``Engine.embedded``, or with ``writer_process`` ``start_writer_process`` (which
-    takes no test seams); ``settings``: ``EngineSettings`` fields."""
+    """``Engine.embedded``, with ``writer_process`` ``start_writer_process`` (which
+    takes no test seams), or with ``postgres_dsn`` ``Engine.shared`` on a
+    ``PostgresStore`` of that (migrated) database; ``settings``: ``EngineSettings``
+    fields."""
     engine_settings = EngineSettings(**settings)
+    if postgres_dsn is not None:
+        if writer_process or fs is not None or wal_observer is not None:
+            raise ValueError("writer_process, fs and wal_observer are embedded-only")
+        from stemedb.store.postgres import PostgresStore
+
+        store = PostgresStore(postgres_dsn, cache_bytes=engine_settings.cache_bytes, path=data_dir)
+        return Engine.shared(store, engine_settings, clock=clock)
     if writer_process:
         if fs is not None or clock is not None:
             raise ValueError("fs and clock are test seams of the in-process writer")

@@ -52,7 +52,7 @@ from stemedb.api.routes import (
 from stemedb.api.state import ApiState
 from stemedb.config import Config
 from stemedb.engine import Engine
-from stemedb.errors import ValidationError
+from stemedb.errors import StemeError, ValidationError
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import serve_control
 from stemedb.runtime.supervisor import (
@@ -83,7 +83,11 @@ class EngineSeams(TypedDict, total=False):
 
 def _open(state: ApiState, seams: EngineSeams) -> tuple[OpenedEngine, QueryService]:
     topology = state.topology
-    opened = topology.open_engine(state.config, observer=state.metrics.wal, **seams)
+    try:
+        opened = topology.open_engine(state.config, observer=state.metrics.wal, **seams)
+    except StemeError as exc:  # the operator's line (e.g. "run `stemedb db migrate`")
+        log.error("Error: %s: %s; not starting", exc.type_name, exc.message)
+        raise
     try:
         service = QueryService.from_config(
             opened.engine, state.config, prune_audit=topology.prunes_audit

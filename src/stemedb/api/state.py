@@ -26,7 +26,7 @@ from stemedb.api.resilience.storage import StorageGuard
 from stemedb.api.streaming.hub import FeedHub
 from stemedb.config import Config
 from stemedb.engine import Engine
-from stemedb.errors import UnavailableError, ValidationError
+from stemedb.errors import StorageError, UnavailableError, ValidationError
 from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import ControlAnswer, ask_others
@@ -145,6 +145,40 @@ class ApiState:
         loop = asyncio.get_running_loop()
         call = partial(fn, *args, **kwargs) if kwargs else partial(fn, *args)
         return await loop.run_in_executor(self._readers, call)
+
+    async def read_after(self, min_lsn: int) -> None:
+        """Read-your-writes: wait until reads here reflect every commit up to
+        ``min_lsn`` (the ``lsn`` a write answered, through any node), at most
+        ``storage.min_lsn_wait_seconds``; then a retryable 503 ``lsn_not_reached``.
+        An LSN no node has committed yet is a 400 (``lsn_not_committed``; reading from
+        the primary, whose last LSN is the truth); 0 (the parameter not given): no
+        wait."""
+        if min_lsn == 0:
+            return
+        if min_lsn < 0:
+            raise ValidationError(
+                "min_lsn", "not_negative", "min_lsn must be >= 0", code="invalid_parameter"
+            )
+        engine = self.engine
+        if min_lsn <= engine.applied_lsn and self.config.storage.read_from != "replica":
+            return  # the usual case: this process has absorbed it
+        timeout = self.config.storage.min_lsn_wait_seconds
+        loop = asyncio.get_running_loop()
+        primary = self.config.storage.read_from == "primary"  # a standby may lag
+        committed = await loop.run_in_executor(None, engine.committed_lsn) if primary else 0
+        if primary and min_lsn > committed:
+            raise ValidationError(
+                "min_lsn",
+                "not_committed",
+                f"no write has LSN {min_lsn} yet (the last committed LSN is {committed})",
+                code="lsn_not_committed",
+            )
+        if not await loop.run_in_executor(None, engine.wait_readable, min_lsn, timeout):
+            raise StorageError(
+                f"this node's reads have not reached LSN {min_lsn} within {timeout:g} s; retry",
+                code="lsn_not_reached",
+                details={"field": "min_lsn", "applied_lsn": engine.applied_lsn},
+            )
 
     @staticmethod
     def asker(request: Request) -> str | None:

@@ -18,7 +18,8 @@ def main(argv: list[str]) -> int:
     index, count, supervisor_pid, link_fd, ready_fd = (int(a) for a in argv)
     config = msgspec.json.decode(sys.stdin.buffer.readline(), type=Config)
     watch_supervisor(sys.stdin.fileno())
-    role = WorkerRole(index, count, supervisor_pid, socket.socket(fileno=link_fd), ready_fd)
+    link = None if link_fd < 0 else socket.socket(fileno=link_fd)  # -1: cluster mode
+    role = WorkerRole(index, count, supervisor_pid, link, ready_fd)
     serve(config, role)
     return 0
 

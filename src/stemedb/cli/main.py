@@ -15,6 +15,7 @@ from stemedb import __version__
 from stemedb.cli.backup import register as register_backup_commands
 from stemedb.cli.db import register as register_db_commands
 from stemedb.cli.keys import register as register_keys_commands
+from stemedb.cli.ops import embedded_config
 from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands
@@ -97,14 +98,14 @@ def demo(
             f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'"
         )
         return
-    from stemedb.engine import Engine
     from stemedb.lens import LENS_NAMES
     from stemedb.query.params import QueryParams
     from stemedb.query.service import QueryService
+    from stemedb.runtime.topology import open_engine_for_command
 
     cfg = _config(config)
     try:
-        with Engine.from_config(cfg) as engine:
+        with open_engine_for_command(cfg) as engine:
             results = engine.write_many(records)
             errors = [r for r in results if isinstance(r, StemeError)]
             for error in errors:
@@ -195,7 +196,7 @@ def store_rebuild(config: ConfigOption = None) -> None:
     """Drop the store's derived rows and rebuild them from the WAL."""
     from stemedb.engine import Engine
 
-    cfg = _config(config)
+    cfg = embedded_config(config, "store rebuild")
     try:
         with Engine.from_config(cfg) as engine:
             with console.status("rebuilding the store from the WAL…"):
@@ -210,7 +211,7 @@ def wal_verify(config: ConfigOption = None) -> None:
     """Check every WAL record (CRC, LSN continuity) without changing anything."""
     from stemedb.wal import verify
 
-    cfg = _config(config)
+    cfg = embedded_config(config, "wal verify")
     report = verify(cfg.wal_dir)
     _print_report(report.to_dict())
     if not report.ok:
@@ -230,7 +231,7 @@ def wal_repair(
     if not yes:
         err.print("wal repair discards every record after the first damage; pass --yes")
         raise typer.Exit(2)
-    cfg = _config(config)
+    cfg = embedded_config(config, "wal repair")
     report = repair(cfg.wal_dir)
     _print_report(report.to_dict())
 
@@ -240,7 +241,7 @@ def verify_store(config: ConfigOption = None) -> None:
     """Check the store against the WAL: every WAL record applied, state hashes equal."""
     from stemedb.ops.state import compare_store_with_wal
 
-    cfg = _config(config)
+    cfg = embedded_config(config, "verify")
     try:
         report = compare_store_with_wal(cfg)
     except StemeError as exc:

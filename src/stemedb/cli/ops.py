@@ -37,6 +37,19 @@ def _config(path: Path | None) -> Config:
         raise fail(exc, USAGE_EXIT_CODE) from None
 
 
+def embedded_config(path: Path | None, command: str) -> Config:
+    """The configuration of a command that works on the embedded WAL and store; exits 2
+    naming ``storage.backend`` in cluster mode (``runtime.topology.require_embedded``)."""
+    from stemedb.runtime.topology import require_embedded
+
+    cfg = _config(path)
+    try:
+        require_embedded(cfg, command)
+    except StemeError as exc:
+        raise fail(exc, USAGE_EXIT_CODE) from None
+    return cfg
+
+
 def _print(report: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
 
@@ -85,7 +98,7 @@ def wal_archive(
     from stemedb.sys.lock import DirectoryLock
     from stemedb.wal import Wal
 
-    cfg = _config(config)
+    cfg = embedded_config(config, "wal archive")
     base = _archive_base(to, cfg)
     try:
         target = open_archive_target(base)
@@ -181,7 +194,7 @@ def dr_drill(
     from stemedb.ops.drill import DrillOptions, default_workdir, run_drill
     from stemedb.ops.drill_report import REPORT_FILE, render_text, write_reports
 
-    cfg = _config(config)
+    cfg = _config(config) if synthetic is not None else embedded_config(config, "dr-drill")
     scratch = workdir or default_workdir(cfg.dr.workdir)
     options = DrillOptions(
         workdir=scratch,

@@ -1,7 +1,10 @@
 """Checks that need the stored state: duplicates, references, retraction rights.
 
 Run by the group-commit writer for one batch at a time, so records earlier in the same
-batch count as stored (an assertion and its co-signature may travel together).
+batch count as stored (an assertion and its co-signature may travel together). The
+lookups go to the store (embedded: the writer is its only writer) or to a shared store's
+batch transaction, under its LSN lock (cluster mode): either way nothing else commits
+while a batch is checked.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from stemedb.model.records import (
     Supersession,
     Vote,
 )
-from stemedb.store.protocol import StoreWriter
+from stemedb.store.protocol import CommitLookups
 
 
 class Existing(msgspec.Struct, frozen=True):
@@ -40,7 +43,7 @@ class Existing(msgspec.Struct, frozen=True):
 
 
 class BatchChecker:
-    def __init__(self, store: StoreWriter) -> None:
+    def __init__(self, store: CommitLookups) -> None:
         self._store = store
         self._pending: dict[tuple[RecordKind, str], int] = {}  # key -> accepted index
         self._pending_sources: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -51,8 +54,8 @@ class BatchChecker:
 
     def prefetch_assertions(self, ids: list[str]) -> None:
         """Look the batch's assertion ids up in one query instead of one per record.
-        The store does not change while a batch is checked (the writer is the only
-        writer), so an id not found here is not stored."""
+        Nothing commits while a batch is checked, so an id not found here is not
+        stored."""
         if ids:
             self._stored_assertions = self._store.assertion_lsns(ids)
             self._prefetched = set(ids)

@@ -6,10 +6,12 @@ releases the GIL) -> the group-commit writer -> WAL (one fdatasync per batch) ->
 
 The engine does not know how many processes run; it has one constructor per way of
 running: ``Engine.embedded`` (the WAL, the replay and the group-commit writer in this
-process; ``Engine.from_config`` is the same from the configuration) and
+process; ``Engine.from_config`` is the same from the configuration),
 ``Engine.attach`` (the writer runs elsewhere, ``runtime.writer_client`` starts or joins
 it, ADR 0002: this process reads the store and keeps its in-memory state from the
-writer's deltas). Each constructor picks how records are verified (``_WritePath``).
+writer's deltas) and ``Engine.shared`` (cluster mode: no WAL, this process commits its
+own batches into a store every node writes, ``engine.shared``). Each constructor picks
+how records are verified (``_WritePath``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Protocol
 from stemedb.config import Config
 from stemedb.engine.replay import open_and_replay, open_store, replay
 from stemedb.engine.settings import EngineSettings
+from stemedb.engine.shared import NoWal, SharedCommitWriter
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import (
     VERIFY_HERE_RECORDS,
@@ -37,7 +40,7 @@ from stemedb.engine.verify import (
 from stemedb.engine.writer import BatchStats, CommitListener, GroupCommitWriter, GroupOutcome
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import AnyRecord
-from stemedb.store.protocol import Store, StoreWriter
+from stemedb.store.protocol import SharedStore, Store, StoreWriter
 from stemedb.sys.clock import Clock, SystemClock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.sys.lock import DirectoryLock
@@ -89,10 +92,10 @@ class RemoteWriter(Protocol):
 
 class Engine:
     """One node's storage engine. Thread-safe for writers and readers. Open one with
-    ``embedded``, ``from_config`` or ``attach``."""
+    ``embedded``, ``from_config``, ``attach`` or ``shared``."""
 
     wal: Wal | RemoteWal
-    writer: GroupCommitWriter | RemoteWriter
+    writer: GroupCommitWriter | RemoteWriter | SharedCommitWriter
 
     def __init__(
         self,
@@ -117,6 +120,7 @@ class Engine:
         self._closed = False
         self._local_wal: Wal | None = None  # the in-process writer's (``rebuild``)
         self._remote: RemoteWriter | None = None
+        self._shared: SharedStore | None = None  # cluster mode's store (``shared``)
         self._verifier = Verifier(
             lambda items: self.writer.submit_group(items),  # rebuild() replaces the writer
             self.clock.time,
@@ -206,6 +210,42 @@ class Engine:
             engine._writes = _SmallGroupsHere(engine._verifier)
         return engine
 
+    @classmethod
+    def shared(
+        cls,
+        store: SharedStore,
+        settings: EngineSettings | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> Engine:
+        """Cluster mode: commit into ``store``, which other processes and nodes write
+        too (opened by ``runtime.topology``); no WAL, no replay, no directory lock. The
+        engine owns ``store`` from here on (closes it)."""
+        settings = settings or EngineSettings()
+        clock = clock or SystemClock()
+        started_at, started = clock.time(), time.monotonic()
+        try:
+            writer = SharedCommitWriter(
+                store,
+                clock,
+                max_batch=settings.group_commit_max_batch,
+                max_delay_us=settings.group_commit_max_delay_us,
+            )
+        except BaseException:
+            store.close()
+            raise
+        engine = cls(
+            settings,
+            clock,
+            store,
+            lock=None,
+            replayed=0,
+            open_seconds=time.monotonic() - started,
+            started_at=started_at,
+        )
+        engine.wal, engine.writer, engine._shared = NoWal(writer), writer, store
+        return engine
+
     def _start_writer(self) -> GroupCommitWriter:
         assert self._local_wal is not None
         return GroupCommitWriter(
@@ -228,7 +268,9 @@ class Engine:
         """Drop the store's derived rows and rebuild them from the WAL (writer paused)."""
         wal = self._local_wal
         if wal is None:
-            raise StorageError("rebuild needs the in-process writer", code="not_supported")
+            raise StorageError(
+                "rebuild needs the in-process writer of an embedded node", code="not_supported"
+            )
         self.writer.close()
         self.store.reset()
         count = replay(wal, self.store)
@@ -294,6 +336,33 @@ class Engine:
 
     def wait_for_lsn(self, lsn: int, timeout: float) -> int:
         return self.writer.wait_for(lsn, timeout)
+
+    def committed_lsn(self) -> int:
+        """The last LSN committed by any node (embedded: this node's ``applied_lsn``;
+        cluster mode: the database's, read from it)."""
+        shared = self._shared
+        return self.applied_lsn if shared is None else shared.applied_lsn()
+
+    def wait_readable(self, min_lsn: int, timeout: float) -> bool:
+        """Block until reads through this engine reflect every commit up to
+        ``min_lsn`` (read-your-writes: the ``lsn`` a write answered, from any node),
+        at most ``timeout`` seconds; False if they do not by then. Cluster mode: this
+        process has absorbed it and the read connections (a standby with
+        ``storage.read_from = "replica"``) show it."""
+        started = time.monotonic()
+        if self.writer.wait_for(min_lsn, timeout) < min_lsn:
+            return False
+        shared = self._shared
+        if shared is None:
+            return True
+        left = max(0.0, timeout - (time.monotonic() - started))
+        try:
+            shared.wait_for_lsn(min_lsn, left)
+        except StorageError as exc:
+            if exc.code == "lsn_wait_timeout":
+                return False
+            raise
+        return True
 
     def close(self) -> None:
         """Finish in-flight group commits, then close the WAL and the store."""

@@ -1,10 +1,16 @@
-"""The group-commit writer (ARCHITECTURE §3).
+"""The group-commit writer (ARCHITECTURE §3), with a pluggable commit step.
 
 One thread drains the queue (up to ``max_batch`` records, waiting at most
-``max_delay_us`` for more once something is queued), checks each record against the
-store and the batch so far, appends the accepted ones to the WAL with ONE fdatasync,
-applies them to the store in ONE transaction that records ``applied_lsn``, and only
-then resolves every waiter. A success therefore means durable and visible.
+``max_delay_us`` for more once something is queued) and hands each batch to the commit
+step, which checks each record against the stored state and the batch so far, makes the
+accepted ones durable and visible, and only then resolves every waiter. A success
+therefore means durable and visible. ``BatchQueue`` is the queue and the thread; the
+step is its ``_process``:
+
+- ``GroupCommitWriter`` (embedded): append to the WAL with ONE fdatasync, then apply to
+  the store in ONE transaction that records ``applied_lsn``.
+- ``engine.shared.SharedCommitWriter`` (cluster mode): one transaction of the shared
+  store per batch, the checks and the LSNs under its row lock (docs/design/cluster.md).
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ class _GroupSlot:
             self._group.settle(self._index, outcome)
 
 
-_Item = tuple[Prepared, _GroupSlot]  # a record and where the writer puts its outcome
+QueuedItem = tuple[Prepared, _GroupSlot]  # a record and where the writer puts its outcome
 _UNSET: Final = StorageError("no outcome recorded", code="internal")
 
 
@@ -133,28 +139,20 @@ class CommitNotices:
                 log.exception("Error: %s: commit listener failed: %s", error_type_of(exc), exc)
 
 
-class GroupCommitWriter(CommitNotices):
-    def __init__(
-        self,
-        wal: Wal,
-        store: StoreWriter,
-        clock: Clock,
-        *,
-        max_batch: int,
-        max_delay_us: int,
-    ) -> None:
-        self._wal = wal
-        self._store = store
-        self._clock = clock
+class BatchQueue(CommitNotices):
+    """The queue and the writer thread; a subclass's ``_process`` commits one batch
+    (and settles every item of it, whatever happens)."""
+
+    def __init__(self, applied_lsn: int, *, max_batch: int, max_delay_us: int) -> None:
         self._max_batch = max(1, max_batch)
         self._max_delay_seconds = max(0, max_delay_us) / 1e6
-        super().__init__(store.applied_lsn())
-        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
-        self._unapplied: list[Entry] = []
-        self._last_committed_at = 0.0
+        super().__init__(applied_lsn)
+        self._queue: queue.SimpleQueue[list[QueuedItem] | None] = queue.SimpleQueue()
         self.stats = BatchStats()
         self._thread = threading.Thread(target=self._run, name=WRITER_THREAD_NAME, daemon=True)
         self._running = True
+
+    def _start(self) -> None:
         self._thread.start()
 
     # -- public --------------------------------------------------------------------
@@ -197,8 +195,8 @@ class GroupCommitWriter(CommitNotices):
             if stop:
                 return
 
-    def _collect(self) -> tuple[list[_Item], bool]:
-        first = self._next_or_catch_up()
+    def _collect(self) -> tuple[list[QueuedItem], bool]:
+        first = self._next()
         if first is None:
             return [], True
         batch = list(first)
@@ -220,7 +218,81 @@ class GroupCommitWriter(CommitNotices):
             batch.extend(more)
         return batch, False
 
-    def _next_or_catch_up(self) -> list[_Item] | None:
+    def _next(self) -> list[QueuedItem] | None:
+        """The next queued item (None: stop)."""
+        return self._queue.get()
+
+    def _process(self, batch: list[QueuedItem]) -> None:
+        raise NotImplementedError
+
+
+class CheckedBatch:
+    """One batch after the commit-time checks: which records are accepted (to get
+    LSNs, in batch order) and every item's outcome, settled once the batch committed."""
+
+    __slots__ = ("accepted", "checker", "items", "outcomes")
+
+    def __init__(self, items: list[QueuedItem], checker: BatchChecker) -> None:
+        self.items = items
+        self.checker = checker
+        self.accepted: list[Prepared] = []
+        self.outcomes: list[Existing | StemeError | int] = []  # int = index into accepted
+        checker.prefetch_assertions(
+            [item.record_id for item, _ in items if item.kind is RecordKind.ASSERTION]
+        )
+        for item, _ in items:
+            outcome = checker.check(item.kind, item.record_id, item.record)
+            if outcome is None:
+                self.outcomes.append(len(self.accepted))
+                self.accepted.append(item)
+            else:
+                self.outcomes.append(outcome)  # an error, or an existing / in-batch duplicate
+
+    def entries(self, first_lsn: int, committed_at: float) -> list[Entry]:
+        """The accepted records as entries from ``first_lsn`` on."""
+        self.checker.assign_lsns(first_lsn)
+        return [
+            Entry(first_lsn + i, p.kind, p.record_id, p.record, committed_at)
+            for i, p in enumerate(self.accepted)
+        ]
+
+    def fail(self, error: StemeError) -> None:
+        for _, fut in self.items:
+            fut.set_exception(error)
+
+    def settle(self, entries: list[Entry]) -> None:
+        """Resolve every waiter: only once ``entries`` are durable and visible."""
+        for (_, fut), result in zip(self.items, self.outcomes, strict=True):
+            if isinstance(result, int):
+                entry = entries[result]
+                fut.set_result(WriteResult(entry.record_id, entry.lsn, "created"))
+            elif isinstance(result, StemeError):
+                fut.set_exception(result)
+            else:
+                fut.set_result(self.checker.resolve(result))
+
+
+class GroupCommitWriter(BatchQueue):
+    """The embedded commit step: the WAL (one fdatasync per batch), then the store."""
+
+    def __init__(
+        self,
+        wal: Wal,
+        store: StoreWriter,
+        clock: Clock,
+        *,
+        max_batch: int,
+        max_delay_us: int,
+    ) -> None:
+        self._wal = wal
+        self._store = store
+        self._clock = clock
+        super().__init__(store.applied_lsn(), max_batch=max_batch, max_delay_us=max_delay_us)
+        self._unapplied: list[Entry] = []
+        self._last_committed_at = 0.0
+        self._start()
+
+    def _next(self) -> list[QueuedItem] | None:
         """The next queued item; while durable entries wait to be applied to the store
         (its last transaction failed), retry them every ``UNAPPLIED_RETRY_SECONDS`` so
         they become visible without waiting for another write."""
@@ -234,7 +306,7 @@ class GroupCommitWriter(CommitNotices):
                     log.warning("Error: %s: store catch-up failed: %s", exc.type_name, exc.message)
         return self._queue.get()
 
-    def _process(self, batch: list[_Item]) -> None:
+    def _process(self, batch: list[QueuedItem]) -> None:
         if self._wal.read_only:
             error = ReadOnlyError(
                 f"the node is read-only: {self._wal.read_only_reason}; restart it",
@@ -245,57 +317,30 @@ class GroupCommitWriter(CommitNotices):
             return
         if self._unapplied:  # a previous store transaction failed: catch up first
             self._apply(self._unapplied)
-        checker = BatchChecker(self._store)
-        checker.prefetch_assertions(
-            [item.record_id for item, _ in batch if item.kind is RecordKind.ASSERTION]
-        )
-        accepted: list[tuple[int, Prepared]] = []  # (index in batch, record)
-        outcomes: list[Existing | StemeError | int] = []  # int = index into accepted
-        for item, _ in batch:
-            outcome = checker.check(item.kind, item.record_id, item.record)
-            if outcome is None:
-                outcomes.append(len(accepted))
-                accepted.append((len(outcomes) - 1, item))
-            else:
-                outcomes.append(outcome)  # an error, or an existing / in-batch duplicate
+        checked = CheckedBatch(batch, BatchChecker(self._store))
         entries: list[Entry] = []
-        if accepted:
+        touched: set[SubjectPredicate] = set()
+        if checked.accepted:
             committed_at = max(self._clock.time(), self._last_committed_at)
             self._last_committed_at = committed_at
             frames = [
                 (int(p.kind), encode_payload(p.record_id, committed_at, p.record))
-                for _, p in accepted
+                for p in checked.accepted
             ]
             try:
                 first_lsn = self._wal.append(frames)
             except StemeError as exc:
-                for _, fut in batch:
-                    fut.set_exception(exc)
+                checked.fail(exc)
                 return
-            entries = [
-                Entry(first_lsn + i, p.kind, p.record_id, p.record, committed_at)
-                for i, (_, p) in enumerate(accepted)
-            ]
-            checker.assign_lsns(first_lsn)
+            entries = checked.entries(first_lsn, committed_at)
             self.stats.add(len(entries))
             try:
                 touched = self._apply(entries)
             except StemeError as exc:
-                for _, fut in batch:
-                    fut.set_exception(exc)
+                checked.fail(exc)
                 return
-        else:
-            touched = set()
-        if entries:
             self._notify(entries[-1].lsn, touched)
-        for (_, fut), result in zip(batch, outcomes, strict=True):
-            if isinstance(result, int):
-                entry = entries[result]
-                fut.set_result(WriteResult(entry.record_id, entry.lsn, "created"))
-            elif isinstance(result, StemeError):
-                fut.set_exception(result)
-            else:
-                fut.set_result(checker.resolve(result))
+        checked.settle(entries)
 
     def _apply(self, entries: list[Entry]) -> set[SubjectPredicate]:
         """Apply durable entries; on failure keep them to retry before the next batch."""

@@ -80,7 +80,7 @@ def check_workers_config(config: Config) -> None:
             f"between 1 and {MAX_WORKERS}",
             f"api.workers must be between 1 and {MAX_WORKERS}, not {workers}",
         )
-    if workers > 1 and not config.wal.writer_process:
+    if workers > 1 and not config.wal.writer_process and config.storage.backend == "local":
         raise ValidationError(
             "api.workers",
             "not with wal.writer_process",
@@ -123,7 +123,9 @@ def listen_socket(host: str, port: int, backlog: int, *, first: bool) -> socket.
 
 class WorkerPool:
     """The HTTP processes worker 0 started; each gets the configuration on its stdin,
-    which stays open: its end tells the worker that worker 0 is gone."""
+    which stays open: its end tells the worker that worker 0 is gone. ``links``: one
+    link to the writer process per other worker, or none (cluster mode: each worker
+    commits on its own)."""
 
     def __init__(self, config: Config, role: WorkerRole, links: list[socket.socket]) -> None:
         self._config = msgspec.json.encode(config) + b"\n"
@@ -136,7 +138,9 @@ class WorkerPool:
         """Start every other worker and wait until each accepts requests."""
         waiting: dict[int, int] = {}  # ready pipe -> worker index
         try:
-            for index, link in enumerate(self._links, 1):
+            for index in range(1, self._role.count):
+                link = self._links[index - 1] if self._links else None
+                link_fd = -1 if link is None else link.fileno()
                 ready_read, ready_write = os.pipe()
                 proc = subprocess.Popen(
                     [
@@ -146,14 +150,15 @@ class WorkerPool:
                         str(index),
                         str(self._role.count),
                         str(self._role.supervisor_pid),
-                        str(link.fileno()),
+                        str(link_fd),
                         str(ready_write),
                     ],
                     stdin=subprocess.PIPE,
-                    pass_fds=(link.fileno(), ready_write),
+                    pass_fds=(ready_write,) if link is None else (link_fd, ready_write),
                 )
                 os.close(ready_write)
-                link.close()
+                if link is not None:
+                    link.close()
                 self.procs.append(proc)
                 waiting[ready_read] = index
                 assert proc.stdin is not None

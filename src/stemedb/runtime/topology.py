@@ -1,11 +1,15 @@
 """Which process of a node this is, and what it owns (ADR 0002, 0003).
 
-A node runs one of three ways: the writer in the HTTP process (``wal.writer_process =
-false``, or a test's fault-injecting seams); the writer process and one HTTP process;
-the writer process and ``api.workers`` HTTP processes, worker 0 starting the others.
-``Topology.of`` decides once, from the configuration and the process's ``WorkerRole``;
-everything else asks it (``owns_wal``, ``owns_archiver``, ``prunes_audit`` …) instead
-of looking at roles, and ``open_engine`` opens the engine the matching way.
+An embedded node runs one of three ways: the writer in the HTTP process
+(``wal.writer_process = false``, or a test's fault-injecting seams); the writer process
+and one HTTP process; the writer process and ``api.workers`` HTTP processes, worker 0
+starting the others. A cluster node (``storage.backend = "postgres"``,
+docs/design/cluster.md) has no WAL and no writer process: each of its ``api.workers``
+HTTP processes opens its own PostgreSQL store and commits its own batches
+(``Engine.shared``). ``Topology.of`` decides once, from the configuration and the
+process's ``WorkerRole``; everything else asks it (``owns_wal``, ``owns_archiver``,
+``prunes_audit`` …) instead of looking at roles, and ``open_engine`` opens the engine
+the matching way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.engine.settings import EngineSettings
 from stemedb.errors import ValidationError
+from stemedb.runtime.shared_store import check_postgres_config, open_shared_store
 from stemedb.runtime.supervisor import WorkerRole
 from stemedb.runtime.writer_client import join_writer_process, spawn_writer
 from stemedb.sys.clock import Clock
@@ -36,27 +41,41 @@ class Topology:
     worker_index: int  # this one's; 0 started the others and the writer process
     writer_process: bool  # the WAL and group commit run in a writer process
     role: WorkerRole | None  # several HTTP processes: this one's handles
+    cluster: bool = False  # storage.backend = "postgres": no WAL, commits of its own
 
     @classmethod
     def of(cls, config: Config, role: WorkerRole | None, *, seams: bool = False) -> Topology:
-        """``seams``: a test's ``fs`` or ``clock``, which need the writer in this process."""
+        """``seams``: a test's ``fs`` or ``clock``, which need the writer in this process.
+        Refuses what cluster mode cannot do (``check_cluster_config``)."""
+        cluster = config.storage.backend == "postgres"
+        if cluster:
+            check_cluster_config(config)
+        elif config.storage.read_from != "primary":
+            raise ValidationError(
+                "storage.read_from",
+                "cluster mode only",
+                f"storage.read_from = {config.storage.read_from!r} reads from PostgreSQL"
+                ' standbys: it needs storage.backend = "postgres"',
+            )
         return cls(
             workers=1 if role is None else role.count,
             worker_index=0 if role is None else role.index,
-            writer_process=config.wal.writer_process and not seams,
+            writer_process=config.wal.writer_process and not seams and not cluster,
             role=role,
+            cluster=cluster,
         )
 
     @property
     def owns_wal(self) -> bool:
         """This process opened the WAL, or started the writer process that did: it
-        gets the WAL's events (the WAL metrics) and counts the stored assertions."""
+        gets the WAL's events (the WAL metrics) and counts the stored assertions. In
+        cluster mode there is no WAL; worker 0 still counts the assertions."""
         return self.worker_index == 0
 
     @property
     def owns_archiver(self) -> bool:
-        """Archives sealed WAL segments (``archive``)."""
-        return self.worker_index == 0
+        """Archives sealed WAL segments (``archive``); nobody in cluster mode."""
+        return self.worker_index == 0 and not self.cluster
 
     @property
     def prunes_audit(self) -> bool:
@@ -97,18 +116,14 @@ class Topology:
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> OpenedEngine:
-        """The engine of this process: attached to the writer process (started here,
-        or joined on this worker's link), or embedded. ``observer`` gets the WAL's
-        events if this process ``owns_wal``."""
-        if config.storage.backend != "local":
-            raise ValidationError(
-                "storage.backend",
-                'only "local" for now',
-                f"storage.backend = {config.storage.backend!r} is not available in this"
-                " version: the server would run on the local store and ignore"
-                ' storage.postgres_dsn; remove the key (or set it to "local")',
-            )
+        """The engine of this process: on its own PostgreSQL store (cluster mode),
+        attached to the writer process (started here, or joined on this worker's link),
+        or embedded. ``observer`` gets the WAL's events if this process ``owns_wal``."""
         settings = EngineSettings.from_config(config)
+        if self.cluster:  # every HTTP process on its own store, no writer links
+            store = open_shared_store(config.storage, settings)
+            config.data_dir.mkdir(parents=True, exist_ok=True)  # API keys (for now)
+            return OpenedEngine(Engine.shared(store, settings, clock=clock), [])
         if self.worker_index > 0:
             link = self.peer_role.link
             assert link is not None, "a worker > 0 has a writer link"
@@ -123,3 +138,38 @@ class Topology:
             return OpenedEngine(engine, writer.spare_links)
         engine = Engine.embedded(config.data_dir, settings, fs=fs, clock=clock, observer=observer)
         return OpenedEngine(engine, [])
+
+
+def check_cluster_config(config: Config) -> None:
+    """Refuse, naming the key, what a cluster node (``storage.backend = "postgres"``)
+    cannot do."""
+    check_postgres_config(config.storage)
+    if config.archive.enabled:
+        raise ValidationError(
+            "archive.enabled",
+            "not in cluster mode",
+            "[archive] enabled = true: the WAL archiver ships the embedded WAL; in cluster"
+            " mode there is none, PostgreSQL is backed up with pgBackRest"
+            " (docs/operations/cluster.md)",
+        )
+
+
+def require_embedded(config: Config, command: str) -> None:
+    """Refuse a command that works on the embedded WAL and store in cluster mode."""
+    if config.storage.backend == "postgres":
+        raise ValidationError(
+            "storage.backend",
+            "embedded only",
+            f"stemedb {command} works on the embedded WAL and store; with storage.backend ="
+            ' "postgres" PostgreSQL is the system of record and this node has no WAL',
+        )
+
+
+def open_engine_for_command(config: Config) -> Engine:
+    """The engine a command line tool writes through: the shared store in cluster
+    mode, else ``Engine.from_config`` (the writer in this process)."""
+    if config.storage.backend == "postgres":
+        check_cluster_config(config)
+        settings = EngineSettings.from_config(config)
+        return Engine.shared(open_shared_store(config.storage, settings), settings)
+    return Engine.from_config(config)

@@ -1,5 +1,7 @@
 """The engine's write path: idempotence, references, ownership, per-record errors,
-refusal of invalid records, read-your-writes and group commit."""
+refusal of invalid records, read-your-writes and group commit — on the embedded store
+and on cluster mode's shared PostgreSQL store (the commit-time checks run in its batch
+transaction), with the same expected results."""
 
 from __future__ import annotations
 
@@ -41,6 +43,11 @@ PREDICATE = "gastroparesis_risk"
 UNKNOWN_ID = "ab" * 32
 
 Claim = Callable[..., Assertion]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def snapshot(engine: Engine) -> tuple[int, int, dict[str, int]]:

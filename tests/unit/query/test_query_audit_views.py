@@ -91,11 +91,17 @@ def test_audit_survives_a_restart_of_the_service(
 
 
 def _audit_rows(service: QueryService) -> tuple[int, int]:
-    """(audit_queries, audit_claims) rows in audit.sqlite."""
+    """(audit_queries, audit_claims) rows in audit.sqlite, or in the PostgreSQL tables."""
+    tables = ("audit_queries", "audit_claims")
+    if service.store.backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(service.store.dsn) as pg:  # type: ignore[attr-defined]
+            counts = [pg.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables]
+        return tuple(row[0] for row in counts if row is not None)  # type: ignore[return-value]
     conn = service.store._db.audit_reader()
     return tuple(  # type: ignore[return-value]
-        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("audit_queries", "audit_claims")
+        conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
     )
 
 

@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from stemedb.config import Config
-from stemedb.errors import ValidationError
+from stemedb.errors import StorageError, ValidationError
 from stemedb.runtime.supervisor import WorkerRole
-from stemedb.runtime.topology import Topology
+from stemedb.runtime.topology import Topology, require_embedded
 
 OWNS = ("owns_wal", "owns_archiver", "prunes_audit", "logs_ready")
 
@@ -47,20 +47,67 @@ def test_test_seams_or_the_configuration_keep_the_writer_in_this_process() -> No
     assert not Topology.of(_config(writer_process=False), None).writer_process
 
 
-def test_a_postgres_backend_refuses_to_start_instead_of_running_on_the_local_store(
+def _cluster(tmp_path: Path, **storage: object) -> Config:
+    return msgspec.convert(
+        {"storage": {"backend": "postgres", "data_dir": str(tmp_path / "data"), **storage}},
+        Config,
+    )
+
+
+def test_a_cluster_node_has_no_writer_process_and_no_archiver(tmp_path: Path) -> None:
+    config = _cluster(tmp_path, postgres_dsn="host=127.0.0.1 dbname=stemedb")
+    topology = Topology.of(config, WorkerRole(0, 2, 1234))
+    assert topology.cluster and not topology.writer_process and not topology.owns_archiver
+    assert topology.owns_wal and topology.prunes_audit and topology.supervises_workers
+
+
+def test_a_postgres_backend_without_a_dsn_refuses_to_start_naming_the_key(
     tmp_path: Path,
 ) -> None:
+    with pytest.raises(ValidationError, match=r"storage\.postgres_dsn") as raised:
+        Topology.of(_cluster(tmp_path, postgres_dsn="  "), None)
+    assert raised.value.field == "storage.postgres_dsn"
+    assert not (tmp_path / "data").exists()  # nothing was created on the local store
+
+
+def test_the_wal_archiver_is_refused_in_cluster_mode(tmp_path: Path) -> None:
     config = msgspec.convert(
         {
-            "storage": {
-                "backend": "postgres",
-                "postgres_dsn": "host=127.0.0.1 dbname=stemedb",
-                "data_dir": str(tmp_path / "data"),
-            }
+            "storage": {"backend": "postgres", "postgres_dsn": "host=127.0.0.1"},
+            "archive": {"enabled": True, "s3_url": str(tmp_path / "archive")},
         },
         Config,
     )
-    with pytest.raises(ValidationError, match=r"storage\.backend") as raised:
+    with pytest.raises(ValidationError, match="pgBackRest") as raised:
+        Topology.of(config, None)
+    assert raised.value.field == "archive.enabled"
+
+
+@pytest.mark.parametrize("command", ["store rebuild", "wal verify", "verify"])
+def test_embedded_only_commands_are_refused_in_cluster_mode(tmp_path: Path, command: str) -> None:
+    config = _cluster(tmp_path, postgres_dsn="host=127.0.0.1")
+    with pytest.raises(ValidationError, match=f"stemedb {command} works on the embedded"):
+        require_embedded(config, command)
+    require_embedded(_config(), command)  # embedded: fine
+
+
+def test_a_cluster_node_on_an_unmigrated_database_refuses_naming_db_migrate(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = _cluster(tmp_path, postgres_dsn=postgres_dsn)
+    with pytest.raises(StorageError, match="run `stemedb db migrate`") as raised:
         Topology.of(config, None).open_engine(config)
-    assert raised.value.field == "storage.backend"
+    assert not raised.value.retryable
     assert not (tmp_path / "data").exists()  # nothing was created on the local store
+
+
+def test_auto_migrate_opens_an_empty_database_as_a_cluster_node(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    config = _cluster(tmp_path, postgres_dsn=postgres_dsn, auto_migrate=True)
+    opened = Topology.of(config, None).open_engine(config)
+    try:
+        assert opened.engine.store.backend == "postgres" and opened.spare_links == []
+        assert opened.engine.applied_lsn == 0 and not opened.engine.read_only
+    finally:
+        opened.engine.close()

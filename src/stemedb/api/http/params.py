@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from stemedb.api.http.routing import Param
 from stemedb.errors import ValidationError
 from stemedb.query.params import QueryParams
 from stemedb.wire import QuerySpec
@@ -178,4 +179,11 @@ QUERY_PARAM_DOCS: Final = (
     ("max_stale_seconds", float, "accept a materialized view this old (answer says stale)"),
     ("limit", int, "claims per page, 1..1000 (default 100)"),
     ("cursor", str, "next_cursor of the previous page"),
+)
+
+MIN_LSN_PARAM: Final = Param(
+    "min_lsn",
+    int,
+    "read your writes: wait (storage.min_lsn_wait_seconds, then 503 lsn_not_reached) until"
+    " this node's reads reflect this LSN (a write's answer `lsn`, through any node)",
 )

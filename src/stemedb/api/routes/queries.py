@@ -11,7 +11,13 @@ from starlette.responses import Response
 
 from stemedb.api.guard.gate import note_items
 from stemedb.api.http.bodies import read_json
-from stemedb.api.http.params import QUERY_PARAM_DOCS, QueryString, query_params, spec_params
+from stemedb.api.http.params import (
+    MIN_LSN_PARAM,
+    QUERY_PARAM_DOCS,
+    QueryString,
+    query_params,
+    spec_params,
+)
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.routes.context import state_of
 from stemedb.api.state import ApiState
@@ -88,7 +94,10 @@ def stale_answer(
 async def get_query(request: Request) -> Response:
     state = state_of(request)
     asker = state.asker(request)
-    params = query_params(QueryString(request))
+    qs = QueryString(request)
+    min_lsn = qs.integer("min_lsn", 0)
+    params = query_params(qs)
+    await state.read_after(min_lsn)
     service = state.service
     started = time.perf_counter()
     try:
@@ -151,6 +160,10 @@ async def post_query(request: Request) -> Response:
         )
     note_items(request, len(body.queries))
     params = [spec_params(spec) for spec in body.queries]
+    qs = QueryString(request)
+    min_lsn = qs.integer("min_lsn", 0)
+    qs.finish()
+    await state.read_after(min_lsn)
     service = state.service
     started = time.perf_counter()
     results = await state.offload(query_batch, state, service, asker, params)
@@ -172,12 +185,14 @@ async def get_skeptic(request: Request) -> Response:
     state = state_of(request)
     asker = state.asker(request)
     qs = QueryString(request)
+    min_lsn = qs.integer("min_lsn", 0)
     full = query_params_for_skeptic(qs)
     if full.predicate is None:
         raise ValidationError("predicate", "required", "predicate is required")
     if full.subject is None:
         raise ValidationError("subject", "required", "subject is required")
     filters = {name: getattr(full, name) for name in SKEPTIC_FILTERS}
+    await state.read_after(min_lsn)
     service = state.service
     started = time.perf_counter()
     result = await state.offload(
@@ -194,9 +209,12 @@ async def get_skeptic(request: Request) -> Response:
 def routes(api: ApiConfig) -> list[ApiRoute]:
     timeout = api.request_timeout_seconds
     errors = {400: ErrorEnvelope, 503: ErrorEnvelope}
-    query_doc = tuple(Param(name, kind, text) for name, kind, text in QUERY_PARAM_DOCS)
+    query_doc = (
+        *(Param(name, kind, text) for name, kind, text in QUERY_PARAM_DOCS),
+        MIN_LSN_PARAM,
+    )
     skeptic_doc = tuple(
-        p for p in query_doc if p.name in (*SKEPTIC_FILTERS, "subject", "predicate")
+        p for p in query_doc if p.name in (*SKEPTIC_FILTERS, "subject", "predicate", "min_lsn")
     )
     return [
         api_route(
@@ -218,6 +236,7 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
             EndpointDoc(
                 summary="Many queries in one request (each with the GET /v1/query parameters).",
                 tag="reads",
+                params=(MIN_LSN_PARAM,),
                 body=QueryBatchRequest,
                 responses={200: QueryBatchResponse, **errors},
             ),

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
-from stemedb.api.http.params import QueryString
+from stemedb.api.http.params import MIN_LSN_PARAM, QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
 from stemedb.api.routes.context import state_of
 from stemedb.config import ApiConfig
@@ -29,16 +29,22 @@ NOT_FOUND: Final = {400: ErrorEnvelope, 404: ErrorEnvelope}
 
 
 async def get_assertion(request: Request) -> Response:
-    QueryString(request).finish()
+    qs = QueryString(request)
+    min_lsn = qs.integer("min_lsn", 0)
+    qs.finish()
     state = state_of(request)
+    await state.read_after(min_lsn)
     provenance = state.service.provenance
     detail = await state.offload(provenance.assertion, str(request.path_params["id"]))
     return json_response(detail)
 
 
 async def get_trace(request: Request) -> Response:
-    QueryString(request).finish()
+    qs = QueryString(request)
+    min_lsn = qs.integer("min_lsn", 0)
+    qs.finish()
     state = state_of(request)
+    await state.read_after(min_lsn)
     provenance = state.service.provenance
     trace = await state.offload(provenance.trace, str(request.path_params["id"]))
     return json_response(trace)
@@ -96,6 +102,7 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
             EndpointDoc(
                 summary="One assertion with its signatures, votes summary and source warnings.",
                 tag="reads",
+                params=(MIN_LSN_PARAM,),
                 responses={200: AssertionDetail, **NOT_FOUND},
             ),
             timeout_seconds=timeout,
@@ -108,6 +115,7 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
                 summary="Provenance of one assertion: signatures, source, parent chain,"
                 " supersessions, votes, epoch and the audited queries that used it.",
                 tag="reads",
+                params=(MIN_LSN_PARAM,),
                 responses={200: TraceResult, **NOT_FOUND},
             ),
             timeout_seconds=timeout,
