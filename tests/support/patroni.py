@@ -219,7 +219,7 @@ class PatroniNode:
         shm = lines[6].split() if len(lines) > 6 else []
         return int(lines[0]), int(shm[1]) if len(shm) == 2 else None
 
-    def config(self, etcd_port: int) -> dict[str, Any]:
+    def config(self, etcd_port: int, parameters: dict[str, str]) -> dict[str, Any]:
         socket_dir = self.base / "run"
         return {
             "scope": SCOPE,
@@ -248,6 +248,7 @@ class PatroniNode:
                             "max_replication_slots": 10,
                             "max_connections": 200,
                             "wal_keep_size": "128MB",
+                            **parameters,
                         },
                     },
                 },
@@ -284,6 +285,8 @@ class PatroniCluster:
     """One etcd member and ``size`` Patroni nodes (default 2) on loopback."""
 
     size: int = 2
+    # extra PostgreSQL settings of the bootstrap (e.g. archive_mode, archive_command)
+    parameters: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="stemedb-patroni-")))
     etcd_port: int = 0
     nodes: list[PatroniNode] = field(default_factory=list)
@@ -350,7 +353,9 @@ class PatroniCluster:
         _chown(node.base, POSTGRES_USER)
         node.base.chmod(0o700)
         # JSON is YAML: no YAML writer needed
-        node.config_path.write_text(json.dumps(node.config(self.etcd_port), indent=2))
+        node.config_path.write_text(
+            json.dumps(node.config(self.etcd_port, self.parameters), indent=2)
+        )
         _chown(node.config_path, POSTGRES_USER)
         node.spawned = _spawn(
             POSTGRES_USER, [PATRONI, str(node.config_path)], node.log_path, node.base
@@ -417,11 +422,16 @@ class PatroniCluster:
         return self._by_role("sync_standby")
 
     def wait_healthy(self, timeout: float = FORM_TIMEOUT_SECONDS) -> PatroniNode:
-        """Wait for a leader and a sync standby; returns the leader."""
+        """Wait for a leader and (with more than one node) a sync standby; returns the
+        leader."""
         deadline = time.monotonic() + timeout
         while True:
             leader, standby = self.leader(), self.sync_standby()
-            if leader is not None and standby is not None and self._writable(leader):
+            if (
+                leader is not None
+                and (standby is not None or self.size == 1)
+                and self._writable(leader)
+            ):
                 return leader
             for node in self.nodes:
                 if node.spawned is not None and node.spawned.proc.poll() is not None:
@@ -502,8 +512,10 @@ class PatroniCluster:
 
 
 @contextlib.contextmanager
-def patroni_cluster(size: int = 2) -> Iterator[PatroniCluster]:
-    cluster = PatroniCluster(size=size).start()
+def patroni_cluster(
+    size: int = 2, parameters: dict[str, str] | None = None
+) -> Iterator[PatroniCluster]:
+    cluster = PatroniCluster(size=size, parameters=parameters or {}).start()
     try:
         yield cluster
     finally:

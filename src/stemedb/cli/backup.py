@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from stemedb.cli import backup_cluster
 from stemedb.cli.remote_commands import USAGE_EXIT_CODE, fail
 from stemedb.config import Config, load_config
 from stemedb.errors import StemeError
@@ -89,6 +90,11 @@ def _config(path: Path | None) -> Config:
         raise fail(exc, USAGE_EXIT_CODE) from None
 
 
+def _cluster_mode(cfg: Config) -> bool:
+    """``[storage] backend = "postgres"``: backups are pgBackRest's (cli/backup_cluster.py)."""
+    return cfg.storage.backend == "postgres"
+
+
 def _usage(message: str) -> typer.Exit:
     err.print(f"Error: ValidationError: {message}", style="red", markup=False, highlight=False)
     return typer.Exit(USAGE_EXIT_CODE)
@@ -136,14 +142,23 @@ def backup_create(
             help="Remove older backups (else [backup] retention_days; 0 = never)",
         ),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", help="Cluster mode: pgBackRest's full, diff or incr (default full)"),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Back up the data directory (online: the server may keep running and writing)."""
+    """Back up the data directory (online: the server may keep running and writing);
+    in cluster mode, the PostgreSQL cluster with pgBackRest."""
     from stemedb.ops.backup.create import create_backup
     from stemedb.ops.backup.location import backup_location
 
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        return backup_cluster.create(cfg, kind, as_json)
+    if kind is not None:
+        raise _usage("--type is for cluster mode (pgBackRest)")
     target = _default_target(cfg, to)
     days = cfg.backup.retention_days if retention_days is None else retention_days
     try:
@@ -199,11 +214,14 @@ def backup_list(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List backups, newest last, and which ones retention would remove."""
+    """List backups, newest last, and which ones retention would remove (cluster mode:
+    pgBackRest's backups)."""
     from stemedb.ops.backup.create import expired_backups
     from stemedb.ops.backup.location import backup_location, list_backups
 
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        return backup_cluster.list_backups(cfg, as_json)
     where = _default_target(cfg, target)
     try:
         items = list_backups(backup_location(where))
@@ -325,6 +343,12 @@ def restore(
     if to_time is not None and to_lsn is not None:
         raise _usage("give --to-time or --to-lsn, not both")
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        if to_lsn is not None or wal_only or wal_dir is not None or wal_archive is not None:
+            raise _usage("cluster mode restores with pgBackRest: --to-time and --force only")
+        at = parse_time(to_time) if to_time is not None else None
+        set_label = None if source == "latest" else source
+        return backup_cluster.restore(data_dir, at, set_label, force, as_json)
     if data_dir is None:
         data_dir = cfg.data_dir
         wal_dir = wal_dir or cfg.wal_dir
