@@ -35,8 +35,9 @@ from typing import IO, Any
 import httpx
 import pytest
 import yaml
-from deploy_helpers import DEPLOY, require_tool
+from deploy_helpers import DEPLOY, offline_systemd_root, require_tool, systemd_verify
 from support.server import free_port
+from support.tls import nginx_main, self_signed_certificate
 
 from stemedb.config import load_config
 
@@ -286,34 +287,14 @@ def test_nginx_t_accepts_the_cluster_upstream(scratch: Path) -> None:
     text = conf.read_text()
     servers = re.findall(r"^\s*server (10\.0\.0\.1[1-3]):18180 ", text, flags=re.M)
     assert servers == list(HOSTS)
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(scratch / "key.pem"),
-            "-out",
-            str(scratch / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed_certificate(scratch)
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{free_port()};",
         "listen [::]:80;": "",
         "listen 443 ssl http2;": f"listen 127.0.0.1:{free_port()} ssl http2;",
         "listen [::]:443 ssl http2;": "",
-        "/etc/letsencrypt/live/stemedb.example.com/fullchain.pem": str(scratch / "cert.pem"),
-        "/etc/letsencrypt/live/stemedb.example.com/privkey.pem": str(scratch / "key.pem"),
+        "/etc/letsencrypt/live/stemedb.example.com/fullchain.pem": str(cert),
+        "/etc/letsencrypt/live/stemedb.example.com/privkey.pem": str(key),
         "/var/log/nginx/stemedb.access.log": str(scratch / "access.log"),
         "/var/log/nginx/stemedb.error.log": str(scratch / "error.log"),
         "/var/www/letsencrypt": str(scratch / "www"),
@@ -321,18 +302,8 @@ def test_nginx_t_accepts_the_cluster_upstream(scratch: Path) -> None:
     for host in HOSTS:
         replacements[f"server {host}:18180 "] = f"server 127.0.0.1:{free_port()} "
     (scratch / "stemedb.conf").write_text(replaced(text, replacements, conf.name))
-    (scratch / "tmp").mkdir()
     (scratch / "www").mkdir()
-    temp_paths = "\n".join(
-        f"    {name}_temp_path {scratch / 'tmp' / name};"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    main = scratch / "nginx.conf"
-    main.write_text(
-        f"worker_processes 1;\npid {scratch / 'nginx.pid'};\nerror_log {scratch / 'error.log'};\n"
-        "events { worker_connections 256; }\n"
-        f"http {{\n{temp_paths}\n    access_log off;\n    include {scratch / 'stemedb.conf'};\n}}\n"
-    )
+    main = nginx_main(scratch, f"    include {scratch / 'stemedb.conf'};")
     result = subprocess.run(
         [nginx, "-t", "-p", str(scratch), "-c", str(main)],
         capture_output=True,
@@ -362,21 +333,13 @@ def test_nginx_cluster_file_keeps_the_single_node_choices() -> None:
 
 @pytest.fixture(scope="module")
 def offline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("systemd-cluster-root")
-    system = root / "etc" / "systemd" / "system"
-    system.mkdir(parents=True)
-    for unit in UNITS.iterdir():
-        shutil.copy(unit, system / unit.name)
-    shutil.copytree(
-        "/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True
-    )
+    root = offline_systemd_root(tmp_path_factory.mktemp("systemd-cluster-root"), UNITS)
     for binary in (
         "usr/bin/etcd",
         "usr/bin/patroni",
         "usr/bin/psql",
         "bin/sh",
         "bin/kill",
-        "opt/stemedb/.venv/bin/stemedb",
         "opt/stemedb/deploy/bin/stemedb-job-metrics",
     ):
         stub = root / binary
@@ -392,14 +355,7 @@ def test_every_cluster_unit_is_shipped() -> None:
 
 @pytest.mark.parametrize("unit", sorted(EXPECTED_UNITS))
 def test_systemd_analyze_verify_reports_nothing(offline_root: Path, unit: str) -> None:
-    tool = require_tool("systemd-analyze")
-    result = subprocess.run(
-        [tool, "verify", "--man=no", f"--root={offline_root}", f"/etc/systemd/system/{unit}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = systemd_verify(offline_root, unit)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )

@@ -26,6 +26,7 @@ import pytest
 from support.patroni import PatroniCluster
 from support.patroni import unavailable_reason as patroni_unavailable
 from support.server import free_port
+from support.tls import nginx_main, self_signed_certificate
 from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3
 from swift_server import unavailable_reason as swift_unavailable
 from typer.testing import CliRunner
@@ -75,53 +76,25 @@ def tls_s3(swift: SwiftS3, workdir: Path) -> Iterator[TlsS3]:
     if nginx is None:
         pytest.skip("nginx is not installed (bash scripts/install-debian-deps.sh)")
     prefix = workdir / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1",
-            "-keyout",
-            str(prefix / "key.pem"),
-            "-out",
-            str(prefix / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    (prefix / "cert.pem").chmod(0o644)
+    prefix.mkdir()
+    cert, key = self_signed_certificate(prefix, "127.0.0.1", "DNS:127.0.0.1,IP:127.0.0.1")
+    cert.chmod(0o644)
     port = free_port()
-    temp_paths = "\n".join(
-        f"    {name}_temp_path {prefix / 'tmp' / name};"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (prefix / "nginx.conf").write_text(
-        f"worker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'};\n"
-        "events { worker_connections 64; }\n"
-        f"http {{\n{temp_paths}\n    access_log off;\n"
+    main = nginx_main(
+        prefix,
         f"    server {{\n        listen 127.0.0.1:{port} ssl;\n"
-        f"        ssl_certificate {prefix / 'cert.pem'};\n"
-        f"        ssl_certificate_key {prefix / 'key.pem'};\n"
+        f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
         "        client_max_body_size 0;\n        proxy_request_buffering off;\n"
         "        proxy_http_version 1.1;\n"
         "        location / {\n"
         # the S3 signature covers the Host header: pass the client's unchanged
         "            proxy_set_header Host $http_host;\n"
         f"            proxy_pass {swift.endpoint};\n"
-        "        }\n    }\n}\n"
+        "        }\n    }",
+        worker_connections=64,
     )
     proc = subprocess.Popen(
-        [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        [nginx, "-p", str(prefix), "-c", str(main), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -138,7 +111,7 @@ def tls_s3(swift: SwiftS3, workdir: Path) -> Iterator[TlsS3]:
             assert time.monotonic() < deadline and proc.poll() is None, "nginx did not start"
             time.sleep(0.1)
         # pgBackRest matches the host against the certificate's DNS names only
-        yield TlsS3(f"https://127.0.0.1:{port}", prefix / "cert.pem")
+        yield TlsS3(f"https://127.0.0.1:{port}", cert)
     finally:
         proc.send_signal(signal.SIGQUIT)
         try:
@@ -243,7 +216,7 @@ def _switch_and_wait_archived(dsn: str, timeout: float = 60) -> None:
 
 def _query(dsn: str, sql: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+        return list(conn.execute(sql).fetchall())
 
 
 def test_backup_and_restore_to_a_point_in_time_through_s3(
