@@ -24,8 +24,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from stemedb.errors import StorageError, ValidationError
+from stemedb.errors import StemeError, StorageError, ValidationError
+from stemedb.ops.backup.verify import StageResult, VerifyResult
 
 DEFAULT_STANZA: Final = "stemedb"
 DEFAULT_USER: Final = "postgres"
@@ -42,6 +44,7 @@ COMMAND_TIMEOUT_SECONDS: Final = 6 * 3600.0
 START_TIMEOUT_SECONDS: Final = 300.0
 BackupType = Literal["full", "diff", "incr"]
 BACKUP_TYPES: Final = ("full", "diff", "incr")
+VERIFY_STAGES: Final = ("backup", "checksums", "trial_restore", "state_hash")
 
 
 def pgbackrest_time(at: float) -> str:
@@ -264,13 +267,14 @@ class PgBackRest:
         to_time: float | None = None,
         backup_set: str | None = None,
         delta: bool = False,
+        immediate: bool = False,
         archive_mode: Literal["preserve", "off"] = "preserve",
     ) -> None:
         """Restore into ``pg_path`` (empty, or ``delta`` to reuse what is there): the
         backup's consistent point and then the archive up to ``to_time`` (recovery stops
         before the first commit after it, then promotes), else to the end of the
-        archive. pgBackRest picks the newest backup that ended before ``to_time``
-        unless ``backup_set`` names one."""
+        archive (``immediate``: only to the backup's consistent point). pgBackRest picks
+        the newest backup that ended before ``to_time`` unless ``backup_set`` names one."""
         extra = [f"--pg1-path={pg_path}", f"--archive-mode={archive_mode}"]
         if delta:
             extra.append("--delta")
@@ -282,6 +286,8 @@ class PgBackRest:
                 f"--target={pgbackrest_time(to_time)}",
                 "--target-action=promote",
             ]
+        elif immediate:
+            extra += ["--type=immediate", "--target-action=promote"]
         else:
             extra += ["--type=default"]
         self.run("restore", *extra)
@@ -384,19 +390,25 @@ class ScratchPostgres:
         except OSError:
             return ""
 
+    def state(self) -> str:
+        """``pg_controldata``'s "Database cluster state" (``in production`` once
+        recovery has ended and the server promoted)."""
+        done = subprocess.run(
+            _as_user(self.user, [str(self.pg_bin / "pg_controldata"), "-D", str(self.data_dir)]),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("Database cluster state:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
     def wait_promoted(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Until recovery has ended (the target reached and the server promoted)."""
-        import psycopg
-
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-                    if row is not None and row[0] is False:
-                        return
-            except psycopg.Error:
-                pass
+        while self.state() != "in production":
             if time.monotonic() > deadline:
                 raise StorageError(
                     f"the restored PostgreSQL was still in recovery after {timeout:.0f} s"
@@ -424,6 +436,7 @@ def restored_postgres(
     *,
     to_time: float | None = None,
     backup_set: str | None = None,
+    immediate: bool = False,
     pg_bin: Path = PG_BIN,
 ) -> Iterator[ScratchPostgres]:
     """A trial restore (archiving off, so the repository is untouched) under ``scratch``,
@@ -435,7 +448,9 @@ def restored_postgres(
             shutil.chown(path, tool.user, tool.user)
     server = ScratchPostgres(data, user=tool.user, pg_bin=pg_bin)
     try:
-        tool.restore(data, to_time=to_time, backup_set=backup_set, archive_mode="off")
+        tool.restore(
+            data, to_time=to_time, backup_set=backup_set, immediate=immediate, archive_mode="off"
+        )
         server.start()
         server.wait_promoted()
         yield server
@@ -452,3 +467,77 @@ def describe(backups: Sequence[BackupSet]) -> list[str]:
         f" ({b.repo_size_bytes / 2**20:.1f} MiB in the repository)"
         for b in backups
     ]
+
+
+StateHash = Callable[[str], tuple[int, str]]
+
+
+def verify_cluster_backup(
+    tool: PgBackRest,
+    scratch_root: Path,
+    dbname: str,
+    state_hash: StateHash,
+    *,
+    backup_set: str | None = None,
+    pg_bin: Path = PG_BIN,
+) -> VerifyResult:
+    """``stemedb backup verify`` in cluster mode, the embedded mode's four stages:
+    1 the backup set is in ``pgbackrest info`` without error; 2 ``pgbackrest verify``
+    (checksums of every backup file and archived segment); 3 a trial restore of the set
+    (to its consistent point, archiving off) on which a throwaway PostgreSQL finishes
+    recovery; 4 the StemeDB state hash of the restored database ``dbname``
+    (``state_hash(dsn)`` → (last LSN, hash); the same definition as an embedded node's,
+    so a cluster imported from a node hashes as that node did)."""
+    result = VerifyResult(backup=backup_set or "latest", ok=False, failed_stage=None)
+    chosen: list[BackupSet] = []
+
+    def stage_backup() -> str:
+        backups = tool.info().backups
+        found = [b for b in backups if backup_set in (None, b.label)]
+        if not found:
+            raise StorageError(f"no backup {backup_set or ''} in the stanza {tool.stanza!r}")
+        chosen.append(found[-1])
+        if found[-1].error:
+            raise StorageError(f"backup {found[-1].label} is marked with an error")
+        result.backup = found[-1].label
+        return f"{found[-1].label} ({found[-1].type}, LSN {found[-1].lsn_stop})"
+
+    def stage_checksums() -> str:
+        tool.verify()
+        return "pgbackrest verify: every backup file and archived segment"
+
+    hashes: list[tuple[int, str]] = []
+
+    def stage_trial_restore() -> str:
+        scratch = Path(tempfile.mkdtemp(prefix="stemedb-pgbackrest-verify-", dir=scratch_root))
+        scratch.chmod(0o755)
+        try:
+            with restored_postgres(
+                tool, scratch, backup_set=chosen[0].label, immediate=True, pg_bin=pg_bin
+            ) as server:
+                hashes.append(state_hash(server.dsn(dbname)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return f"restored {chosen[0].label} and PostgreSQL finished recovery"
+
+    def stage_state_hash() -> str:
+        last_lsn, digest = hashes[0]
+        result.last_lsn, result.state_hash = last_lsn, digest
+        return f"state hash at LSN {last_lsn} = {digest}"
+
+    stages = (stage_backup, stage_checksums, stage_trial_restore, stage_state_hash)
+    for number, (name, run) in enumerate(zip(VERIFY_STAGES, stages, strict=True), start=1):
+        if result.failed_stage is not None:
+            result.stages.append(StageResult(number, name, "skipped", "", 0.0))
+            continue
+        started = time.monotonic()
+        try:
+            detail = run()
+        except StemeError as exc:
+            result.failed_stage = name
+            detail, status = exc.message, "failed"
+        else:
+            status = "passed"
+        result.stages.append(StageResult(number, name, status, detail, time.monotonic() - started))
+    result.ok = result.failed_stage is None
+    return result
