@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +31,9 @@ from stemedb.cli import backup_cluster
 from stemedb.cli.remote_commands import USAGE_EXIT_CODE, fail
 from stemedb.config import Config, load_config
 from stemedb.errors import StemeError
+
+if TYPE_CHECKING:
+    from stemedb.ops.backup.restore import RestoreReport
 
 console = Console()
 err = Console(stderr=True)
@@ -93,6 +96,18 @@ def _config(path: Path | None) -> Config:
 def _cluster_mode(cfg: Config) -> bool:
     """``[storage] backend = "postgres"``: backups are pgBackRest's (cli/backup_cluster.py)."""
     return cfg.storage.backend == "postgres"
+
+
+def _cluster_restore(
+    source: str,
+    data_dir: Path | None,
+    to_time: str | None,
+    force: bool,
+    as_json: bool,
+    embedded_options: bool,
+) -> None:
+    at = parse_time(to_time) if to_time is not None else None
+    backup_cluster.restore(source, data_dir, at, force, as_json, embedded_options)
 
 
 def _usage(message: str) -> typer.Exit:
@@ -305,6 +320,28 @@ def backup_verify(
         raise typer.Exit(1)
 
 
+def _print_restore_report(report: RestoreReport) -> None:
+    at = report.last_committed_at
+    committed = f", last commit at {at:.3f}" if at else ""
+    if report.expected_state_hash is None:
+        comparison = ""
+    elif report.ok:
+        comparison = " (matches the backup)"
+    else:
+        comparison = f" != backup's {report.expected_state_hash}"
+    lines = [
+        f"restored {report.backup} into {report.data_dir} ({report.mode})",
+        f"  LSN {report.restored_lsn}{committed}; {report.records_replayed} WAL records"
+        f" replayed; {report.segments_from_archive} segments from the archive",
+        f"  state hash {report.state_hash}{comparison}",
+        f"  {report.bytes_restored / 2**20:.1f} MiB in {report.seconds:.1f} s",
+    ]
+    if report.moved_aside:
+        lines.append(f"  previous files moved to {report.moved_aside}")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def restore(
     source: Annotated[
         str, typer.Argument(help="A backup (dir or s3:// URL), or a location holding backups")
@@ -344,11 +381,8 @@ def restore(
         raise _usage("give --to-time or --to-lsn, not both")
     cfg = _config(config)
     if _cluster_mode(cfg):
-        if to_lsn is not None or wal_only or wal_dir is not None or wal_archive is not None:
-            raise _usage("cluster mode restores with pgBackRest: --to-time and --force only")
-        at = parse_time(to_time) if to_time is not None else None
-        set_label = None if source == "latest" else source
-        return backup_cluster.restore(data_dir, at, set_label, force, as_json)
+        embedded = any((to_lsn is not None, wal_only, wal_dir is not None, wal_archive))
+        return _cluster_restore(source, data_dir, to_time, force, as_json, embedded)
     if data_dir is None:
         data_dir = cfg.data_dir
         wal_dir = wal_dir or cfg.wal_dir
@@ -372,25 +406,7 @@ def restore(
     if as_json:
         _print_json(report.to_dict())
     else:
-        at = report.last_committed_at
-        committed = f", last commit at {at:.3f}" if at else ""
-        if report.expected_state_hash is None:
-            comparison = ""
-        elif report.ok:
-            comparison = " (matches the backup)"
-        else:
-            comparison = f" != backup's {report.expected_state_hash}"
-        lines = [
-            f"restored {report.backup} into {report.data_dir} ({report.mode})",
-            f"  LSN {report.restored_lsn}{committed}; {report.records_replayed} WAL records"
-            f" replayed; {report.segments_from_archive} segments from the archive",
-            f"  state hash {report.state_hash}{comparison}",
-            f"  {report.bytes_restored / 2**20:.1f} MiB in {report.seconds:.1f} s",
-        ]
-        if report.moved_aside:
-            lines.append(f"  previous files moved to {report.moved_aside}")
-        for line in lines:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        _print_restore_report(report)
     if not report.ok:
         err.print(
             "Error: StorageError: the restored state hash differs from the backup's",

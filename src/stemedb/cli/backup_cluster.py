@@ -87,14 +87,25 @@ def list_backups(cfg: Config, as_json: bool) -> None:
 
 
 def restore(
+    source: str,
     pg_data: Path | None,
     to_time: float | None,
-    backup_set: str | None,
     force: bool,
     as_json: bool,
+    embedded_options: bool = False,
 ) -> None:
-    """``pgbackrest restore`` into a PostgreSQL data directory (Patroni stopped on every
-    host first: docs/operations/cluster.md), to ``to_time`` or the end of the archive."""
+    """``pgbackrest restore`` of the set ``source`` (or ``latest``) into a PostgreSQL
+    data directory (Patroni stopped on every host first: docs/operations/cluster.md), to
+    ``to_time`` or the end of the archive. ``embedded_options``: the embedded mode's
+    --to-lsn/--wal-* options were given (refused)."""
+    backup_set = None if source == "latest" else source
+    if embedded_options:
+        raise fail(
+            ValidationError(
+                "restore", "cluster mode restores with pgBackRest: --to-time and --force only"
+            ),
+            USAGE_EXIT_CODE,
+        )
     if pg_data is None:
         raise fail(
             ValidationError("--data-dir", "cluster mode restores into a PostgreSQL data directory"),

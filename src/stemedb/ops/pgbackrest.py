@@ -525,7 +525,12 @@ def verify_cluster_backup(
         result.last_lsn, result.state_hash = last_lsn, digest
         return f"state hash at LSN {last_lsn} = {digest}"
 
-    stages = (stage_backup, stage_checksums, stage_trial_restore, stage_state_hash)
+    _run_stages(result, (stage_backup, stage_checksums, stage_trial_restore, stage_state_hash))
+    return result
+
+
+def _run_stages(result: VerifyResult, stages: Sequence[Callable[[], str]]) -> None:
+    """Each stage in order, the next only if the previous passed; its detail recorded."""
     for number, (name, run) in enumerate(zip(VERIFY_STAGES, stages, strict=True), start=1):
         if result.failed_stage is not None:
             result.stages.append(StageResult(number, name, "skipped", "", 0.0))
@@ -540,4 +545,3 @@ def verify_cluster_backup(
             status = "passed"
         result.stages.append(StageResult(number, name, status, detail, time.monotonic() - started))
     result.ok = result.failed_stage is None
-    return result
