@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Final
 
@@ -66,6 +67,37 @@ EXPORTER_METRICS: Final = frozenset(
         "process_cpu_seconds_total",
     }
 )
+
+
+def offline_systemd_root(root: Path, units: Path) -> Path:
+    """A root for ``systemd-analyze verify --root``: the units of ``units`` under
+    etc/systemd/system, the host's targets, and a stub ``/opt/stemedb/.venv/bin/stemedb``
+    (verify checks that ExecStart binaries exist and are executable)."""
+    system = root / "etc" / "systemd" / "system"
+    system.mkdir(parents=True)
+    for unit in units.iterdir():
+        shutil.copy(unit, system / unit.name)
+    shutil.copytree(
+        "/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True
+    )
+    venv_bin = root / "opt" / "stemedb" / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "stemedb").write_text("#!/bin/sh\nexit 0\n")
+    (venv_bin / "stemedb").chmod(0o755)
+    return root
+
+
+def systemd_verify(root: Path, unit: str) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze verify`` of ``/etc/systemd/system/UNIT`` under ``root``
+    (``--man=no``: no man-page lookups of Documentation=)."""
+    tool = require_tool("systemd-analyze")
+    return subprocess.run(
+        [tool, "verify", "--man=no", f"--root={root}", f"/etc/systemd/system/{unit}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def require_tool(name: str) -> str:

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_helpers import DEPLOY, require_tool
+from deploy_helpers import DEPLOY, offline_systemd_root, require_tool, systemd_verify
 
 UNITS = DEPLOY / "systemd"
 JOB_METRICS = DEPLOY / "bin" / "stemedb-job-metrics"
@@ -47,18 +47,7 @@ def unit_settings(name: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def offline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("systemd-root")
-    system = root / "etc" / "systemd" / "system"
-    system.mkdir(parents=True)
-    for unit in UNITS.iterdir():
-        shutil.copy(unit, system / unit.name)
-    shutil.copytree(
-        "/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True
-    )
-    venv_bin = root / "opt" / "stemedb" / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "stemedb").write_text("#!/bin/sh\nexit 0\n")
-    (venv_bin / "stemedb").chmod(0o755)
+    root = offline_systemd_root(tmp_path_factory.mktemp("systemd-root"), UNITS)
     deploy_bin = root / "opt" / "stemedb" / "deploy" / "bin"
     deploy_bin.mkdir(parents=True)
     shutil.copy(JOB_METRICS, deploy_bin / JOB_METRICS.name)
@@ -71,14 +60,7 @@ def test_every_unit_of_the_issue_is_shipped() -> None:
 
 @pytest.mark.parametrize("unit", sorted(EXPECTED_UNITS))
 def test_systemd_analyze_verify_reports_nothing(offline_root: Path, unit: str) -> None:
-    tool = require_tool("systemd-analyze")
-    result = subprocess.run(
-        [tool, "verify", "--man=no", f"--root={offline_root}", f"/etc/systemd/system/{unit}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = systemd_verify(offline_root, unit)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )

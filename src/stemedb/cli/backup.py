@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,9 +27,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from stemedb.cli import backup_cluster
 from stemedb.cli.remote_commands import USAGE_EXIT_CODE, fail
 from stemedb.config import Config, load_config
 from stemedb.errors import StemeError
+
+if TYPE_CHECKING:
+    from stemedb.ops.backup.restore import RestoreReport
 
 console = Console()
 err = Console(stderr=True)
@@ -89,6 +93,23 @@ def _config(path: Path | None) -> Config:
         raise fail(exc, USAGE_EXIT_CODE) from None
 
 
+def _cluster_mode(cfg: Config) -> bool:
+    """``[storage] backend = "postgres"``: backups are pgBackRest's (cli/backup_cluster.py)."""
+    return cfg.storage.backend == "postgres"
+
+
+def _cluster_restore(
+    source: str,
+    data_dir: Path | None,
+    to_time: str | None,
+    force: bool,
+    as_json: bool,
+    embedded_options: bool,
+) -> None:
+    at = parse_time(to_time) if to_time is not None else None
+    backup_cluster.restore(source, data_dir, at, force, as_json, embedded_options)
+
+
 def _usage(message: str) -> typer.Exit:
     err.print(f"Error: ValidationError: {message}", style="red", markup=False, highlight=False)
     return typer.Exit(USAGE_EXIT_CODE)
@@ -136,14 +157,23 @@ def backup_create(
             help="Remove older backups (else [backup] retention_days; 0 = never)",
         ),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", help="Cluster mode: pgBackRest's full, diff or incr (default full)"),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Back up the data directory (online: the server may keep running and writing)."""
+    """Back up the data directory (online: the server may keep running and writing);
+    in cluster mode, the PostgreSQL cluster with pgBackRest."""
     from stemedb.ops.backup.create import create_backup
     from stemedb.ops.backup.location import backup_location
 
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        return backup_cluster.create(cfg, kind, as_json)
+    if kind is not None:
+        raise _usage("--type is for cluster mode (pgBackRest)")
     target = _default_target(cfg, to)
     days = cfg.backup.retention_days if retention_days is None else retention_days
     try:
@@ -199,11 +229,14 @@ def backup_list(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List backups, newest last, and which ones retention would remove."""
+    """List backups, newest last, and which ones retention would remove (cluster mode:
+    pgBackRest's backups)."""
     from stemedb.ops.backup.create import expired_backups
     from stemedb.ops.backup.location import backup_location, list_backups
 
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        return backup_cluster.list_backups(cfg, as_json)
     where = _default_target(cfg, target)
     try:
         items = list_backups(backup_location(where))
@@ -287,6 +320,28 @@ def backup_verify(
         raise typer.Exit(1)
 
 
+def _print_restore_report(report: RestoreReport) -> None:
+    at = report.last_committed_at
+    committed = f", last commit at {at:.3f}" if at else ""
+    if report.expected_state_hash is None:
+        comparison = ""
+    elif report.ok:
+        comparison = " (matches the backup)"
+    else:
+        comparison = f" != backup's {report.expected_state_hash}"
+    lines = [
+        f"restored {report.backup} into {report.data_dir} ({report.mode})",
+        f"  LSN {report.restored_lsn}{committed}; {report.records_replayed} WAL records"
+        f" replayed; {report.segments_from_archive} segments from the archive",
+        f"  state hash {report.state_hash}{comparison}",
+        f"  {report.bytes_restored / 2**20:.1f} MiB in {report.seconds:.1f} s",
+    ]
+    if report.moved_aside:
+        lines.append(f"  previous files moved to {report.moved_aside}")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def restore(
     source: Annotated[
         str, typer.Argument(help="A backup (dir or s3:// URL), or a location holding backups")
@@ -325,6 +380,9 @@ def restore(
     if to_time is not None and to_lsn is not None:
         raise _usage("give --to-time or --to-lsn, not both")
     cfg = _config(config)
+    if _cluster_mode(cfg):
+        embedded = any((to_lsn is not None, wal_only, wal_dir is not None, wal_archive))
+        return _cluster_restore(source, data_dir, to_time, force, as_json, embedded)
     if data_dir is None:
         data_dir = cfg.data_dir
         wal_dir = wal_dir or cfg.wal_dir
@@ -348,25 +406,7 @@ def restore(
     if as_json:
         _print_json(report.to_dict())
     else:
-        at = report.last_committed_at
-        committed = f", last commit at {at:.3f}" if at else ""
-        if report.expected_state_hash is None:
-            comparison = ""
-        elif report.ok:
-            comparison = " (matches the backup)"
-        else:
-            comparison = f" != backup's {report.expected_state_hash}"
-        lines = [
-            f"restored {report.backup} into {report.data_dir} ({report.mode})",
-            f"  LSN {report.restored_lsn}{committed}; {report.records_replayed} WAL records"
-            f" replayed; {report.segments_from_archive} segments from the archive",
-            f"  state hash {report.state_hash}{comparison}",
-            f"  {report.bytes_restored / 2**20:.1f} MiB in {report.seconds:.1f} s",
-        ]
-        if report.moved_aside:
-            lines.append(f"  previous files moved to {report.moved_aside}")
-        for line in lines:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        _print_restore_report(report)
     if not report.ok:
         err.print(
             "Error: StorageError: the restored state hash differs from the backup's",
