@@ -92,7 +92,16 @@ def offline_ring(config: Path | None) -> Iterator[Any]:
         lock.release()
 
 
-def remote(method: str, url: str, api_key: str | None, path: str, body: Any = None) -> Any:
+def remote(
+    method: str,
+    url: str,
+    api_key: str | None,
+    path: str,
+    body: Any = None,
+    *,
+    hint: str = " For a stopped server use --offline",
+) -> Any:
+    """One admin call: the answer's JSON, or the error it answered (``StemeError``)."""
     key = api_key or os.environ.get("STEMEDB_API_KEY") or None
     headers = {"x-api-key": key} if key else {}
     try:
@@ -105,8 +114,7 @@ def remote(method: str, url: str, api_key: str | None, path: str, body: Any = No
         )
     except httpx.HTTPError as exc:
         raise NetworkError(
-            f"cannot reach {url} ({type(exc).__name__}); is the server running? For a"
-            " stopped server use --offline"
+            f"cannot reach {url} ({type(exc).__name__}); is the server running?{hint}"
         ) from None
     if response.status_code >= 400:
         raise error_from_response(
