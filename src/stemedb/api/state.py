@@ -54,7 +54,13 @@ class ApiState:
         # Storage calls: metrics, timeout and breakers (api.resilience.storage); the
         # stale-answer fallback (api.resilience.fallback); the slow-query ring
         # (api.resilience.slow_queries).
-        self.storage = StorageGuard(config.resilience, self.metrics.registry)
+        cluster = config.storage.backend == "postgres"
+        self.storage = StorageGuard(
+            config.resilience,
+            self.metrics.registry,
+            backend="postgres" if cluster else "sqlite",
+            postgres_errors=self.metrics.postgres_errors if cluster else None,
+        )
         self.fallback = StaleAnswers(config.fallback)
         self.slow_queries = SlowQueryLog(
             config.api.slow_query_ms, config.api.slow_query_log_entries
