@@ -25,7 +25,13 @@ import psycopg
 import psycopg_pool
 
 from stemedb.errors import StorageError
-from stemedb.store.keys.records import OverrideScope, RateOverride, SharedBreaker, StoredKey
+from stemedb.store.keys.records import (
+    OverrideScope,
+    RateOverride,
+    SharedBreaker,
+    StoredKey,
+    key_of_row,
+)
 
 POOL_MAX_CONNECTIONS: Final = 2
 CONNECT_TIMEOUT_SECONDS: Final = 5
@@ -52,19 +58,6 @@ def translate(exc: Exception, operation: str) -> StorageError:
             code="store_unavailable",
         )
     return StorageError(f"shared access store {operation} failed: {exc}", code="store_error")
-
-
-def _key_of_row(r: Sequence[Any]) -> StoredKey:
-    return StoredKey(
-        id=r[0],
-        name=r[1],
-        role=r[2],
-        secret_hash=r[3],
-        enabled=bool(r[4]),
-        created_at=r[5],
-        expires_at=r[6],
-        last_used_at=r[7],
-    )
 
 
 class PostgresKeyStore:
@@ -125,7 +118,7 @@ class PostgresKeyStore:
 
     def all_keys(self) -> list[StoredKey]:
         rows = self._read(f"SELECT {_KEY_COLUMNS} FROM stemedb_api_keys ORDER BY created_at, id")
-        return [_key_of_row(row) for row in rows]
+        return [key_of_row(row) for row in rows]
 
     def put(self, key: StoredKey) -> None:
         self._change(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import msgspec
 
@@ -28,6 +29,21 @@ class StoredKey(ApiKey, kw_only=True):
         )
 
 
+def key_of_row(r: Sequence[Any]) -> StoredKey:
+    """A key from a row of ``id, name, role, secret_hash, enabled, created_at,
+    expires_at, last_used_at`` (both stores' column order)."""
+    return StoredKey(
+        id=r[0],
+        name=r[1],
+        role=r[2],
+        secret_hash=r[3],
+        enabled=bool(r[4]),
+        created_at=r[5],
+        expires_at=r[6],
+        last_used_at=r[7],
+    )
+
+
 class RateOverride(msgspec.Struct, kw_only=True):
     """An admin override of the per-agent or per-key rate limit."""
 
@@ -51,4 +67,4 @@ class SharedBreaker(msgspec.Struct, kw_only=True):
     node_id: str
 
 
-__all__ = ["OverrideScope", "RateOverride", "SharedBreaker", "StoredKey"]
+__all__ = ["OverrideScope", "RateOverride", "SharedBreaker", "StoredKey", "key_of_row"]

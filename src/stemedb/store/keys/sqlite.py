@@ -22,7 +22,7 @@ from typing import Any, Final
 import apsw
 
 from stemedb.errors import StorageError
-from stemedb.store.keys.records import OverrideScope, RateOverride, StoredKey
+from stemedb.store.keys.records import OverrideScope, RateOverride, StoredKey, key_of_row
 
 KEYS_FILE: Final = "keys.sqlite"
 KEYS_SCHEMA_VERSION: Final = 1
@@ -49,19 +49,6 @@ CREATE TABLE IF NOT EXISTS rate_limit_overrides (
     PRIMARY KEY (scope, target)
 ) WITHOUT ROWID;
 """
-
-
-def _key_of_row(r: Any) -> StoredKey:
-    return StoredKey(
-        id=r[0],
-        name=r[1],
-        role=r[2],
-        secret_hash=r[3],
-        enabled=bool(r[4]),
-        created_at=r[5],
-        expires_at=r[6],
-        last_used_at=r[7],
-    )
 
 
 def _translate(exc: apsw.Error, operation: str) -> StorageError:
@@ -112,7 +99,7 @@ class SqliteKeyStore:
             "SELECT id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at"
             " FROM api_keys ORDER BY created_at, id",
         )
-        return [_key_of_row(row) for row in rows]
+        return [key_of_row(row) for row in rows]
 
     def put(self, key: StoredKey) -> None:
         """Insert or replace one key (by id)."""
