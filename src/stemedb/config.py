@@ -155,9 +155,15 @@ class DrConfig(_Section):
 
 
 class ClusterConfig(_Section):
+    """``[cluster]``: this node in the node registry (cluster mode, ``storage.backend =
+    "postgres"``); read by ``stemedb.cluster`` and the engine's commit watcher."""
+
     node_id: str = ""
     advertise_url: str = ""
-    heartbeat_seconds: int = 5
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    poll_ms: Annotated[int, msgspec.Meta(gt=0)] = 1000
+    patroni_url: str = ""
+    max_replication_lag_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 def _decaying_half_lives() -> dict[str, float]:

@@ -44,6 +44,10 @@ REQUIRED_ALERTS = {
     "BackupVerifyFailed",
     "WALArchiveLagging",
     "InstanceDown",
+    "ClusterNodeMissing",
+    "ReplicationLagHigh",
+    "StandbyLost",
+    "PostgresErrors",
 }
 RUNBOOK_PREFIX = "file:///opt/stemedb/docs/operations/runbooks/"
 

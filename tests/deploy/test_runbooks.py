@@ -40,6 +40,7 @@ REQUIRED_RUNBOOKS = {
     "restore-from-backup.md",
     "disaster-recovery.md",
     "certificate-renewal.md",
+    "cluster.md",
 }
 BLOCK = re.compile(r"```(bash runbook|text output) id=([a-z0-9-]+)\n(.*?)```", re.S)
 ANY_BASH = re.compile(r"```bash[^\n]*\n(.*?)```", re.S)
@@ -69,6 +70,7 @@ CLI_COMMANDS = {
     "bench",
     "config",
     "version",
+    "cluster",
 }
 
 

@@ -37,6 +37,7 @@ from stemedb.api.http.middleware import RequestMiddleware
 from stemedb.api.http.routing import ExactRoutes
 from stemedb.api.http.tls import watch_certificate
 from stemedb.api.http.uvicorn_patch import http_protocol
+from stemedb.api.membership import membership_of
 from stemedb.api.observability.logs import configure_logging
 from stemedb.api.routes import (
     admin_keys,
@@ -144,6 +145,9 @@ def create_app(
         pool: WorkerPool | None = None
         try:  # API keys (refuses to start with auth on and no admin key), limits
             await state.access.start(config.data_dir, workers=topology.role)
+            state.membership = membership_of(state)  # cluster mode: the node registry
+            if state.membership is not None:
+                await state.membership.start()
             if topology.has_peers:
                 control = await serve_control(topology.peer_role, state.control)
             if topology.supervises_workers:  # the other HTTP processes
@@ -207,6 +211,8 @@ def create_app(
             state.close_readers()
             if archiver is not None:
                 await loop.run_in_executor(None, archiver.stop)
+            if state.membership is not None:
+                await state.membership.stop()
             await state.access.stop()
             await loop.run_in_executor(None, _close, engine, service)
             log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)

@@ -25,6 +25,8 @@ GAUGE_MERGE: Final = {
     "stemedb_wal_disk_usage_bytes": max,
     "stemedb_wal_recovery_duration_seconds": max,
     "stemedb_tls_certificate_expiry_seconds": max,
+    "stemedb_cluster_nodes": max,
+    "stemedb_replication_lag_seconds": max,
 }
 _CREATED_SUFFIX: Final = "_created"
 

@@ -5,7 +5,8 @@ worker. The admin endpoints gather every worker's over the control sockets
 (``api.workers``): slow queries merged newest first, each agent's breaker as the most
 open any worker has (a breaker opened by failures opens in the worker that saw them),
 cache figures added up. A breaker tripped or reset by an admin is tripped or reset in
-every worker. With one worker each function answers from this process alone.
+every worker (in cluster mode through the cluster's table instead, which every worker
+of every node reloads). With one worker each function answers from this process alone.
 """
 
 from __future__ import annotations
@@ -125,14 +126,22 @@ async def breaker(state: ApiState, agent: str) -> BreakerView:
 
 
 async def trip(state: ApiState, agent: str, reason: str | None) -> BreakerView:
-    view = state.access.breakers.trip(agent, reason)
-    await state.ask_workers(b"trip", msgspec.json.encode(_Trip(agent, reason)))
+    breakers = state.access.breakers
+    view = breakers.trip(agent, reason)
+    if state.access.shared is not None:  # cluster mode: every process reloads the row
+        await breakers.published()
+    else:
+        await state.ask_workers(b"trip", msgspec.json.encode(_Trip(agent, reason)))
     return view
 
 
 async def reset(state: ApiState, agent: str) -> BreakerView:
-    view = state.access.breakers.reset(agent)
-    await state.ask_workers(b"reset", agent.encode())
+    breakers = state.access.breakers
+    view = breakers.reset(agent)
+    if state.access.shared is not None:
+        await breakers.published()
+    else:
+        await state.ask_workers(b"reset", agent.encode())
     return view
 
 

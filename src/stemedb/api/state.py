@@ -24,6 +24,7 @@ from stemedb.api.resilience.fallback import StaleAnswers
 from stemedb.api.resilience.slow_queries import SlowQueryLog
 from stemedb.api.resilience.storage import StorageGuard
 from stemedb.api.streaming.hub import FeedHub
+from stemedb.cluster.membership import Membership
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import StorageError, UnavailableError, ValidationError
@@ -45,17 +46,29 @@ class ApiState:
         self.topology = topology or Topology.of(config, None)
         self.role = self.topology.role  # which of several HTTP processes, if any
         self.version = __version__
-        self.metrics = Metrics(self.version, top_agents=config.api.metrics_top_agents)
+        self.metrics = Metrics(
+            self.version,
+            top_agents=config.api.metrics_top_agents,
+            cluster=config.storage.backend == "postgres",
+        )
         # Storage calls: metrics, timeout and breakers (api.resilience.storage); the
         # stale-answer fallback (api.resilience.fallback); the slow-query ring
         # (api.resilience.slow_queries).
-        self.storage = StorageGuard(config.resilience, self.metrics.registry)
+        cluster = config.storage.backend == "postgres"
+        self.storage = StorageGuard(
+            config.resilience,
+            self.metrics.registry,
+            backend="postgres" if cluster else "sqlite",
+            postgres_errors=self.metrics.postgres_errors if cluster else None,
+        )
         self.fallback = StaleAnswers(config.fallback)
         self.slow_queries = SlowQueryLog(
             config.api.slow_query_ms, config.api.slow_query_log_entries
         )
         # API keys, rate limits, quotas, per-agent circuit breakers (api.guard.access).
         self.access = AccessControl(config, self.metrics)
+        # Cluster mode: this node in the node registry (api.membership; set at start).
+        self.membership: Membership | None = None
         self.feed = FeedHub()
         self.started_monotonic = time.monotonic()
         self.accepting = False

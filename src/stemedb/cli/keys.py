@@ -4,7 +4,9 @@ Online (the default): the admin endpoints of a running server at ``--url`` (else
 ``$STEMEDB_URL``, else the configuration's ``api.bind``) with an admin key from
 ``--api-key`` (else ``$STEMEDB_API_KEY``). ``--offline``: ``<data_dir>/keys.sqlite``
 directly, for a stopped server (e.g. the first admin key before ``[auth] enabled``);
-refused while a server holds the data directory's lock.
+refused while a server holds the data directory's lock. In cluster mode
+(``storage.backend = "postgres"``) ``--offline`` edits the cluster's tables, while the
+nodes run: each reloads the keys at its next request.
 
 A new key's secret is printed once and never again.
 """
@@ -47,7 +49,9 @@ SECONDS_PER_DAY: Final = 86400
 OfflineOption = Annotated[
     bool,
     typer.Option(
-        "--offline", help="Edit <data_dir>/keys.sqlite directly (the server must be stopped)"
+        "--offline",
+        help="Edit <data_dir>/keys.sqlite directly (the server must be stopped); in cluster"
+        " mode the cluster's PostgreSQL tables (running nodes pick the change up)",
     ),
 ]
 
@@ -56,9 +60,18 @@ OfflineOption = Annotated[
 def offline_ring(config: Path | None) -> Iterator[Any]:
     """The key ring of the configured data directory, under its lock."""
     from stemedb.api.guard.keys import KeyRing
+    from stemedb.store.keys import SqliteKeyStore, open_key_store
     from stemedb.sys.lock import DirectoryLock
 
     cfg = load_config(config)
+    if cfg.storage.backend == "postgres":  # the cluster's tables: servers reload them
+        shared = KeyRing()
+        try:
+            shared.open(open_key_store("postgres", cfg.data_dir, cfg.storage.postgres_dsn), "")
+            yield shared
+        finally:
+            shared.close()
+        return
     try:
         lock = DirectoryLock(cfg.data_dir)
     except StorageError as exc:
@@ -72,14 +85,23 @@ def offline_ring(config: Path | None) -> Iterator[Any]:
         raise
     ring = KeyRing()
     try:
-        ring.open(cfg.data_dir, "")
+        ring.open(SqliteKeyStore(cfg.data_dir), "")
         yield ring
     finally:
         ring.close()
         lock.release()
 
 
-def remote(method: str, url: str, api_key: str | None, path: str, body: Any = None) -> Any:
+def remote(
+    method: str,
+    url: str,
+    api_key: str | None,
+    path: str,
+    body: Any = None,
+    *,
+    hint: str = " For a stopped server use --offline",
+) -> Any:
+    """One admin call: the answer's JSON, or the error it answered (``StemeError``)."""
     key = api_key or os.environ.get("STEMEDB_API_KEY") or None
     headers = {"x-api-key": key} if key else {}
     try:
@@ -92,8 +114,7 @@ def remote(method: str, url: str, api_key: str | None, path: str, body: Any = No
         )
     except httpx.HTTPError as exc:
         raise NetworkError(
-            f"cannot reach {url} ({type(exc).__name__}); is the server running? For a"
-            " stopped server use --offline"
+            f"cannot reach {url} ({type(exc).__name__}); is the server running?{hint}"
         ) from None
     if response.status_code >= 400:
         raise error_from_response(

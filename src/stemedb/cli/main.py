@@ -13,6 +13,7 @@ from rich.table import Table
 
 from stemedb import __version__
 from stemedb.cli.backup import register as register_backup_commands
+from stemedb.cli.cluster import register as register_cluster_commands
 from stemedb.cli.db import register as register_db_commands
 from stemedb.cli.keys import register as register_keys_commands
 from stemedb.cli.ops import embedded_config
@@ -255,6 +256,7 @@ register_remote_commands(app)
 register_keys_commands(app)
 register_backup_commands(app)
 register_db_commands(app)
+register_cluster_commands(app)
 register_ops_commands(app, wal_app)
 
 

@@ -104,20 +104,57 @@ class StorageStats(msgspec.Struct, kw_only=True):
     errors: list[str]
 
 
-class ClusterStatus(msgspec.Struct, kw_only=True):
+class ClusterNode(msgspec.Struct, kw_only=True):
+    """A node of the cluster's registry (cluster mode); ``last_heartbeat`` in Unix
+    seconds by the database's clock; ``healthy``: its last heartbeat is at most three
+    of its ``heartbeat_seconds`` old."""
+
+    node_id: str
+    advertise_url: str
+    version: str
+    last_heartbeat: float
+    healthy: bool
+
+
+class Standby(msgspec.Struct, kw_only=True):
+    """A PostgreSQL standby: how far its replay is behind the primary (null: unknown)."""
+
+    name: str
+    lag_bytes: int | None
+    lag_seconds: float | None
+
+
+class DatabaseStatus(msgspec.Struct, kw_only=True):
+    """The cluster's PostgreSQL: the primary (``host:port``, or Patroni's member name;
+    null when none answers), its standbys, whether one of them is synchronous."""
+
+    primary: str | None
+    standbys: list[Standby]
+    synchronous: bool
+
+
+class ClusterStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``GET /v1/admin/cluster/status``. Single mode: ``nodes`` is this node, with
+    ``storage`` and ``wal``. Cluster mode: ``nodes`` are ``ClusterNode``s, ``database``
+    the PostgreSQL side, ``reasons`` why ``health`` is not ``healthy``, no ``wal``."""
+
     health: str
     mode: str
     node_id: str
     nodes: list[dict[str, Any]]
     storage: dict[str, Any]
-    wal: dict[str, Any]
+    wal: dict[str, Any] | None = None
+    database: DatabaseStatus | None = None
+    reasons: list[str] | None = None
 
 
 __all__ = [
     "ApiKeyList",
     "BreakerList",
+    "ClusterNode",
     "ClusterStatus",
     "CreateKeyBody",
+    "DatabaseStatus",
     "DeletedKey",
     "DeletedOverride",
     "OutcomeBody",
@@ -127,6 +164,7 @@ __all__ = [
     "ResetBody",
     "SlowQuery",
     "SlowQueryList",
+    "Standby",
     "StorageStats",
     "TripBody",
 ]

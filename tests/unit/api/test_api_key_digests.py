@@ -9,6 +9,7 @@ import pytest
 from stemedb.api.guard import keys
 from stemedb.api.guard.keys import KeyRing
 from stemedb.errors import AuthenticationError
+from stemedb.store.keys import SqliteKeyStore
 
 
 class FakeClock:
@@ -22,7 +23,7 @@ class FakeClock:
 def _ring(tmp_path: Path) -> tuple[KeyRing, FakeClock]:
     clock = FakeClock()
     ring = KeyRing(clock)
-    ring.open(tmp_path, "")
+    ring.open(SqliteKeyStore(tmp_path), "")
     return ring, clock
 
 

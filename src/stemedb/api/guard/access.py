@@ -4,6 +4,15 @@
 breakers); ``start`` opens the key store, ``stop`` closes it. ``protect`` gives each
 route's ``RouteApp`` a ``RouteGuard`` (``api.guard.gate``) chosen by the route's path
 and methods (``api.guard.policy``).
+
+In cluster mode (``storage.backend = "postgres"``) the keys, the overrides and the open
+agent breakers are the cluster's (``store.keys.postgres``): every guarded request first
+reads the access generation (``refresh_shared``; one indexed one-row read, shared by
+the requests that arrive while it runs) and reloads all three when it moved, so a key
+created, disabled or deleted through any node holds on this one from the next request
+that starts after the change committed. When the database cannot answer, the request
+is refused (503 ``StorageError``, retryable): a revoked key is never let through on a
+stale copy.
 """
 
 from __future__ import annotations
@@ -29,9 +38,19 @@ from stemedb.api.http.routing import RouteApp
 from stemedb.api.node_counter import COUNTERS_FILE, NodeCounter
 from stemedb.api.observability.metrics import Metrics
 from stemedb.api.resilience.agents import AgentBreakers
+from stemedb.cluster.identity import node_id_of
 from stemedb.config import Config
 from stemedb.errors import StemeError, ValidationError
 from stemedb.runtime.supervisor import WorkerRole
+from stemedb.store.keys import (
+    AccessGeneration,
+    KeyStore,
+    SharedAccess,
+    SharedBreaker,
+    SqliteKeyStore,
+    open_generation,
+    open_shared_access,
+)
 from stemedb.sys.shared import SharedInt
 from stemedb.wire import (
     AgentDetail,
@@ -48,6 +67,9 @@ class AccessControl:
     """The access state of one app; ``start`` opens the key store, ``stop`` closes it."""
 
     def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.backend = config.storage.backend
+        self.postgres_dsn = config.storage.postgres_dsn
+        self.node_id = node_id_of(config)
         self.auth_enabled = config.auth.enabled
         self.require_for_reads = config.auth.require_for_reads
         self.root_secret = config.auth.root_api_key
@@ -63,6 +85,9 @@ class AccessControl:
         self._flusher: asyncio.Task[None] | None = None
         self._generation: SharedInt | None = None  # several HTTP processes
         self._seen_generation = 0
+        self.shared: SharedAccess | None = None  # cluster mode: the cluster's tables
+        self.watch: AccessGeneration | None = None  # ... and their generation
+        self._reloading = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -72,18 +97,28 @@ class AccessControl:
         ``workers``: other HTTP processes of this node (``api.workers``) change the same
         keys and overrides; each change bumps ``<data_dir>/keys.generation`` and every
         process reloads both before its next guarded request (``refresh``). Their
-        ``memory://`` counters are one table (``api.node_counter``)."""
-        if workers is not None:
+        ``memory://`` counters are one table (``api.node_counter``). In cluster mode
+        the access generation is the database's, for every process of every node."""
+        store: KeyStore
+        if self.backend == "postgres":
+            store = self.shared = open_shared_access(self.postgres_dsn)
+            self._seen_generation = store.generation()  # before reading what it covers
+        elif workers is not None:
             self._generation = SharedInt(data_dir / ACCESS_GENERATION_FILE, create=True)
             self._seen_generation = self._generation.get()  # before reading what it covers
-            if self.memory is not None:
-                counter = NodeCounter(data_dir / COUNTERS_FILE, reset=workers.first)
-                self.counters.share(counter)
-                self.memory = counter
-        self.keys.open(data_dir, self.root_secret)
+        if workers is not None and self.memory is not None:  # per node, also in a cluster
+            counter = NodeCounter(data_dir / COUNTERS_FILE, reset=workers.first)
+            self.counters.share(counter)
+            self.memory = counter
+        if self.shared is None:
+            store = SqliteKeyStore(data_dir)
+        self.keys.open(store, self.root_secret)
         self._load_overrides()
+        if self.shared is not None:
+            self.breakers.absorb(self.shared.breakers(), self._seen_generation)
         if self.auth_enabled and not self.keys.has_usable_admin():
             self.keys.close()
+            self.shared = None
             if self._generation is not None:
                 self._generation.close()
                 self._generation = None
@@ -111,6 +146,38 @@ class AccessControl:
             self.keys.reload()
             self._load_overrides()
 
+    async def refresh_shared(self) -> None:
+        """Cluster mode: reload the keys, overrides and breakers if the access
+        generation moved (read by a query that started after this call)."""
+        assert self.watch is not None
+        try:
+            generation = await self.watch.fresh()
+        except StemeError:
+            self.metrics.postgres_errors.labels("access_generation").inc()
+            raise
+        if generation == self._seen_generation:
+            return
+        async with self._reloading:
+            if generation != self._seen_generation:
+                loop = asyncio.get_running_loop()
+                try:
+                    seen, rows = await loop.run_in_executor(None, self._reload_shared)
+                except StemeError:
+                    self.metrics.postgres_errors.labels("access_reload").inc()
+                    raise
+                self.breakers.absorb(rows, seen)
+                self._seen_generation = seen
+
+    def _reload_shared(self) -> tuple[int, list[SharedBreaker]]:
+        """Blocking: the generation, then the keys and overrides (loaded here) and the
+        breaker rows (for the event loop to absorb)."""
+        shared = self.shared
+        assert shared is not None
+        generation = shared.generation()  # first: a change after it is seen next time
+        self.keys.reload()
+        self._load_overrides()
+        return generation, shared.breakers()
+
     def changed(self) -> None:
         """Tell the other HTTP processes that keys or overrides changed (after the
         change is committed to ``keys.sqlite``)."""
@@ -124,6 +191,9 @@ class AccessControl:
         except StemeError as exc:
             log.error("Error: %s: %s", exc.type_name, exc.message)
             raise
+        if self.shared is not None:
+            self.watch = open_generation(self.postgres_dsn)
+            self.breakers.share(_Publisher(self.shared, self.node_id, loop, self.metrics))
         counter = self.counters.counter
         if isinstance(counter, SharedCounter) and (self.rates.enabled or self.quota.enabled):
             try:
@@ -149,6 +219,8 @@ class AccessControl:
         await self.counters.counter.close()
         if self._generation is not None:
             self._generation.close()
+        if self.watch is not None:
+            await self.watch.close()
 
     async def _flush_periodically(self) -> None:
         loop = asyncio.get_running_loop()
@@ -201,6 +273,39 @@ class AccessControl:
 
     def count_limited(self, path: str, scope: str) -> None:
         self.metrics.rate_limited.labels(path, scope).inc()
+
+
+class _Publisher:
+    """``BreakerPublisher`` over the cluster's tables: each change one transaction on
+    the default executor, its failures counted in ``stemedb_postgres_errors_total``."""
+
+    def __init__(
+        self,
+        shared: SharedAccess,
+        node_id: str,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Metrics,
+    ) -> None:
+        self.node_id = node_id
+        self._shared = shared
+        self._loop = loop
+        self._errors = metrics.postgres_errors.labels("breaker_write")
+
+    def opened(self, breaker: SharedBreaker) -> asyncio.Future[int]:
+        return self._counted(self._loop.run_in_executor(None, self._shared.put_breaker, breaker))
+
+    def closed(self, agent_id: str) -> asyncio.Future[int]:
+        return self._counted(
+            self._loop.run_in_executor(None, self._shared.delete_breaker, agent_id)
+        )
+
+    def _counted(self, future: asyncio.Future[int]) -> asyncio.Future[int]:
+        def count(finished: asyncio.Future[int]) -> None:
+            if not finished.cancelled() and finished.exception() is not None:
+                self._errors.inc()
+
+        future.add_done_callback(count)
+        return future
 
 
 __all__ = ["AccessControl"]

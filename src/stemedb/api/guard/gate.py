@@ -74,6 +74,8 @@ class RouteGuard:
         scope[GATE_KEY] = gate
         try:
             try:
+                if access.watch is not None:  # cluster mode: the cluster's keys
+                    await access.refresh_shared()
                 gate.identify()
                 keys, quota_key, cost = gate.before()
                 if keys or quota_key is not None:

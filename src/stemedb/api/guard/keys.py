@@ -1,11 +1,12 @@
 """API keys in a running server: authenticate ``X-API-Key``, manage keys, seed the root key.
 
 The ``KeyRing`` keeps every key in memory (by the SHA-256 of its secret and by id) and
-writes each change through to ``<data_dir>/keys.sqlite`` before it answers: a disabled
-or deleted key is refused from the next request on, with no cache to expire. The data
-directory lock keeps other programs from changing the file while the server runs; the
-server's other HTTP processes (``api.workers``) do change it, and each reloads the keys
-when another one did (``reload``, called by ``AccessControl.refresh``).
+writes each change through to its ``KeyStore`` before it answers (``<data_dir>/keys.sqlite``,
+or the cluster's PostgreSQL tables): a disabled or deleted key is refused from the next
+request on, with no cache to expire. The data directory lock keeps other programs from
+changing the file while the server runs; the server's other HTTP processes
+(``api.workers``) and, in cluster mode, the other nodes do change the keys, and each
+process reloads them when another one did (``reload``, called by ``AccessControl``).
 
 Authentication hashes the presented secret (one SHA-256), looks the digest up and
 compares it again with ``hmac.compare_digest``; the lookup key is a hash of 256 random
@@ -23,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
 from stemedb.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
@@ -128,9 +128,9 @@ class KeyRing:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def open(self, data_dir: Path, root_secret: str) -> KeyStore:
-        """Open ``keys.sqlite``, seed the root key if one is configured, load all keys."""
-        store = KeyStore(data_dir)
+    def open(self, store: KeyStore, root_secret: str) -> KeyStore:
+        """Take ``store`` (closed on failure), seed the root key if one is configured,
+        load all keys."""
         try:
             if root_secret:
                 outcome = seed_root(store, root_secret, self._clock())

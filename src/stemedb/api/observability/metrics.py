@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from stemedb.api.observability.top_agents import TopAgents
 from stemedb.errors import ERROR_TYPES
+from stemedb.wire import ClusterNode, Standby
 
 DEFAULT_TOP_AGENTS: Final = 100
 LATENCY_BUCKETS_SECONDS: Final = (
@@ -117,9 +118,30 @@ class AssertionCount(Collector):
 
 
 class Metrics:
-    def __init__(self, version: str, *, top_agents: int = DEFAULT_TOP_AGENTS) -> None:
+    def __init__(
+        self, version: str, *, top_agents: int = DEFAULT_TOP_AGENTS, cluster: bool = False
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Cluster mode only (storage.backend = "postgres"): exposed when ``cluster``.
+        c = r if cluster else None
+        self.cluster_nodes = Gauge(
+            "stemedb_cluster_nodes",
+            "Nodes in the cluster's node registry with a recent heartbeat.",
+            registry=c,
+        )
+        self.replication_lag = Gauge(
+            "stemedb_replication_lag_seconds",
+            "Replication lag of each PostgreSQL standby, seconds.",
+            ["standby"],
+            registry=c,
+        )
+        self.postgres_errors = Counter(
+            "stemedb_postgres_errors_total",
+            "Failed PostgreSQL operations of this node (cluster mode), by operation.",
+            ["operation"],
+            registry=c,
+        )
         # process_resident_memory_bytes, open fds, CPU: the MemoryExhaustion alert uses them.
         ProcessCollector(registry=r)
         self.http_requests = Counter(
@@ -177,6 +199,15 @@ class Metrics:
         self._duration_children: dict[tuple[str, str], Histogram] = {}
         self._query_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.top_agents = TopAgents(top_agents)
+
+    def observe_cluster(self, nodes: list[ClusterNode], standbys: list[Standby]) -> None:
+        """Cluster mode, after each heartbeat: the healthy nodes and each standby's lag
+        (a standby that is gone, or whose lag is unknown, has no series)."""
+        self.cluster_nodes.set(sum(1 for node in nodes if node.healthy))
+        self.replication_lag.clear()
+        for standby in standbys:
+            if standby.lag_seconds is not None:
+                self.replication_lag.labels(standby.name).set(standby.lag_seconds)
 
     def watch_caches(self, read: Callable[[], dict[str, tuple[int, int]]]) -> None:
         self.registry.register(_CacheCollector(read))

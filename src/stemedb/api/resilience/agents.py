@@ -16,20 +16,32 @@ open until reset) and reset breakers either way.
 
 State lives in memory: a restart closes every breaker. ``stemedb_circuit_breakers_open``
 counts the breakers that are not closed.
+
+**Cluster mode** (``share``): an *open* breaker is cluster state. Where a breaker opens
+(failures, a failed trial, an admin trip) its row goes to PostgreSQL
+(``stemedb_agent_breakers``, bumping the access generation); where one closes (a
+successful trial, an admin reset) the row goes. Every node loads the rows when the
+generation moves (``absorb``, from the next guarded request on), so an agent tripped on
+one node is refused on all. Consecutive failures before a breaker opens are counted
+per node (a failing agent spread over N nodes opens after at most N times the threshold
+failures), and each node lets its own half-open trial through. docs/design/cluster.md
+"Agent breakers" has the reasons.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from prometheus_client import Gauge
 
 from stemedb.api.resilience.breaker import Breaker
 from stemedb.config import ResilienceConfig
-from stemedb.errors import AuthorizationError
+from stemedb.errors import AuthorizationError, StemeError
+from stemedb.store.keys import SharedBreaker
 from stemedb.wire import BreakerView
 
 log = logging.getLogger("stemedb.api")
@@ -39,14 +51,29 @@ MAX_TRACKED_AGENTS: Final = 100_000
 
 
 class _AgentBreaker(Breaker):
-    """The state machine plus what the views show: when it opened (wall clock), why."""
+    """The state machine plus what the views show: when it opened (wall clock), why;
+    in cluster mode whether a change of it is on its way to the shared table
+    (``publishing``) and the access generation its row was last seen or written at."""
 
-    __slots__ = ("opened_wall", "reason")
+    __slots__ = ("opened_wall", "publishing", "reason", "synced")
 
     def __init__(self) -> None:
         super().__init__()
         self.opened_wall = 0.0
         self.reason: str | None = None
+        self.publishing = 0
+        self.synced: int | None = None
+
+
+class BreakerPublisher(Protocol):
+    """Writes breaker changes to the cluster's table (``api.guard.access``): each call
+    starts the write off the event loop; the future gives the generation it committed at."""
+
+    node_id: str
+
+    def opened(self, breaker: SharedBreaker) -> asyncio.Future[int]: ...
+
+    def closed(self, agent_id: str) -> asyncio.Future[int]: ...
 
 
 class AgentBreakers:
@@ -66,6 +93,12 @@ class AgentBreakers:
         self._monotonic = monotonic
         self._wall = wall
         self._breakers: dict[str, _AgentBreaker] = {}
+        self._publisher: BreakerPublisher | None = None
+        self._publishing: set[asyncio.Future[int]] = set()
+
+    def share(self, publisher: BreakerPublisher) -> None:
+        """Cluster mode: publish opened and closed breakers through ``publisher``."""
+        self._publisher = publisher
 
     @property
     def active(self) -> bool:
@@ -97,6 +130,7 @@ class AgentBreakers:
             if breaker is not None and not breaker.forced:
                 if breaker.opened:
                     log.info("circuit breaker closed: agent_id=%s", agent)
+                    self._publish_closed(agent)
                 del self._breakers[agent]  # a closed breaker without failures: dropped
                 self._update_gauge()
             return
@@ -122,7 +156,42 @@ class AgentBreakers:
         if self._breakers.pop(agent, None) is not None:
             log.info("circuit breaker reset by an admin: agent_id=%s", agent)
             self._update_gauge()
+        self._publish_closed(agent)
         return self.view(agent)
+
+    async def published(self) -> None:
+        """Wait until every breaker change started so far is in the shared table (an
+        admin's trip or reset answers after that; a failed write was logged)."""
+        if self._publishing:
+            await asyncio.wait(list(self._publishing))
+
+    def absorb(self, rows: list[SharedBreaker], generation: int) -> None:
+        """Cluster mode: the shared table as read at ``generation``. Its rows open (or
+        update) the breakers here; an open breaker here whose row has gone since it was
+        seen (closed or reset on another node) closes. A breaker with a change of its
+        own still on its way to the table is left as it is."""
+        wall = self._wall()
+        now = self._monotonic()
+        present = set()
+        for row in rows:
+            present.add(row.agent_id)
+            breaker = self._breakers.get(row.agent_id)
+            if breaker is None:
+                breaker = self._breakers[row.agent_id] = _AgentBreaker()
+            elif breaker.publishing:
+                continue
+            breaker.forced = row.forced
+            breaker.failures = row.failures
+            breaker.opened_at = now - max(0.0, wall - row.opened_at)
+            breaker.opened_wall = row.opened_at
+            breaker.reason = row.reason
+            breaker.synced = generation
+        for agent, breaker in list(self._breakers.items()):
+            if agent in present or not breaker.opened or breaker.publishing:
+                continue
+            if breaker.synced is not None and breaker.synced <= generation:
+                del self._breakers[agent]
+        self._update_gauge()
 
     def view(self, agent: str) -> BreakerView:
         breaker = self._breakers.get(agent)
@@ -163,6 +232,46 @@ class AgentBreakers:
         breaker.opened_wall = self._wall()
         log.warning("circuit breaker open: agent_id=%s reason=%s", agent, reason)
         self._update_gauge()
+        publisher = self._publisher
+        if publisher is not None:
+            row = SharedBreaker(
+                agent_id=agent,
+                forced=breaker.forced,
+                failures=breaker.failures,
+                opened_at=breaker.opened_wall,
+                reason=reason,
+                node_id=publisher.node_id,
+            )
+            self._track(publisher.opened(row), breaker)
+
+    def _publish_closed(self, agent: str) -> None:
+        if self._publisher is not None:
+            self._track(self._publisher.closed(agent), None)
+
+    def _track(self, future: asyncio.Future[int], breaker: _AgentBreaker | None) -> None:
+        if breaker is not None:
+            breaker.publishing += 1
+        self._publishing.add(future)
+
+        def done(finished: asyncio.Future[int]) -> None:
+            self._publishing.discard(finished)
+            if breaker is not None:
+                breaker.publishing -= 1
+            if finished.cancelled():
+                return
+            exc = finished.exception()
+            if isinstance(exc, StemeError):
+                log.error(
+                    "Error: %s: circuit breaker change not shared with the cluster: %s",
+                    exc.type_name,
+                    exc.message,
+                )
+            elif exc is not None:
+                log.error("Error: StorageError: circuit breaker change not shared: %r", exc)
+            elif breaker is not None:
+                breaker.synced = finished.result()
+
+        future.add_done_callback(done)
 
     def _refusal(self, agent: str, breaker: _AgentBreaker, now: float) -> AuthorizationError:
         details: dict[str, object] = {"agent_id": agent, "reason": breaker.reason}
@@ -185,4 +294,4 @@ class AgentBreakers:
         self._gauge.set(self.open_count())
 
 
-__all__ = ["AgentBreakers", "BreakerView", "Outcome"]
+__all__ = ["AgentBreakers", "BreakerPublisher", "BreakerView", "Outcome"]

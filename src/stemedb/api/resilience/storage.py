@@ -5,7 +5,8 @@ every write it hands to the engine goes through a ``StorageGuard``, which
 
 - observes ``stemedb_storage_operation_duration_seconds``, ``..._operations_total`` and
   ``..._operation_errors_total`` by ``operation`` (the call, e.g. ``query``, ``trace``,
-  ``write``) and ``backend`` (``sqlite``);
+  ``write``) and ``backend`` (``sqlite``, ``postgres``); in cluster mode a failure is
+  also counted in ``stemedb_postgres_errors_total`` by ``operation``;
 - bounds an offloaded read by ``resilience.timeout_ms`` (``StorageError`` code
   ``storage_timeout``; the thread finishes in the background);
 - keeps one ``CircuitBreaker`` for reads and one for writes (``[resilience]``, the state
@@ -180,8 +181,11 @@ class CircuitBreaker:
 class StorageMetrics:
     """The ``stemedb_storage_*`` metrics of API.md, plus each breaker's state."""
 
-    def __init__(self, registry: CollectorRegistry, backend: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, backend: str, postgres_errors: Counter | None = None
+    ) -> None:
         self.backend = backend
+        self.postgres_errors = postgres_errors  # cluster mode: also counted by operation
         self.duration = Histogram(
             "stemedb_storage_operation_duration_seconds",
             "Duration of storage calls made by the API, by operation and backend.",
@@ -216,6 +220,8 @@ class StorageMetrics:
         children[1].inc()
         if failed:
             children[2].inc()
+            if self.postgres_errors is not None:
+                self.postgres_errors.labels(operation).inc()
 
 
 class _BreakerCollector(Collector):
@@ -240,6 +246,7 @@ class StorageGuard:
         registry: CollectorRegistry,
         *,
         backend: str = "sqlite",
+        postgres_errors: Counter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         def breaker(name: str) -> CircuitBreaker:
@@ -254,7 +261,7 @@ class StorageGuard:
         self.reads = breaker("read")
         self.writes = breaker("write")
         self.timeout_seconds = config.timeout_ms / 1000.0 if config.timeout_ms > 0 else None
-        self.metrics = StorageMetrics(registry, backend)
+        self.metrics = StorageMetrics(registry, backend, postgres_errors)
         registry.register(_BreakerCollector((self.reads, self.writes)))
 
     def breakers(self) -> list[dict[str, Any]]:

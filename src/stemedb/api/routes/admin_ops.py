@@ -7,7 +7,10 @@
 - ``GET /v1/admin/cluster/status``: ``{"health", "mode": "single", "node_id", "nodes",
   "storage", "wal"}``; ``unhealthy`` when the node is not ready (the ``/ready``
   reasons: read-only WAL, store not answering), ``degraded`` when it is ready but a
-  storage circuit breaker is not closed, else ``healthy``.
+  storage circuit breaker is not closed, else ``healthy``. In cluster mode
+  (``api.membership``): ``{"health", "mode": "cluster", "node_id", "nodes": [{"node_id",
+  "advertise_url", "version", "last_heartbeat", "healthy"}], "database": {"primary",
+  "standbys", "synchronous"}, "storage", "reasons"}`` by the rules of ``cluster.health``.
 
 These routes need the admin role when ``[auth] enabled`` (the guard, ``api.guard``, asks
 it of every ``/v1/admin/*`` route). They read the store without the storage guard so
@@ -28,6 +31,7 @@ from starlette.responses import Response
 from stemedb.api import node_views
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
+from stemedb.api.membership import cluster_mode_status
 from stemedb.api.routes.context import state_of
 from stemedb.api.routes.health import readiness
 from stemedb.api.state import ApiState
@@ -96,6 +100,8 @@ def _disk_free_bytes(path: str) -> int | None:
 
 def cluster_status(state: ApiState) -> ClusterStatus:
     reasons, applied = readiness(state)
+    if state.membership is not None:  # cluster mode (api.membership)
+        return cluster_mode_status(state, state.membership, reasons)
     engine = state.opened_engine
     breakers = state.storage.breakers()
     if reasons:
@@ -206,7 +212,8 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
             get_cluster_status,
             ["GET"],
             EndpointDoc(
-                summary="Health of this node, its WAL and its store (single-node mode) (admin).",
+                summary="Health of this node, its WAL and its store (single-node mode), or of"
+                " the cluster's nodes and database (cluster mode) (admin).",
                 tag="admin",
                 responses={200: ClusterStatus, **errors},
             ),

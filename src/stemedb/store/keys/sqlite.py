@@ -1,4 +1,5 @@
-"""``<data_dir>/keys.sqlite``: API keys (hashes only) and admin rate-limit overrides.
+"""``<data_dir>/keys.sqlite``: API keys (hashes only) and admin rate-limit overrides
+(the ``KeyStore`` of embedded mode).
 
 Not derived from the WAL (``docs/design/adr-0001-api-keys.md``): key state is
 operational, mutable (disable, delete, ``last_used_at``) and must never travel with
@@ -16,20 +17,17 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import apsw
-import msgspec
 
 from stemedb.errors import StorageError
-from stemedb.model.apikey import ApiKey
+from stemedb.store.keys.records import OverrideScope, RateOverride, StoredKey, key_of_row
 
 KEYS_FILE: Final = "keys.sqlite"
 KEYS_SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_MS: Final = 5000
 FILE_MODE: Final = 0o600
-
-OverrideScope = Literal["agent", "key"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -53,45 +51,6 @@ CREATE TABLE IF NOT EXISTS rate_limit_overrides (
 """
 
 
-class StoredKey(ApiKey, kw_only=True):
-    """A key as stored: the public fields plus the SHA-256 of its secret."""
-
-    secret_hash: str
-
-    def public(self) -> ApiKey:
-        return ApiKey(
-            id=self.id,
-            name=self.name,
-            role=self.role,
-            enabled=self.enabled,
-            created_at=self.created_at,
-            expires_at=self.expires_at,
-            last_used_at=self.last_used_at,
-        )
-
-
-class RateOverride(msgspec.Struct, kw_only=True):
-    """An admin override of the per-agent or per-key rate limit."""
-
-    scope: OverrideScope
-    target: str
-    max_requests_per_min: int
-    created_at: float
-
-
-def _key_of_row(r: Any) -> StoredKey:
-    return StoredKey(
-        id=r[0],
-        name=r[1],
-        role=r[2],
-        secret_hash=r[3],
-        enabled=bool(r[4]),
-        created_at=r[5],
-        expires_at=r[6],
-        last_used_at=r[7],
-    )
-
-
 def _translate(exc: apsw.Error, operation: str) -> StorageError:
     if isinstance(exc, apsw.FullError):
         return StorageError(f"keys store {operation} failed: disk full", code="disk_full")
@@ -100,7 +59,7 @@ def _translate(exc: apsw.Error, operation: str) -> StorageError:
     return StorageError(f"keys store {operation} failed: {exc}", code="store_error")
 
 
-class KeyStore:
+class SqliteKeyStore:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / KEYS_FILE
@@ -140,7 +99,7 @@ class KeyStore:
             "SELECT id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at"
             " FROM api_keys ORDER BY created_at, id",
         )
-        return [_key_of_row(row) for row in rows]
+        return [key_of_row(row) for row in rows]
 
     def put(self, key: StoredKey) -> None:
         """Insert or replace one key (by id)."""
@@ -212,4 +171,4 @@ class KeyStore:
             self._conn.close()
 
 
-__all__ = ["KEYS_FILE", "KeyStore", "OverrideScope", "RateOverride", "StoredKey"]
+__all__ = ["KEYS_FILE", "SqliteKeyStore"]
