@@ -7,7 +7,7 @@ the wire. Records themselves (``model.records``) are sent as they are.
 
 Modules by concept: ``errors`` (the envelope), ``writes``, ``queries``, ``provenance``
 (one assertion and its trace), ``registry`` (sources, epochs), ``agents``, ``audit``,
-``feed``, ``health``, ``admin``.
+``feed``, ``health``, ``admin``, ``search``.
 
 The response structs do not forbid unknown fields, so a newer server that adds a field
 does not break an older SDK; request bodies do.
@@ -65,6 +65,15 @@ from stemedb.wire.queries import (
     SourceWarning,
 )
 from stemedb.wire.registry import EpochList, EpochRow, SourceList, SourceRow
+from stemedb.wire.search import (
+    PredicateList,
+    PredicateSummary,
+    SearchHit,
+    SearchResponse,
+    SubjectList,
+    SubjectSummary,
+    Suggestion,
+)
 from stemedb.wire.writes import (
     BatchBody,
     BatchItem,
@@ -105,6 +114,8 @@ __all__ = [
     "GroupResult",
     "HealthResponse",
     "OutcomeBody",
+    "PredicateList",
+    "PredicateSummary",
     "QueryBatchRequest",
     "QueryBatchResponse",
     "QueryResult",
@@ -117,6 +128,8 @@ __all__ = [
     "ResetBody",
     "ResolutionView",
     "RetractBody",
+    "SearchHit",
+    "SearchResponse",
     "SignatureRow",
     "SkepticClaim",
     "SkepticResult",
@@ -126,6 +139,9 @@ __all__ = [
     "SourceRow",
     "SourceWarning",
     "StorageStats",
+    "SubjectList",
+    "SubjectSummary",
+    "Suggestion",
     "SupersessionRow",
     "TraceResult",
     "TripBody",
