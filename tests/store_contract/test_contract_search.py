@@ -226,3 +226,11 @@ def test_reset_empties_the_index_and_a_replay_rebuilds_it(
         store.similar_names("subject", "drugs/othr", 5),
     )
     assert after == before
+
+
+def test_an_fts_syntax_error_is_refused_on_an_empty_index(store: Store) -> None:
+    for text in ("semaglutide AND", '"unterminated'):
+        with pytest.raises(ValidationError) as caught:
+            _search(store, text, fts=True)
+        assert caught.value.code == "bad_fts_query"
+    assert _search(store, "semaglutide", fts=True) == []

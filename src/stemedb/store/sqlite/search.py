@@ -78,10 +78,13 @@ _SNIPPETS: Final = ", ".join(
 )
 SEARCH_SQL: Final = (
     f"SELECT f.rowid, -f.rank, k.subject, k.predicate, k.claims, {_SNIPPETS}"
-    " FROM search_fts f JOIN search_docs d ON d.id = f.rowid JOIN search_keys k ON k.id = d.key_id"
+    " FROM search_fts f CROSS JOIN search_docs d ON d.id = f.rowid"
+    " CROSS JOIN search_keys k ON k.id = d.key_id"
     f" WHERE search_fts MATCH :match AND f.rank MATCH '{RANK}' AND f.rowid <= :bound"
     " ORDER BY f.rank, f.rowid LIMIT :limit OFFSET :offset"
 )
+
+CHECK_SQL: Final = "SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT 1"
 
 
 class SearchReads:
@@ -109,6 +112,8 @@ class SearchReads:
             }
             try:
                 rows: list[Any] = conn.execute(SEARCH_SQL, args).fetchall()
+                if fts and not rows:  # FTS5 may skip parsing when nothing can match
+                    conn.execute(CHECK_SQL, (match,)).fetchall()
             except apsw.SQLError as exc:
                 if not fts:
                     raise
@@ -160,7 +165,8 @@ class SearchReads:
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT n.name FROM search_names_fts f JOIN search_names n ON n.id = f.rowid"
+                    "SELECT n.name FROM search_names_fts f"
+                    " CROSS JOIN search_names n ON n.id = f.rowid"
                     " WHERE search_names_fts MATCH ? AND n.kind = ? ORDER BY f.rank LIMIT ?",
                     (match, kind, limit),
                 ).fetchall()
