@@ -13,6 +13,7 @@ from stemedb.store.sqlite import STORE_FILE, SqliteStore
 from stemedb.store.sqlite.schema import SCHEMA_VERSION
 
 SEARCH_OBJECTS = (
+    ("TABLE", "search_names_vocab"),
     ("TABLE", "search_fts"),
     ("TABLE", "search_names_fts"),
     ("TABLE", "search_docs"),

@@ -186,6 +186,7 @@ CREATE TABLE IF NOT EXISTS search_names (
 CREATE VIRTUAL TABLE IF NOT EXISTS search_names_fts USING fts5(
     name, content = 'search_names', content_rowid = 'id', tokenize = 'trigram'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS search_names_vocab USING fts5vocab(search_names_fts, row);
 """
 
 AUDIT_SCHEMA: Final = """

@@ -31,6 +31,7 @@ MARK_OPEN: Final = "\x02"
 MARK_CLOSE: Final = "\x03"
 HIGHLIGHT: Final = "**"
 SUGGEST_TEXT_MAX_CHARS: Final = 128
+RARE_TRIGRAMS: Final = 8  # of a misspelt name, the ones its candidates are found by
 _WORD: Final = re.compile(r"\w")
 
 
@@ -44,13 +45,14 @@ def words_query(text: str) -> str | None:
     return " ".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
-def trigram_query(text: str) -> str | None:
-    """Any of the trigrams of ``text`` (the names sharing most of them rank first)."""
+def trigrams(text: str) -> list[str]:
+    """The distinct trigrams of ``text``, case folded as the trigram tokenizer does."""
     text = text[:SUGGEST_TEXT_MAX_CHARS].lower()
-    grams = dict.fromkeys(text[i : i + 3] for i in range(len(text) - 2))
-    if not grams:
-        return None
-    return " OR ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+    return list(dict.fromkeys(text[i : i + 3] for i in range(len(text) - 2)))
+
+
+def _any_of(terms: list[str]) -> str:
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
 def _snippet(raw: str) -> str:
@@ -76,14 +78,20 @@ def _hit(row: Any) -> SearchRow:
 _SNIPPETS: Final = ", ".join(
     f"snippet(search_fts, {i}, :open, :close, '…', {SNIPPET_TOKENS})" for i in range(len(FIELDS))
 )
-SEARCH_SQL: Final = (
-    f"SELECT f.rowid, -f.rank, k.subject, k.predicate, k.claims, {_SNIPPETS}"
+RANKED_SQL: Final = (
+    "SELECT rowid, -rank FROM search_fts"
+    f" WHERE search_fts MATCH :match AND rank MATCH '{RANK}' AND rowid <= :bound"
+    " ORDER BY rank LIMIT :limit OFFSET :offset"
+)
+"""Phase 1: the page's documents and scores, ranked inside FTS5 (no join, no snippet
+for the matches that do not make the page)."""
+HIT_SQL: Final = (
+    f"SELECT f.rowid, :score, k.subject, k.predicate, k.claims, {_SNIPPETS}"
     " FROM search_fts f CROSS JOIN search_docs d ON d.id = f.rowid"
     " CROSS JOIN search_keys k ON k.id = d.key_id"
-    f" WHERE search_fts MATCH :match AND f.rank MATCH '{RANK}' AND f.rowid <= :bound"
-    " ORDER BY f.rank, f.rowid LIMIT :limit OFFSET :offset"
+    " WHERE search_fts MATCH :match AND f.rowid = :rowid"
 )
-
+"""Phase 2, per document of the page: its key, claims and snippets."""
 CHECK_SQL: Final = "SELECT 1 FROM search_fts WHERE search_fts MATCH ? LIMIT 1"
 
 
@@ -111,9 +119,13 @@ class SearchReads:
                 "close": MARK_CLOSE,
             }
             try:
-                rows: list[Any] = conn.execute(SEARCH_SQL, args).fetchall()
-                if fts and not rows:  # FTS5 may skip parsing when nothing can match
+                ranked: list[Any] = conn.execute(RANKED_SQL, args).fetchall()
+                if fts and not ranked:  # FTS5 may skip parsing when nothing can match
                     conn.execute(CHECK_SQL, (match,)).fetchall()
+                rows: list[Any] = []
+                for rowid, score in ranked:
+                    hit = {"match": match, "rowid": rowid, "score": score}
+                    rows.extend(conn.execute(HIT_SQL, {**args, **hit}).fetchall())
             except apsw.SQLError as exc:
                 if not fts:
                     raise
@@ -154,20 +166,31 @@ class SearchReads:
 
     def similar_names(self, field: str, text: str, limit: int) -> list[str]:
         kind = NAME_KINDS[field]
-        match = trigram_query(text)
+        grams = trigrams(text)
+        rows: list[Any]
         with self._db.reading("similar_names") as conn:
-            if match is None:  # under three characters: names starting with it
+            if not grams:  # under three characters: names starting with it
                 upper = prefix_upper_bound(text)
-                rows: list[Any] = conn.execute(
+                rows = conn.execute(
                     "SELECT name FROM search_names WHERE kind = ? AND name >= ?"
                     " AND (? IS NULL OR name < ?) ORDER BY name LIMIT ?",
                     (kind, text, upper, upper, limit),
                 ).fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT n.name FROM search_names_fts f"
-                    " CROSS JOIN search_names n ON n.id = f.rowid"
-                    " WHERE search_names_fts MATCH ? AND n.kind = ? ORDER BY f.rank LIMIT ?",
-                    (match, kind, limit),
-                ).fetchall()
-        return [name for (name,) in rows]
+                return [str(name) for (name,) in rows]
+            # The rarest of its trigrams that some name has: common ones ("s/d", "ug")
+            # would make every name a candidate.
+            marks = ", ".join("?" * len(grams))
+            found: list[Any] = conn.execute(
+                f"SELECT term, doc FROM search_names_vocab WHERE term IN ({marks})", grams
+            ).fetchall()
+            counts: dict[str, int] = dict(found)
+            rare = sorted((g for g in grams if g in counts), key=lambda g: (counts[g], g))
+            if not rare:
+                return []
+            rows = conn.execute(
+                "SELECT n.name FROM search_names_fts f"
+                " CROSS JOIN search_names n ON n.id = f.rowid"
+                " WHERE search_names_fts MATCH ? AND n.kind = ? ORDER BY f.rank LIMIT ?",
+                (_any_of(rare[:RARE_TRIGRAMS]), kind, limit),
+            ).fetchall()
+        return [str(name) for (name,) in rows]

@@ -1,8 +1,8 @@
 """The search index's rows, written in the transaction of the batch they index, and
 its reset and its build from existing rows (the version-1 upgrade; ADR 0014).
 
-``SearchRows`` collects a batch's rows and inserts them with ``executemany``; the
-triggers of ``schema.SEARCH_SCHEMA`` fill the FTS tables in the same statements.
+``SearchRows`` collects a batch's rows and inserts them, and their FTS5 rows, with
+``executemany``.
 """
 
 from __future__ import annotations
