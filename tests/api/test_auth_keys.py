@@ -261,3 +261,17 @@ def test_anonymous_reads_when_reads_are_open_but_a_sent_key_must_be_valid(
             assert_envelope(admin, 401, "AuthenticationError", "missing_api_key")
     finally:
         assert server.stop() == 0
+
+
+def test_search_and_listings_are_reads_behind_the_key_check(
+    auth_client: httpx.Client, reader_key: str
+) -> None:
+    for path, params in (
+        ("/v1/search", {"q": "semaglutide"}),
+        ("/v1/subjects", {}),
+        ("/v1/subjects/drugs/semaglutide/predicates", {}),
+    ):
+        refused = auth_client.get(path, params=params)
+        assert_envelope(refused, 401, "AuthenticationError", "missing_api_key")
+        read = auth_client.get(path, params=params, headers={"x-api-key": reader_key})
+        assert read.status_code == 200, read.text

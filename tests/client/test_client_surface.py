@@ -38,6 +38,11 @@ EXPORTED = {
     "QueryResult",
     "QuerySpec",
     "QuotaError",
+    "PredicateList",
+    "SearchHit",
+    "SearchResponse",
+    "SubjectList",
+    "Suggestion",
     "RateLimitError",
     "Readiness",
     "RequestTimeoutError",
@@ -81,6 +86,9 @@ CLIENT_METHODS = {
     "get_epoch",
     "sources",
     "get_source",
+    "search",
+    "subjects",
+    "predicates",
     "health",
     "ready",
     "sign_assertion",
@@ -158,6 +166,9 @@ def test_client_answer_types_are_the_server_structs() -> None:
         (types.SourceRow, wire.SourceRow),
         (types.FeedItem, wire.FeedItem),
         (types.FeedPage, wire.FeedPage),
+        (types.SearchResponse, wire.SearchResponse),
+        (types.SubjectList, wire.SubjectList),
+        (types.PredicateList, wire.PredicateList),
     ]
     for ours, theirs in pairs:
         assert ours is theirs, ours.__name__

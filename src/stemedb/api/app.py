@@ -48,6 +48,7 @@ from stemedb.api.routes import (
     queries,
     records,
     registry,
+    search,
     writes,
 )
 from stemedb.api.state import ApiState
@@ -224,6 +225,7 @@ def create_app(
         *health.routes(),
         *records.routes(config.api),
         *registry.routes(config.api),
+        *search.routes(config.api),
         *feed.routes(),
         *admin_ops.routes(config.api),  # the admin role: api.guard, for /v1/admin/*
         *admin_keys.routes(config.api),

@@ -20,6 +20,7 @@ from stemedb.cli.ops import embedded_config
 from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands
+from stemedb.cli.search import register as register_search_commands
 from stemedb.config import Config, effective, load_config
 from stemedb.errors import StemeError, StorageError
 
@@ -253,6 +254,7 @@ def verify_store(config: ConfigOption = None) -> None:
 
 
 register_remote_commands(app)
+register_search_commands(app)
 register_keys_commands(app)
 register_backup_commands(app)
 register_db_commands(app)

@@ -23,7 +23,7 @@ from stemedb.config import Config, load_config
 from stemedb.errors import StemeError
 
 if TYPE_CHECKING:
-    from stemedb.client import AssertionFields, Client, QueryFilters, QueryResult
+    from stemedb.client import AssertionFields, Client, QueryFilters, QueryResult, Suggestion
     from stemedb.model.records import ObjectValue
 
 console = Console()
@@ -252,6 +252,8 @@ def query_command(
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(result)).decode() + "\n")
         return
     print_result(result)
+    if isinstance(result.suggestions, list):
+        print_suggestions(result.suggestions)
 
 
 def _short(text: str | None, size: int = 12) -> str:
@@ -323,6 +325,18 @@ def print_result(result: QueryResult) -> None:
         )
     if result.next_cursor:
         console.print(f"more: --cursor {result.next_cursor}", highlight=False, soft_wrap=True)
+
+
+def print_suggestions(suggestions: list[Suggestion]) -> None:
+    """ "Did you mean" lines, one per stored key (or subject)."""
+    for s in suggestions:
+        key = s.subject if s.predicate is None else f"{s.subject} {s.predicate}"
+        console.print(
+            f"did you mean: {key} ({s.claims} claims)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

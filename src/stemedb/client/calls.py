@@ -22,13 +22,16 @@ from stemedb.client.types import (
     EpochRow,
     FeedPage,
     Health,
+    PredicateList,
     QueryBatchResult,
     QueryResult,
     QuerySpec,
     Readiness,
+    SearchResponse,
     SkepticResult,
     SourceList,
     SourceRow,
+    SubjectList,
     TraceResult,
     WriteResult,
 )
@@ -240,6 +243,22 @@ def sources(cursor: str | None, limit: int | None) -> Call[SourceList]:
 
 def get_source(source_hash: str) -> Call[SourceRow]:
     return Call("GET", f"/v1/sources/{_segment(source_hash)}", SourceRow)
+
+
+def search(q: str, mode: str | None, limit: int | None, cursor: str | None) -> Call[SearchResponse]:
+    params = _query_string({"q": q, "mode": mode, "limit": limit, "cursor": cursor})
+    return Call("GET", "/v1/search", SearchResponse, params=params)
+
+
+def subjects(prefix: str | None, limit: int | None, cursor: str | None) -> Call[SubjectList]:
+    params = _query_string({"prefix": prefix, "limit": limit, "cursor": cursor})
+    return Call("GET", "/v1/subjects", SubjectList, params=params)
+
+
+def predicates(subject: str, limit: int | None, cursor: str | None) -> Call[PredicateList]:
+    params = _query_string({"limit": limit, "cursor": cursor})
+    path = f"/v1/subjects/{_segment(subject)}/predicates"
+    return Call("GET", path, PredicateList, params=params)
 
 
 def health() -> Call[Health]:

@@ -35,12 +35,15 @@ from stemedb.client.types import (
     FeedItem,
     FeedPage,
     Health,
+    PredicateList,
     QueryResult,
     QuerySpec,
     Readiness,
+    SearchResponse,
     SkepticResult,
     SourceList,
     SourceRow,
+    SubjectList,
     TraceResult,
     WriteResult,
 )
@@ -312,6 +315,30 @@ class Client(ClientBase):
 
     def sources(self, *, cursor: str | None = None, limit: int | None = None) -> SourceList:
         return self._send(calls.sources(cursor, limit))
+
+    def search(
+        self,
+        q: str,
+        *,
+        mode: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SearchResponse:
+        """Ranked hits for the words ``q`` (``mode="fts"``: the FTS5 query language),
+        10 per page by default; ``suggestions`` when nothing matched."""
+        return self._send(calls.search(q, mode, limit, cursor))
+
+    def subjects(
+        self, prefix: str | None = None, *, limit: int | None = None, cursor: str | None = None
+    ) -> SubjectList:
+        """Subjects (under ``prefix``) with their predicates and stored assertions."""
+        return self._send(calls.subjects(prefix, limit, cursor))
+
+    def predicates(
+        self, subject: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> PredicateList:
+        """The subject's predicates with their stored assertions."""
+        return self._send(calls.predicates(subject, limit, cursor))
 
     def get_source(self, source_hash: str) -> SourceRow:
         return self._send(calls.get_source(source_hash))

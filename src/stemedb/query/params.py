@@ -70,9 +70,7 @@ def _check_time(field: str, value: float | None) -> None:
         raise ValidationError(field, "must be a finite, non-negative unix time")
 
 
-def _check_text(
-    field: str, value: str | None, max_bytes: int, *, allow_empty: bool = False
-) -> None:
+def check_text(field: str, value: str | None, max_bytes: int, *, allow_empty: bool = False) -> None:
     if value is None:
         return
     size = len(value.encode("utf-8", "surrogatepass"))
@@ -86,9 +84,9 @@ def validate_params(p: QueryParams, *, max_limit: int = MAX_LIMIT) -> None:
     """Raise ValidationError naming the first bad parameter."""
     if (p.subject is None) == (p.subject_prefix is None):
         raise ValidationError("subject", "exactly one of subject or subject_prefix is required")
-    _check_text("subject", p.subject, MAX_SUBJECT_BYTES)
-    _check_text("subject_prefix", p.subject_prefix, MAX_SUBJECT_BYTES, allow_empty=True)
-    _check_text("predicate", p.predicate, MAX_PREDICATE_BYTES)
+    check_text("subject", p.subject, MAX_SUBJECT_BYTES)
+    check_text("subject_prefix", p.subject_prefix, MAX_SUBJECT_BYTES, allow_empty=True)
+    check_text("predicate", p.predicate, MAX_PREDICATE_BYTES)
     if p.lens is not None and p.lens not in LENS_NAMES:
         raise ValidationError(
             "lens", f"unknown lens {p.lens!r}; one of {', '.join(LENS_NAMES)}", code="unknown_lens"

@@ -27,6 +27,7 @@ from stemedb.query.claim_views import (
 from stemedb.query.cursor import Cursor, decode_cursor, encode_cursor, query_digest
 from stemedb.query.params import QueryParams, validate_params
 from stemedb.query.provenance import Provenance
+from stemedb.query.search import suggestions
 from stemedb.query.selection import Selection, select
 from stemedb.query.views import ViewKeeper
 from stemedb.store.protocol import Store
@@ -186,6 +187,8 @@ class QueryService:
             result = self._single(params, lens, digest)
         else:
             result = self._multi(params, lens, digest)
+        if not params.cursor and not result.claims and not result.results:
+            result = self._with_suggestions(result, params)
         winner, contributions = query_contributions(result)
         self._record_audit(
             result.query_id,
@@ -200,6 +203,15 @@ class QueryService:
             started,
         )
         return result
+
+    def _with_suggestions(self, result: QueryResult, params: QueryParams) -> QueryResult:
+        """``result`` with "did you mean" when nothing is stored for what was asked."""
+        if result.resolution is not None and result.resolution.candidates_count:
+            return result
+        prefix = params.subject_prefix is not None
+        subject = params.subject_prefix if prefix else params.subject
+        found = suggestions(self.store, subject, params.predicate, prefix=prefix)
+        return msgspec.structs.replace(result, suggestions=found) if found else result
 
     def _single(self, params: QueryParams, lens: str, digest: str) -> QueryResult:
         assert params.subject is not None and params.predicate is not None

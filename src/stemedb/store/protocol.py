@@ -13,6 +13,8 @@ names ``SqliteStore``. Each protocol is one role, named after who uses it:
 - ``ViewStore``: materialized default-lens views (``query.views``).
 - ``AuditStore``: the audit log's rows (``query.audit``).
 - ``StoreStats``: counts, size and the state hash (``ops``, ``api`` admin routes).
+- ``SearchReads``: full-text search, subject and predicate listings, similar names
+  (``query.search``).
 - ``Store``: all of them; what an engine holds.
 - ``SharedStore``: a ``Store`` that several nodes write at once (cluster mode, the
   PostgreSQL store): its writes go through ``batch()`` transactions (``SharedBatch``)
@@ -37,8 +39,11 @@ from stemedb.store.rows import (
     CandidateRow,
     ChangeRow,
     EpochRow,
+    PredicateRow,
+    SearchRow,
     SignatureRow,
     SourceRow,
+    SubjectRow,
     SupersessionRow,
     TrustRow,
     VoteRow,
@@ -316,7 +321,48 @@ class StoreStats(Protocol):
         ...
 
 
-class Store(StoreWriter, ClaimReads, RecordReads, ViewStore, AuditStore, StoreStats, Protocol):
+class SearchReads(Protocol):
+    """Search and discovery over the stored claims (``query.search``; ADR 0014).
+
+    The index is derived like every other table: written in the transaction of the
+    batch it indexes (``apply``), emptied by ``reset``. It holds, per (subject,
+    predicate) key, the key's subject and predicate, each distinct text value of its
+    assertions and each registered source they cite (title and URI); words are split at
+    every character that is not a letter or a digit (``drugs/semaglutide``,
+    ``gastroparesis_risk``), case and diacritics ignored."""
+
+    def search(
+        self, text: str, *, fts: bool, bound: int | None, offset: int, limit: int
+    ) -> tuple[list[SearchRow], int]:
+        """Matches of ``text`` best first (ties by the order they were indexed), from
+        ``offset``, at most ``limit``, among the documents indexed up to ``bound`` (None:
+        all, and the bound used is returned: page on with it for a stable order).
+        ``fts`` False: ``text`` is words, all required, never syntax; True: the store's
+        query language, whose syntax error is a ``ValidationError`` (code
+        ``bad_fts_query``). Subject matches rank above predicate, object, source title
+        and source URI matches of the same words."""
+        ...
+
+    def list_subjects(self, prefix: str, *, after: str | None, limit: int) -> list[SubjectRow]:
+        """Subjects whose bytes start with ``prefix``, in byte order after ``after``,
+        with their number of predicates and of stored assertions."""
+        ...
+
+    def list_predicates(self, subject: str, *, after: str | None, limit: int) -> list[PredicateRow]:
+        """The subject's predicates in byte order after ``after``, with their number of
+        stored assertions."""
+        ...
+
+    def similar_names(self, field: str, text: str, limit: int) -> list[str]:
+        """Stored subjects (``field`` "subject") or predicates ("predicate") closest to
+        ``text`` by shared trigrams, best first (under three characters: those that
+        start with it); the caller re-ranks them."""
+        ...
+
+
+class Store(
+    StoreWriter, ClaimReads, RecordReads, ViewStore, AuditStore, StoreStats, SearchReads, Protocol
+):
     """Every role: what an engine opens and holds."""
 
     def close(self) -> None: ...

@@ -92,3 +92,28 @@ class ChangeRow(msgspec.Struct, frozen=True):
     kind: int
     ref: str
     committed_at: float
+
+
+class SearchRow(msgspec.Struct, frozen=True):
+    """One match of the search index: a (subject, predicate) key and the text that
+    matched (``matched_field``: subject, predicate, object, source_title or source_uri;
+    ``snippet``: that text around the match, matched words between ``**``)."""
+
+    doc_id: int
+    subject: str
+    predicate: str
+    matched_field: str
+    snippet: str
+    claims: int
+    score: float  # higher is better
+
+
+class SubjectRow(msgspec.Struct, frozen=True):
+    subject: str
+    predicates: int
+    claims: int
+
+
+class PredicateRow(msgspec.Struct, frozen=True):
+    predicate: str
+    claims: int

@@ -7,7 +7,7 @@ the wire. Records themselves (``model.records``) are sent as they are.
 
 Modules by concept: ``errors`` (the envelope), ``writes``, ``queries``, ``provenance``
 (one assertion and its trace), ``registry`` (sources, epochs), ``agents``, ``audit``,
-``feed``, ``health``, ``admin``.
+``feed``, ``health``, ``admin``, ``search``.
 
 The response structs do not forbid unknown fields, so a newer server that adds a field
 does not break an older SDK; request bodies do.
@@ -68,6 +68,15 @@ from stemedb.wire.queries import (
     SourceWarning,
 )
 from stemedb.wire.registry import EpochList, EpochRow, SourceList, SourceRow
+from stemedb.wire.search import (
+    PredicateList,
+    PredicateSummary,
+    SearchHit,
+    SearchResponse,
+    SubjectList,
+    SubjectSummary,
+    Suggestion,
+)
 from stemedb.wire.writes import (
     BatchBody,
     BatchItem,
@@ -110,6 +119,8 @@ __all__ = [
     "GroupResult",
     "HealthResponse",
     "OutcomeBody",
+    "PredicateList",
+    "PredicateSummary",
     "QueryBatchRequest",
     "QueryBatchResponse",
     "QueryResult",
@@ -122,6 +133,8 @@ __all__ = [
     "ResetBody",
     "ResolutionView",
     "RetractBody",
+    "SearchHit",
+    "SearchResponse",
     "SignatureRow",
     "SkepticClaim",
     "SkepticResult",
@@ -132,6 +145,9 @@ __all__ = [
     "SourceWarning",
     "Standby",
     "StorageStats",
+    "SubjectList",
+    "SubjectSummary",
+    "Suggestion",
     "SupersessionRow",
     "TraceResult",
     "TripBody",

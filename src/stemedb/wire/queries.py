@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from stemedb.model.records import ObjectValue, Signature
+from stemedb.wire.search import Suggestion
 
 
 class QuerySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -94,6 +95,9 @@ class QueryResult(msgspec.Struct, kw_only=True):
     subject_prefix: str | None = None
     results: list[GroupResult] | None = None
     as_of_lsn: int = 0
+    suggestions: list[Suggestion] | msgspec.UnsetType = msgspec.UNSET
+    """Only when no assertion is stored for what was asked: the closest stored keys
+    ("did you mean", at most 5; ``docs/design/search.md``)."""
 
 
 class QueryBatchResponse(msgspec.Struct):

@@ -24,6 +24,7 @@ from stemedb.store.sqlite.assertion_rows import INSERT_CHANGE, AssertionRows
 from stemedb.store.sqlite.blobs import RECORD_ENCODER
 from stemedb.store.sqlite.database import Database, translate_error
 from stemedb.store.sqlite.memory import MemoryState
+from stemedb.store.sqlite.search_rows import SearchRows, index_source, indexed_text, reset_index
 from stemedb.store.trust import TRUST_INITIAL, apply_outcome
 
 KINDS_WITH_TABLE: Final = frozenset(
@@ -67,6 +68,7 @@ class BatchApplier:
         batch = _Batch(conn, self._memory)
         touched = batch.touched
         rows = batch.rows
+        search = batch.search
         try:
             with self._db.write_lock, conn:
                 for entry in entries:
@@ -76,10 +78,11 @@ class BatchApplier:
                         # them with executemany (one prepared statement per table).
                         touched.add((record.subject, record.predicate))
                         rows.add(entry, record, record.source_class)
+                        search.add(record.subject, record.predicate, indexed_text(record))
                         continue
-                    rows.flush(conn)  # later records may look earlier ones up
+                    batch.flush()  # later records may look earlier ones up
                     batch.apply(entry)
-                rows.flush(conn)
+                batch.flush()
                 if drop_views:
                     conn.executemany(
                         "DELETE FROM views WHERE subject = ? AND predicate = ?", touched
@@ -97,25 +100,32 @@ class BatchApplier:
         with self._db.write_lock, conn:
             for table in DERIVED_TABLES:
                 conn.execute(f"DELETE FROM {table}")
+            reset_index(conn)
             conn.execute("UPDATE meta SET value = 0 WHERE key = 'applied_lsn'")
 
 
 class _Batch:
     """One batch being applied: its rows so far and what it changed besides them."""
 
-    __slots__ = ("conn", "epochs", "memory", "retracted", "rows", "touched", "trust")
+    __slots__ = ("conn", "epochs", "memory", "retracted", "rows", "search", "touched", "trust")
 
     def __init__(self, conn: apsw.Connection, memory: MemoryState) -> None:
         self.conn = conn
         self.memory = memory
         self.rows = AssertionRows()
+        self.search = SearchRows()
         self.touched: set[SubjectPredicate] = set()
         self.trust: dict[str, tuple[float, float]] = {}
         self.retracted: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
 
+    def flush(self) -> None:
+        """Insert the collected rows (before anything looks them up)."""
+        self.rows.flush(self.conn)
+        self.search.flush(self.conn)
+
     def apply(self, entry: Entry) -> None:
-        """One record that needs lookups (flush ``rows`` first)."""
+        """One record that needs lookups (``flush`` first)."""
         record = entry.record
         ref = bytes.fromhex(entry.record_id)
         lsn = entry.lsn
@@ -154,11 +164,13 @@ class _Batch:
         source = bytes.fromhex(a.source_hash) if a.source_hash else None
         source_class = a.source_class
         tainted: bytes | None = None
+        registered = False
         if source is not None:
             row = conn.execute(
                 "SELECT source_class, retraction_lsn FROM sources WHERE source_hash = ?", (source,)
             ).fetchone()
             if row is not None:
+                registered = True
                 source_class = source_class or row[0]
                 if row[1] is not None:
                     tainted = source
@@ -170,6 +182,10 @@ class _Batch:
             if row is not None:
                 tainted = row[0]
         self.rows.add(entry, a, source_class, source, parent, tainted)
+        self.search.add(a.subject, a.predicate, indexed_text(a))
+        if registered:
+            assert source is not None
+            self.search.cite(a.subject, a.predicate, source)
 
     def _cosignature(self, lsn: int, c: CoSignature) -> None:
         conn = self.conn
@@ -263,6 +279,7 @@ class _Batch:
                 RECORD_ENCODER.encode(s),
             ),
         )
+        index_source(self.conn, source)
         if s.source_class is not None:
             self.conn.execute(
                 "UPDATE assertions SET source_class = ?"

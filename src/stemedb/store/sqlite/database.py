@@ -8,7 +8,9 @@ one writer connection (the audit thread) and one reader per thread.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,10 @@ from typing import Any, Final
 import apsw
 
 from stemedb.errors import StorageError
-from stemedb.store.sqlite.schema import AUDIT_SCHEMA, SCHEMA, SCHEMA_VERSION
+from stemedb.store.sqlite.schema import AUDIT_SCHEMA, SCHEMA, SCHEMA_VERSION, SEARCH_SCHEMA
+from stemedb.store.sqlite.search_rows import build_index
+
+log = logging.getLogger("stemedb.store")
 
 MIN_SQLITE_VERSION: Final = (3, 51, 3)
 STORE_FILE: Final = "store.sqlite"
@@ -75,12 +80,7 @@ class Database:
         self.read_fault: Callable[[str], None] | None = None
         try:
             self.writer = self._connect(self.path)
-            with self.writer:
-                self.writer.execute(SCHEMA)
-                self.writer.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('applied_lsn', 0)",
-                    (SCHEMA_VERSION,),
-                )
+            self._create_or_upgrade()
             self.audit_writer = self._connect(self.audit_path)
             with self.audit_writer:
                 self.audit_writer.execute(AUDIT_SCHEMA)
@@ -94,6 +94,34 @@ class Database:
                 code="schema_mismatch",
                 retryable=False,
             )
+
+    def _create_or_upgrade(self) -> None:
+        """Create the schema of a new store; upgrade a version-1 store (built before the
+        search index) by indexing its rows, in one transaction (ADR 0014). Another
+        process opening the same store waits for it (``BEGIN IMMEDIATE``)."""
+        conn = self.writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(SCHEMA)
+            conn.execute(SEARCH_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('applied_lsn', 0)",
+                (SCHEMA_VERSION,),
+            )
+            if scalar(conn, "SELECT value FROM meta WHERE key = 'schema_version'") == 1:
+                started = time.monotonic()
+                build_index(conn)
+                conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+                log.info(
+                    "store schema upgraded from version 1 to 2 (search index of %d"
+                    " assertions built in %.1f s)",
+                    scalar(conn, "SELECT count(*) FROM assertions"),
+                    time.monotonic() - started,
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _connect(self, path: Path) -> apsw.Connection:
         conn = apsw.Connection(str(path))

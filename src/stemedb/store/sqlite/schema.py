@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: the tables below without the search index; 2: with it (ADR 0014). A version-1
+store is upgraded on open: the index is built from its rows (``store.sqlite.search``)."""
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -140,6 +142,51 @@ CREATE TABLE IF NOT EXISTS views (
     result BLOB NOT NULL,
     PRIMARY KEY (subject, predicate)
 ) WITHOUT ROWID;
+"""
+
+# The search index (ADR 0014, docs/design/search.md). ``search_keys``: one row per
+# (subject, predicate) with its number of stored assertions. ``search_docs``: what the
+# full-text index holds, one row per key (kind 0: its subject and predicate), per
+# distinct text value of a key (kind 1, ``ref`` a hash of the text) and per registered
+# source a key's assertions cite (kind 2, ``ref`` the source hash). ``search_names``:
+# distinct subjects (kind 0) and predicates (kind 1), in a trigram index for "did you
+# mean". ``store.sqlite.search_rows`` inserts each row and its full-text row together
+# (no triggers: an FTS5 insert from a trigger costs ~5x one from a prepared statement).
+SEARCH_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS search_keys (
+    id INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    predicate TEXT NOT NULL,
+    claims INTEGER NOT NULL,
+    UNIQUE (subject, predicate)
+);
+CREATE TABLE IF NOT EXISTS search_docs (
+    id INTEGER PRIMARY KEY,
+    key_id INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    ref BLOB NOT NULL,
+    subject TEXT,
+    predicate TEXT,
+    object TEXT,
+    source_title TEXT,
+    source_uri TEXT,
+    UNIQUE (key_id, kind, ref)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
+    subject, predicate, object, source_title, source_uri,
+    content = 'search_docs', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS search_names (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (kind, name)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_names_fts USING fts5(
+    name, content = 'search_names', content_rowid = 'id', tokenize = 'trigram'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_names_vocab USING fts5vocab(search_names_fts, row);
 """
 
 AUDIT_SCHEMA: Final = """

@@ -18,8 +18,11 @@ from stemedb.store.rows import (
     CandidateRow,
     ChangeRow,
     EpochRow,
+    PredicateRow,
+    SearchRow,
     SignatureRow,
     SourceRow,
+    SubjectRow,
     SupersessionRow,
     TrustRow,
     VoteRow,
@@ -32,6 +35,7 @@ from stemedb.store.sqlite.feed import FeedReads
 from stemedb.store.sqlite.lookups import Lookups
 from stemedb.store.sqlite.memory import MemoryState
 from stemedb.store.sqlite.records import RecordReads
+from stemedb.store.sqlite.search import SearchReads
 from stemedb.store.sqlite.views import Views
 from stemedb.store.trust import TRUST_INITIAL, relaxed_trust
 
@@ -65,6 +69,7 @@ class SqliteStore:
         self._feed = FeedReads(self._db)
         self._views = Views(self._db)
         self._audit = AuditTables(self._db)
+        self._search = SearchReads(self._db)
 
     @property
     def read_fault(self) -> Callable[[str], None] | None:
@@ -243,3 +248,19 @@ class SqliteStore:
 
     def state_hash(self, from_lsn: int = 1) -> tuple[int, str]:
         return self._feed.state_hash(from_lsn)
+
+    # -- SearchReads -----------------------------------------------------------------
+
+    def search(
+        self, text: str, *, fts: bool, bound: int | None, offset: int, limit: int
+    ) -> tuple[list[SearchRow], int]:
+        return self._search.search(text, fts=fts, bound=bound, offset=offset, limit=limit)
+
+    def list_subjects(self, prefix: str, *, after: str | None, limit: int) -> list[SubjectRow]:
+        return self._search.list_subjects(prefix, after=after, limit=limit)
+
+    def list_predicates(self, subject: str, *, after: str | None, limit: int) -> list[PredicateRow]:
+        return self._search.list_predicates(subject, after=after, limit=limit)
+
+    def similar_names(self, field: str, text: str, limit: int) -> list[str]:
+        return self._search.similar_names(field, text, limit)
