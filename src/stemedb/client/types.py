@@ -46,6 +46,7 @@ from stemedb.wire import BatchResponse as BatchResult
 from stemedb.wire import HealthResponse as Health
 from stemedb.wire import QueryBatchResponse as QueryBatchResult
 from stemedb.wire import ReadyResponse as Readiness
+from stemedb.wire.impact import ExcludedClaim, RetractionImpact
 
 __all__ = [
     "AgentInfo",
@@ -61,6 +62,7 @@ __all__ = [
     "EpochList",
     "EpochRow",
     "ErrorBody",
+    "ExcludedClaim",
     "FeedItem",
     "FeedPage",
     "GroupResult",
@@ -70,6 +72,7 @@ __all__ = [
     "QuerySpec",
     "Readiness",
     "ResolutionView",
+    "RetractionImpact",
     "SignatureRow",
     "SkepticClaim",
     "SkepticResult",
