@@ -58,6 +58,10 @@ class ApiConfig(_Section):
     allowed_origins: list[str] = msgspec.field(default_factory=list)
 
 
+class McpConfig(_Section):
+    enabled: bool = True  # /mcp on the API's port (docs/reference/mcp.md)
+
+
 class StorageConfig(_Section):
     backend: Literal["local", "postgres"] = "local"
     data_dir: str = "./data"
@@ -182,6 +186,7 @@ class LensSettings(_Section):
 
 class Config(_Section):
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    mcp: McpConfig = msgspec.field(default_factory=McpConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     wal: WalConfig = msgspec.field(default_factory=WalConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)

@@ -51,6 +51,9 @@ ADMIN_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/admin/storage/stats", None),
     ("GET", "/v1/admin/cluster/status", None),
     ("POST", f"/v1/admin/trust/{'a' * 64}/outcome", {"accurate": True}),
+    ("GET", "/v1/admin/custodial-keys", None),
+    ("POST", "/v1/admin/custodial-keys", {"api_key_id": "root"}),
+    ("DELETE", f"/v1/admin/custodial-keys/{'a' * 64}", None),
 ]
 
 

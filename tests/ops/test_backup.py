@@ -229,3 +229,28 @@ def test_cli_backup_create_list_verify_and_restore(
     assert json.loads(restored.stdout)["state_hash"] == report["state_hash"]
     manifest = decode_manifest((Path(report["url"]) / MANIFEST_FILE).read_bytes())
     assert manifest.stemedb_version and manifest.files
+
+
+def test_a_backup_carries_the_custodial_keys_and_keeps_their_file_0600(
+    engine: Engine, data_dir: Path, tmp_path: Path
+) -> None:
+    import stat
+
+    from stemedb.store.custodial_keys import CUSTODIAL_FILE, CustodialKeyStore
+
+    _write(engine, 0, 10)
+    keys = CustodialKeyStore(data_dir)
+    made = keys.create("key-1", float(NOW))
+    keys.close()
+    result = create_backup(data_dir, data_dir / "wal", LocalBackups(tmp_path / "backups"))
+    copied = Path(result.url) / "data" / CUSTODIAL_FILE
+    assert f"data/{CUSTODIAL_FILE}" in {f.path for f in result.manifest.sqlite_files()}
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+    assert verify_backup(result.url).ok
+    restored = tmp_path / "restored"
+    restore_backup(RestoreRequest(source=result.url, data_dir=restored))
+    back = CustodialKeyStore(restored)
+    signer = back.signer("key-1")
+    back.close()
+    assert signer is not None and signer.agent_id == made.agent_id
+    assert stat.S_IMODE((restored / CUSTODIAL_FILE).stat().st_mode) == 0o600

@@ -193,3 +193,19 @@ def test_assertion_lsns_find_stored_ids_across_lookup_chunks(
     assert store.assertion_lsns(wanted) == {stored[0].record_id: 1, stored[2].record_id: 3}
     assert store.assertion_lsns([stored[1].record_id]) == {stored[1].record_id: 2}
     assert store.assertion_lsns([]) == {}
+
+
+def test_citing_lists_the_assertions_of_one_source_in_lsn_order_up_to_the_limit(
+    store: Store, history: History
+) -> None:
+    source = history.source("paper")
+    hash_ = source_hash_of(source)
+    first = history.assertion("a", source_hash=hash_)
+    history.assertion("b")
+    child = history.assertion("c", parent=first.record_id)
+    second = history.assertion("d", source_hash=hash_)
+    store.apply(history.entries)
+    assert store.citing(hash_, 10) == [first.record_id, second.record_id]
+    assert store.citing(hash_, 1) == [first.record_id]
+    assert store.citing("ab" * 32, 10) == []
+    assert child.record_id not in store.citing(hash_, 10)  # descendants: via children()

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import FrameType
 from typing import Final, TypedDict
 
@@ -38,8 +38,10 @@ from stemedb.api.http.routing import ExactRoutes
 from stemedb.api.http.tls import watch_certificate
 from stemedb.api.http.uvicorn_patch import http_protocol
 from stemedb.api.membership import membership_of
+from stemedb.api.mcp import McpEndpoint
 from stemedb.api.observability.logs import configure_logging
 from stemedb.api.routes import (
+    admin_custodial,
     admin_keys,
     admin_limits,
     admin_ops,
@@ -136,6 +138,7 @@ def create_app(
     node_views.answer_workers(state)
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
+    mcp = McpEndpoint(state) if config.mcp.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -144,11 +147,15 @@ def create_app(
         engine = opened.engine
         control: asyncio.AbstractServer | None = None
         pool: WorkerPool | None = None
+        faces = AsyncExitStack()
         try:  # API keys (refuses to start with auth on and no admin key), limits
             await state.access.start(config.data_dir, workers=topology.role)
             state.membership = membership_of(state)  # cluster mode: the node registry
             if state.membership is not None:
                 await state.membership.start()
+            await loop.run_in_executor(None, state.open_custodial)
+            if mcp is not None:
+                await faces.enter_async_context(mcp.running())
             if topology.has_peers:
                 control = await serve_control(topology.peer_role, state.control)
             if topology.supervises_workers:  # the other HTTP processes
@@ -157,6 +164,8 @@ def create_app(
         except BaseException:
             if control is not None:
                 control.close()
+            await faces.aclose()
+            await loop.run_in_executor(None, state.close_custodial)
             await loop.run_in_executor(None, _close, engine, service)
             raise
         state.access.protect(app.router.routes)  # every route, whoever added it
@@ -209,12 +218,14 @@ def create_app(
             if control is not None:
                 control.close()
             state.feed.close()
+            await faces.aclose()
             state.close_readers()
             if archiver is not None:
                 await loop.run_in_executor(None, archiver.stop)
             if state.membership is not None:
                 await state.membership.stop()
             await state.access.stop()
+            await loop.run_in_executor(None, state.close_custodial)
             await loop.run_in_executor(None, _close, engine, service)
             log.info("StemeDB stopped: WAL closed at LSN %d", engine.applied_lsn)
 
@@ -230,7 +241,10 @@ def create_app(
         *admin_ops.routes(config.api),  # the admin role: api.guard, for /v1/admin/*
         *admin_keys.routes(config.api),
         *admin_limits.routes(config.api),
+        *admin_custodial.routes(config.api),
     ]
+    if mcp is not None:
+        routes.append(mcp.route())
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
         middleware.append(Middleware(CorsMiddleware, allowed_origins=config.api.allowed_origins))

@@ -32,6 +32,7 @@ from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import ControlAnswer, ask_others
 from stemedb.runtime.topology import Topology
+from stemedb.store.custodial_keys import CustodialKeyStore
 
 T = TypeVar("T")
 
@@ -76,6 +77,7 @@ class ApiState:
         self._service: QueryService | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._coalescer: WriteCoalescer | None = None
+        self._custodial: CustodialKeyStore | None = None  # opened by the lifespan
         # What this worker answers the others (``api.workers``): route modules add theirs.
         self.control: dict[bytes, ControlAnswer] = {b"metrics": lambda _: self.own_metrics()}
 
@@ -86,6 +88,22 @@ class ApiState:
         self._service = service
         self._coalescer = WriteCoalescer(engine)
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="stemedb-read")
+
+    def open_custodial(self) -> None:
+        """Blocking: open ``<data_dir>/custodial.sqlite`` (the custodial agent keys)."""
+        self._custodial = CustodialKeyStore(self.config.data_dir)
+
+    def close_custodial(self) -> None:
+        if self._custodial is not None:
+            self._custodial.close()
+            self._custodial = None
+
+    @property
+    def custodial(self) -> CustodialKeyStore:
+        """The custodial agent keys (``/v1/admin/custodial-keys``, ``/mcp`` writes)."""
+        if self._custodial is None:
+            raise UnavailableError("the node is starting or shutting down", code="not_ready")
+        return self._custodial
 
     def close_readers(self) -> None:
         if self._readers is not None:

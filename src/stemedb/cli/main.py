@@ -17,6 +17,7 @@ from stemedb.cli.cluster import register as register_cluster_commands
 from stemedb.cli.db import register as register_db_commands
 from stemedb.cli.keys import register as register_keys_commands
 from stemedb.cli.ops import embedded_config
+from stemedb.cli.mcp import register as register_mcp_commands
 from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands
@@ -256,6 +257,7 @@ def verify_store(config: ConfigOption = None) -> None:
 register_remote_commands(app)
 register_search_commands(app)
 register_keys_commands(app)
+register_mcp_commands(app)
 register_backup_commands(app)
 register_db_commands(app)
 register_cluster_commands(app)

@@ -28,6 +28,7 @@ from stemedb.client.types import (
     QuerySpec,
     Readiness,
     SearchResponse,
+    RetractionImpact,
     SkepticResult,
     SourceList,
     SourceRow,
@@ -155,6 +156,13 @@ def write(record: SignedRecord) -> Call[WriteResult]:
     raise ValidationError(
         "record", "type", f"cannot send a {type(record).__name__} over the HTTP API"
     )
+
+
+def retraction_impact(source_hash: str, limit: int | None) -> Call[RetractionImpact]:
+    """The dry run of a retraction: what the cascade would exclude; nothing written."""
+    path = f"/v1/sources/{_segment(source_hash)}/retract"
+    params = _query_string({"dry_run": True, "limit": limit})
+    return Call("POST", path, RetractionImpact, params=params)
 
 
 def assert_batch(records: Iterable[Assertion]) -> Call[BatchResult]:

@@ -40,6 +40,7 @@ from stemedb.client.types import (
     QuerySpec,
     Readiness,
     SearchResponse,
+    RetractionImpact,
     SkepticResult,
     SourceList,
     SourceRow,
@@ -188,6 +189,11 @@ class Client(ClientBase):
 
     def retract_source(self, source_hash: str, reason: str) -> WriteResult:
         return self._send(calls.write(self._retraction(source_hash, reason)))
+
+    def retraction_impact(self, source_hash: str, *, limit: int | None = None) -> RetractionImpact:
+        """What retracting ``source_hash`` would exclude (a dry run: nothing is written,
+        nothing signed): the claims citing it and their descendants, first ``limit``."""
+        return self._send(calls.retraction_impact(source_hash, limit))
 
     # --- reads --------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from stemedb.wire import BatchResponse as BatchResult
 from stemedb.wire import HealthResponse as Health
 from stemedb.wire import QueryBatchResponse as QueryBatchResult
 from stemedb.wire import ReadyResponse as Readiness
+from stemedb.wire.impact import ExcludedClaim, RetractionImpact
 
 __all__ = [
     "AgentInfo",
@@ -68,6 +69,7 @@ __all__ = [
     "EpochList",
     "EpochRow",
     "ErrorBody",
+    "ExcludedClaim",
     "FeedItem",
     "FeedPage",
     "GroupResult",
@@ -81,6 +83,7 @@ __all__ = [
     "ResolutionView",
     "SearchHit",
     "SearchResponse",
+    "RetractionImpact",
     "SignatureRow",
     "SkepticClaim",
     "SkepticResult",

@@ -214,6 +214,11 @@ class RecordReads(Protocol):
         """Ids of the assertions whose ``parent`` is ``record_id``, in LSN order."""
         ...
 
+    def citing(self, source_hash: str, limit: int) -> list[str]:
+        """Ids of the first ``limit`` assertions whose ``source_hash`` is
+        ``source_hash``, in LSN order (what a retraction's cascade starts from)."""
+        ...
+
     def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None:
         """A registered source (its content only ``with_content``), or None."""
         ...

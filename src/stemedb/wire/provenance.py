@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from stemedb.model.records import Assertion, Lifecycle, ObjectValue, SourceClass
+from stemedb.wire.custodial import CustodialKeyView
 from stemedb.wire.registry import EpochRow, SourceRow
 
 
@@ -96,6 +97,9 @@ class TraceResult(msgspec.Struct, kw_only=True):
     votes: list[VoteRow]
     epoch: EpochRow | None
     queries: list[str]  # audited queries that used the claim, newest first
+    # The signers that are custodial keys (the server signed for an API key's holder,
+    # through /mcp), with the API key each is bound to; empty when none is.
+    custodial_signers: list[CustodialKeyView] = []
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from stemedb.api import node_views
 from stemedb.api.http.params import MIN_LSN_PARAM, QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, Param, api_route, json_response
+from stemedb.api.routes.admin_custodial import custodial_views
 from stemedb.api.routes.context import state_of
 from stemedb.config import ApiConfig
 from stemedb.errors import ValidationError
@@ -47,6 +48,10 @@ async def get_trace(request: Request) -> Response:
     await state.read_after(min_lsn)
     provenance = state.service.provenance
     trace = await state.offload(provenance.trace, str(request.path_params["id"]))
+    signers = [row.agent_id for row in trace.assertion.signatures]
+    custodial = await state.offload_unguarded(state.custodial.of_agents, signers)
+    if custodial:  # which signers are custodial keys, and of which API key
+        trace.custodial_signers = custodial_views(state, custodial)
     return json_response(trace)
 
 

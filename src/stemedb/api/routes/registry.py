@@ -17,6 +17,7 @@ from stemedb.config import ApiConfig
 from stemedb.errors import NotFoundError, ValidationError
 from stemedb.model.records import Epoch, Retraction, Source
 from stemedb.model.signing import is_hex64
+from stemedb.query.impact import retraction_impact
 from stemedb.wire import (
     EpochList,
     EpochRow,
@@ -98,6 +99,11 @@ async def get_source(request: Request) -> Response:
 
 async def post_retract(request: Request) -> Response:
     state = state_of(request)
+    if "dry_run" in request.query_params:
+        qs = QueryString(request)
+        if qs.flag("dry_run"):
+            return await _retraction_impact(request, qs)
+        qs.finish()
     body = await read_json(request, RETRACT_DECODER, state.config.api.max_body_bytes)
     record = Retraction(
         source_hash=str(request.path_params["hash"]),
@@ -106,6 +112,21 @@ async def post_retract(request: Request) -> Response:
         signatures=body.signatures,
     )
     return await commit(state, request, record)
+
+
+async def _retraction_impact(request: Request, qs: QueryString) -> Response:
+    """``?dry_run=true``: the claims the cascade would exclude; nothing is written (and
+    no body is read: a preview needs no signature)."""
+    state = state_of(request)
+    limit = qs.integer("limit", DEFAULT_PAGE)
+    qs.finish()
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(
+            "limit", f"must be between 1 and {MAX_PAGE}", code="limit_out_of_range"
+        )
+    source_hash = _hex_path(request, "hash", "source_hash")
+    impact = await state.offload(retraction_impact, state.service.store, source_hash, limit)
+    return json_response(impact)
 
 
 def routes(api: ApiConfig) -> list[ApiRoute]:
@@ -190,9 +211,13 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
             post_retract,
             ["POST"],
             EndpointDoc(
-                summary="Retract a source: every assertion citing it is flagged and excluded.",
+                summary="Retract a source: every assertion citing it is flagged and excluded."
+                " With dry_run=true: the claims the cascade would exclude, nothing written.",
                 tag="registry",
                 body=RetractBody,
+                # ``?dry_run=true&limit=`` answers a RetractionImpact instead (API.md,
+                # docs/reference/api.md): not in the generated document, which cannot
+                # put two untagged structs under one status
                 responses=ok,
             ),
             timeout_seconds=timeout,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class _StoreSnapshot:
 
 def snapshot_sqlite(fs: FileSystem, source: Path, target: Path, progress: Progress) -> None:
     """Copy one SQLite database with the online backup API, as one consistent snapshot."""
+    # the copy keeps the source's permission bits (keys.sqlite and custodial.sqlite
+    # are 0600: custodial.sqlite holds private keys)
+    fs.create(target, mode=stat.S_IMODE(source.stat().st_mode)).close()
     try:
         src = apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)
         src.setbusytimeout(SQLITE_BUSY_TIMEOUT_MS)

@@ -258,6 +258,16 @@ def children(conn: Conn, record_id: str) -> list[str]:
     ]
 
 
+def citing(conn: Conn, source_hash: str, limit: int) -> list[str]:
+    return [
+        bytes(row[0]).hex()
+        for row in conn.execute(
+            "SELECT id FROM assertions WHERE source_hash = %s ORDER BY lsn LIMIT %s",
+            (bytes.fromhex(source_hash), limit),
+        )
+    ]
+
+
 def source_row(row: Sequence[Any], with_content: bool) -> SourceRow:
     lsn, sid, blob, retraction_lsn, reason = row
     s = SOURCE_DECODER.decode(blob)

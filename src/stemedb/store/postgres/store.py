@@ -390,6 +390,9 @@ class PostgresStore:
     def children(self, record_id: str) -> list[str]:
         return self._reading("get", lambda c: records.children(c, record_id))
 
+    def citing(self, source_hash: str, limit: int) -> list[str]:
+        return self._reading("get", lambda c: records.citing(c, source_hash, limit))
+
     def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None:
         return self._reading("get", lambda c: self._lookups.source(c, source_hash, with_content))
 

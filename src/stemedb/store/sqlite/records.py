@@ -79,6 +79,16 @@ class RecordReads:
                 )
             ]
 
+    def citing(self, source_hash: str, limit: int) -> list[str]:
+        with self._db.reading("get") as conn:
+            return [
+                row[0].hex()
+                for row in conn.execute(
+                    "SELECT id FROM assertions WHERE source_hash = ? ORDER BY lsn LIMIT ?",
+                    (bytes.fromhex(source_hash), limit),
+                )
+            ]
+
     def source(self, source_hash: str, *, with_content: bool) -> SourceRow | None:
         with self._db.reading("get") as conn:
             row = conn.execute(

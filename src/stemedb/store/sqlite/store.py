@@ -181,6 +181,9 @@ class SqliteStore:
     def children(self, record_id: str) -> list[str]:
         return self._records.children(record_id)
 
+    def citing(self, source_hash: str, limit: int) -> list[str]:
+        return self._records.citing(source_hash, limit)
+
     def source(self, source_hash: str, *, with_content: bool = False) -> SourceRow | None:
         return self._records.source(source_hash, with_content=with_content)
 
