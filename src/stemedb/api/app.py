@@ -165,6 +165,8 @@ def create_app(
             if control is not None:
                 control.close()
             await faces.aclose()
+            if state.membership is not None:
+                await state.membership.stop()
             await loop.run_in_executor(None, state.close_custodial)
             await loop.run_in_executor(None, _close, engine, service)
             raise
