@@ -37,8 +37,8 @@ from stemedb.api.http.middleware import RequestMiddleware
 from stemedb.api.http.routing import ExactRoutes
 from stemedb.api.http.tls import watch_certificate
 from stemedb.api.http.uvicorn_patch import http_protocol
-from stemedb.api.membership import membership_of
 from stemedb.api.mcp import McpEndpoint
+from stemedb.api.membership import membership_of
 from stemedb.api.observability.logs import configure_logging
 from stemedb.api.routes import (
     admin_custodial,

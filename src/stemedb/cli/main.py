@@ -16,8 +16,8 @@ from stemedb.cli.backup import register as register_backup_commands
 from stemedb.cli.cluster import register as register_cluster_commands
 from stemedb.cli.db import register as register_db_commands
 from stemedb.cli.keys import register as register_keys_commands
-from stemedb.cli.ops import embedded_config
 from stemedb.cli.mcp import register as register_mcp_commands
+from stemedb.cli.ops import embedded_config
 from stemedb.cli.ops import register as register_ops_commands
 from stemedb.cli.remote_commands import fail
 from stemedb.cli.remote_commands import register as register_remote_commands

@@ -92,7 +92,7 @@ def _signer(session: Session) -> AgentKey:
 
 
 async def search(session: Session, args: SearchInput) -> outputs.SearchOutput:
-    page = await session.client.search(args.q, limit=args.limit)  # type: ignore[attr-defined]
+    page = await session.client.search(args.q, limit=args.limit)
     return outputs.SearchOutput(
         hits=[
             outputs.SearchHit(

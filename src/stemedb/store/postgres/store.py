@@ -49,8 +49,11 @@ from stemedb.store.rows import (
     CandidateRow,
     ChangeRow,
     EpochRow,
+    PredicateRow,
+    SearchRow,
     SignatureRow,
     SourceRow,
+    SubjectRow,
     SupersessionRow,
     TrustRow,
     VoteRow,
@@ -134,6 +137,23 @@ class PostgresStore:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             self._memory.load(conn)
             return records.last_lsn(conn)
+
+    # -- search (``SearchReads``): not on PostgreSQL yet (tsvector + GIN, pg_trgm) -------
+
+    def search(
+        self, text: str, *, fts: bool, bound: int | None, offset: int, limit: int
+    ) -> tuple[list[SearchRow], int]:
+        raise _search_not_supported()
+
+    def list_subjects(self, prefix: str, *, after: str | None, limit: int) -> list[SubjectRow]:
+        raise _search_not_supported()
+
+    def list_predicates(self, subject: str, *, after: str | None, limit: int) -> list[PredicateRow]:
+        raise _search_not_supported()
+
+    def similar_names(self, field: str, text: str, limit: int) -> list[str]:
+        """None: a query that matched nothing answers without ``suggestions`` here."""
+        return []
 
     def close(self) -> None:
         if self._closed:
@@ -475,3 +495,13 @@ if TYPE_CHECKING:  # mypy (tests/test_code_quality.py) checks both roles are ful
 
     def _roles(store: PostgresStore, batch: Batch) -> tuple[SharedStore, SharedBatch]:
         return store, batch
+
+
+def _search_not_supported() -> StorageError:
+    return StorageError(
+        "search and subject listings are not available in cluster mode yet"
+        ' (storage.backend = "postgres"); query by subject and predicate',
+        code="not_supported",
+        status=501,
+        retryable=False,
+    )
