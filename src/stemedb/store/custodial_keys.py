@@ -1,7 +1,7 @@
 """``<data_dir>/custodial.sqlite``: custodial agent keys, each bound to one API key.
 
 A model behind MCP holds no signing key, yet every record must be signed
-(ADR 0016, ``docs/reference/mcp.md``). An admin creates a *custodial* agent key for an
+(ADR 0018, ``docs/reference/mcp.md``). An admin creates a *custodial* agent key for an
 API key (``POST /v1/admin/custodial-keys``); the server keeps its private half here and
 signs, with it, what the holder of that API key writes through ``/mcp``.
 
