@@ -146,10 +146,14 @@ class PostgresStore:
         raise _search_not_supported()
 
     def list_subjects(self, prefix: str, *, after: str | None, limit: int) -> list[SubjectRow]:
-        raise _search_not_supported()
+        return self._reading(
+            "list_subjects", lambda c: records.list_subjects(c, prefix, after, limit)
+        )
 
     def list_predicates(self, subject: str, *, after: str | None, limit: int) -> list[PredicateRow]:
-        raise _search_not_supported()
+        return self._reading(
+            "list_predicates", lambda c: records.list_predicates(c, subject, after, limit)
+        )
 
     def similar_names(self, field: str, text: str, limit: int) -> list[str]:
         """None: a query that matched nothing answers without ``suggestions`` here."""
@@ -499,7 +503,7 @@ if TYPE_CHECKING:  # mypy (tests/test_code_quality.py) checks both roles are ful
 
 def _search_not_supported() -> StorageError:
     return StorageError(
-        "search and subject listings are not available in cluster mode yet"
+        "full-text search is not available in cluster mode yet"
         ' (storage.backend = "postgres"); query by subject and predicate',
         code="not_supported",
         status=501,
