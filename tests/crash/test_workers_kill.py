@@ -20,6 +20,7 @@ from stemedb.model.signing import AgentKey, sign_assertion
 
 WRITERS = 4
 LOAD_SECONDS = 1.5
+LOAD_MAX_SECONDS = 30.0
 
 
 def write_until_stopped(
@@ -75,7 +76,11 @@ def test_a_killed_process_loses_no_acknowledged_write(tmp_path: Path, victim: st
     ]
     for thread in threads:
         thread.start()
+    # At least LOAD_SECONDS, and until the load got going (a busy machine is slow to).
+    started = time.monotonic()
     time.sleep(LOAD_SECONDS)
+    while sum(map(len, acknowledged)) <= 20 and time.monotonic() - started < LOAD_MAX_SECONDS:
+        time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     stop.set()
