@@ -1,5 +1,6 @@
 """Fixtures of the operations tests: a real moto S3 server on a free loopback port, a
-signed-record factory and a data directory with an engine writing into it."""
+real OpenStack Swift S3 (``swift_server``) per module that asks for it, a signed-record
+factory and a data directory with an engine writing into it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
+from swift_server import SwiftS3, unavailable_reason
 
 from stemedb.ops.s3 import S3Client, S3Location
 
@@ -58,3 +60,17 @@ def s3_bucket(s3_env: str, request: pytest.FixtureRequest) -> S3Location:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def swift() -> Iterator[SwiftS3]:
+    """A real Swift with its S3 API for the module (skipped, with the reason, where
+    Debian's swift packages are missing)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = SwiftS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()

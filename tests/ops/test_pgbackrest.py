@@ -28,7 +28,6 @@ from support.patroni import unavailable_reason as patroni_unavailable
 from support.server import free_port
 from support.tls import nginx_main, self_signed_certificate
 from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3
-from swift_server import unavailable_reason as swift_unavailable
 from typer.testing import CliRunner
 
 from stemedb.cli.main import app
@@ -56,18 +55,6 @@ def workdir() -> Iterator[Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def swift() -> Iterator[SwiftS3]:
-    reason = swift_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    server = SwiftS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from archive_helpers import fill, open_engine, wal_files
-from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3, unavailable_reason
+from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3
 
 from stemedb.errors import StorageError
 from stemedb.ops.archive.archiving import archive_wal, delete_archived_segments
@@ -27,18 +26,6 @@ BUCKET = "stemedb-archive"
 
 def _delete(client: S3Client, location: S3Location, name: str) -> None:
     client.delete(location, [location.key(name)])  # must work on Swift (no DeleteObjects)
-
-
-@pytest.fixture(scope="module")
-def swift() -> Iterator[SwiftS3]:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = SwiftS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -60,6 +60,41 @@ def _own(path: Path) -> None:
         shutil.chown(path, "postgres", "postgres")
 
 
+def start_postgres(data: Path, log: Path, port: int, socket_dir: Path) -> None:
+    """Start the server of ``data`` (``SERVER_SETTINGS``, loopback ``port``) and wait
+    until it accepts connections."""
+    options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
+    options += f" -p {port} -k {socket_dir}"
+    subprocess.run(
+        as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_SECONDS),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+
+
+def stop_postgres(data: Path) -> None:
+    """Stop the server of ``data`` at once (``-m immediate``), if it runs."""
+    subprocess.run(
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+        check=False,
+        capture_output=True,
+    )
+
+
 class PostgresServer:
     """One PostgreSQL server: ``start()``, ``database()`` per test, ``stop()``."""
 
@@ -102,38 +137,12 @@ class PostgresServer:
             capture_output=True,
         )
         self.port = free_port()
-        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
-        options += f" -p {self.port} -k {self.socket_dir}"
-        subprocess.run(
-            as_postgres(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-l",
-                    str(self.log),
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    str(START_TIMEOUT_SECONDS),
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        start_postgres(self.data, self.log, self.port, self.socket_dir)
         return self
 
     def stop(self) -> None:
         if self.data.exists():
-            subprocess.run(
-                as_postgres(
-                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
-                ),
-                check=False,
-                capture_output=True,
-            )
+            stop_postgres(self.data)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def create_database(self, template: str | None = None) -> str:

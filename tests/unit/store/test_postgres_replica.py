@@ -16,11 +16,12 @@ import psycopg
 import pytest
 from support.postgres import (
     PG_BIN,
-    SERVER_SETTINGS,
     PostgresServer,
     _own,
     as_postgres,
     free_port,
+    start_postgres,
+    stop_postgres,
 )
 
 from stemedb.model.ids import record_id
@@ -67,39 +68,16 @@ class Standby:
             capture_output=True,
         )
         self.port = free_port()
-        # A hot standby needs at least the primary's max_connections (and so on).
-        options = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
-        options += f" -p {self.port} -k {self.base}"
-        subprocess.run(
-            as_postgres(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-l",
-                    str(self.base / "standby.log"),
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        # A hot standby needs at least the primary's max_connections (and so on): the
+        # same SERVER_SETTINGS.
+        start_postgres(self.data, self.base / "standby.log", self.port, self.base)
         return self
 
     def dsn(self, dbname: str) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
 
     def stop(self) -> None:
-        subprocess.run(
-            as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-        )
+        stop_postgres(self.data)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
