@@ -4,6 +4,7 @@ where the refusal is HTTP's, on the wire."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -149,6 +150,17 @@ async def test_tool_calls_are_rate_limited_and_audited_like_v1_requests(
     limited = tool_error(results[-1])
     assert limited["type"] == "RateLimitError" and limited["status"] == 429
     assert limited["retry_after_seconds"] > 0
-    audit = mcp_server.admin.get("/v1/audit/queries", params={"agent_id": key["custodial"]})
-    assert audit.status_code == 200, audit.text
-    assert answer["query_id"] in {q["query_id"] for q in audit.json()["queries"]}
+    assert answer["query_id"] in audited_query_ids(mcp_server, key["custodial"])
+
+
+def audited_query_ids(mcp_server: McpServer, agent_id: str) -> set[str]:
+    """The audited queries of ``agent_id``, once the HTTP worker that served them has
+    flushed its audit buffer (every 0.5 s; the listing may be served by the other one)."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        audit = mcp_server.admin.get("/v1/audit/queries", params={"agent_id": agent_id})
+        assert audit.status_code == 200, audit.text
+        ids = {q["query_id"] for q in audit.json()["queries"]}
+        if ids or time.monotonic() > deadline:
+            return ids
+        time.sleep(0.1)
