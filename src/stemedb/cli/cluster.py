@@ -1,4 +1,5 @@
-"""``stemedb cluster status``: a node's ``GET /v1/admin/cluster/status``, printed.
+"""``stemedb cluster status``: a node's ``GET /v1/admin/cluster/status``, printed
+(``stemedb cluster import`` is in ``cli.cluster_import``).
 
 The node is ``--url`` (else ``$STEMEDB_URL``, else the configuration's ``api.bind``),
 asked with an admin key from ``--api-key`` (else ``$STEMEDB_API_KEY``). ``--json``
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stemedb.cli.cluster_import import import_command
 from stemedb.cli.keys import remote
 from stemedb.cli.remote_commands import (
     ApiKeyOption,
@@ -100,6 +102,9 @@ def status(
         sys.stdout.write(msgspec.json.encode(answer).decode() + "\n")
         return
     print_status(answer)
+
+
+cluster_app.command("import")(import_command)
 
 
 def register(app: typer.Typer) -> None:

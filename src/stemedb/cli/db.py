@@ -55,6 +55,15 @@ def _dsn(config: Path | None, dsn: str | None) -> str:
     return found
 
 
+def missing_cluster_extra(exc: ImportError) -> StorageError:
+    """The error for a cluster command run without psycopg installed."""
+    return StorageError(
+        f"cluster mode needs the `cluster` extra (psycopg): {exc}",
+        code="postgres_missing",
+        retryable=False,
+    )
+
+
 def _line(migration: Migration) -> str:
     return f"{migration.version:04d}_{migration.name}"
 
@@ -73,11 +82,7 @@ def migrate_command(
         try:
             from stemedb.store.postgres import migrate, pending
         except ImportError as exc:
-            raise StorageError(
-                f"cluster mode needs the `cluster` extra (psycopg): {exc}",
-                code="postgres_missing",
-                retryable=False,
-            ) from exc
+            raise missing_cluster_extra(exc) from exc
         if dry_run:
             todo = pending(target)
             if not todo:

@@ -11,24 +11,38 @@ import apsw
 
 from stemedb.config import Config
 from stemedb.engine.codec import decode_entry
+from stemedb.model.kinds import Entry
 from stemedb.store.sqlite import SqliteStore
 from stemedb.wal import Wal
 
 STORE_FILE: Final = "store.sqlite"
 
 
+class StateDigest:
+    """The state hash of a history, fed one entry at a time in LSN order: SHA-256 over
+    ``lsn:kind:id`` lines (the stores compute the same over their ``changes`` rows)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.last_lsn = 0
+
+    def add(self, entry: Entry) -> None:
+        self._digest.update(f"{entry.lsn}:{int(entry.kind)}:{entry.record_id}\n".encode())
+        self.last_lsn = entry.lsn
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def wal_state_hash(wal: Wal, up_to_lsn: int | None = None, from_lsn: int = 1) -> tuple[int, str]:
     """(last LSN, SHA-256 over ``lsn:kind:id`` of every WAL record from ``from_lsn`` up
     to ``up_to_lsn``)."""
-    digest = hashlib.sha256()
-    last = 0
+    digest = StateDigest()
     for rec in wal.iter_from(from_lsn):
         if up_to_lsn is not None and rec.lsn > up_to_lsn:
             break
-        entry = decode_entry(rec.lsn, rec.type, rec.payload)
-        digest.update(f"{entry.lsn}:{int(entry.kind)}:{entry.record_id}\n".encode())
-        last = rec.lsn
-    return last, digest.hexdigest()
+        digest.add(decode_entry(rec.lsn, rec.type, rec.payload))
+    return digest.last_lsn, digest.hexdigest()
 
 
 def compare_store_with_wal(config: Config) -> dict[str, Any]:
