@@ -38,6 +38,11 @@ class RateOverrideView(msgspec.Struct, kw_only=True):
     api_key_id: str | None
     max_requests_per_min: int
     created_at: float
+    # what holds now: the override is enforced whether or not rate_limit.enabled is on
+    enforced: bool = True
+    effective_max_requests_per_min: int | None = None
+    window_seconds: int | None = None
+    message: str | None = None
 
 
 class RateOverrideList(msgspec.Struct, kw_only=True):

@@ -88,6 +88,7 @@ class AccessControl:
         self.shared: SharedAccess | None = None  # cluster mode: the cluster's tables
         self.watch: AccessGeneration | None = None  # ... and their generation
         self._reloading = asyncio.Lock()
+        self._routes: list[BaseRoute] = []  # given to ``protect``
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class AccessControl:
         self.rates.replace_overrides(
             {(o.scope, o.target): o.max_requests_per_min for o in self.keys.store.overrides()}
         )
+        self.protect(self._routes)  # an override guards routes that were unguarded
 
     def refresh(self) -> None:
         """Reload the keys and the rate-limit overrides if another HTTP process changed
@@ -180,7 +182,8 @@ class AccessControl:
 
     def changed(self) -> None:
         """Tell the other HTTP processes that keys or overrides changed (after the
-        change is committed to ``keys.sqlite``)."""
+        change is committed to ``keys.sqlite``); guard the routes an override now limits."""
+        self.protect(self._routes)
         if self._generation is not None:
             self._generation.increment()
 
@@ -195,7 +198,7 @@ class AccessControl:
             self.watch = open_generation(self.postgres_dsn)
             self.breakers.share(_Publisher(self.shared, self.node_id, loop, self.metrics))
         counter = self.counters.counter
-        if isinstance(counter, SharedCounter) and (self.rates.enabled or self.quota.enabled):
+        if isinstance(counter, SharedCounter) and (self.rates.active or self.quota.enabled):
             try:
                 reachable = await counter.check()
             except Exception:  # noqa: BLE001 - whatever the driver raises means unreachable
@@ -237,16 +240,18 @@ class AccessControl:
         return route_policy(route, self.rates.endpoints)
 
     def needs_guard(self, policy: Policy) -> bool:
-        enforcing = self.auth_enabled or self.rates.enabled or self.quota.enabled
+        enforcing = self.auth_enabled or self.rates.active or self.quota.enabled
         return enforcing or (policy.write and not policy.admin)
 
     def protect(self, routes: Iterable[BaseRoute]) -> None:
-        """Give every route's ``RouteApp`` that needs one its ``RouteGuard`` (idempotent)."""
+        """Give every route's ``RouteApp`` that needs one its ``RouteGuard`` (idempotent;
+        again when an override appears: ``changed``, ``_load_overrides``)."""
+        self._routes = routes = list(routes)
         for route in routes:
             if not isinstance(route, Route) or not isinstance(route.app, RouteApp):
                 continue
             policy = self.policy(route)
-            if policy is not None and self.needs_guard(policy):
+            if policy is not None and route.app.guard is None and self.needs_guard(policy):
                 route.app.guard = RouteGuard(self, policy)
 
     # -- views ---------------------------------------------------------------------
@@ -263,7 +268,7 @@ class AccessControl:
                     remaining=max(0, window.remaining),
                     reset_at=window.reset_at,
                 )
-        rate = self.rates.limit_of("agent", agent) if self.rates.enabled else None
+        rate = self.rates.effective_limit("agent", agent)
         return AgentDetail(
             **msgspec.structs.asdict(info),
             quota=quota,

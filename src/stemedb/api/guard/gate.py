@@ -175,7 +175,7 @@ class Gate:
         """What to count before the handler: the rate-limit counters, the reader's quota
         counter (None: none) and, when it can be charged now, its cost."""
         access = self.access
-        keys = self._rate_counters() if access.rates.enabled else ()
+        keys = self._rate_counters() if access.rates.active else ()
         if self.agent is None or not access.quota.enabled or self.policy.admin:
             return keys, None, None
         # a GET's cost is known now; POST /v1/query's once its body is read
@@ -249,7 +249,7 @@ class Gate:
                 self.refused = True
                 raise
         rates, memory = access.rates, access.memory
-        keys = (rates.agent_counter(agent),) if rates.enabled else ()
+        keys = rates.agent_counters(agent) if rates.active else ()
         quota_key, cost = None, None
         if access.quota.enabled:  # the body is read: the write's cost is known
             quota_key, cost = self._quota_counter(known_cost=True)

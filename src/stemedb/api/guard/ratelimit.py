@@ -13,6 +13,11 @@ own counter:
 - ``agent``: each agent (``X-Agent-Id`` on reads, the first signer on writes), every
   limited route together: its admin override, else ``default_per_minute``.
 
+An admin override (``POST /v1/admin/rate-limit``) bites whether or not
+``rate_limit.enabled`` is on: with the global switch off only the overridden keys and
+agents are counted (``active`` is then true while any override exists), so the
+incident runbook's "limit one noisy agent" step works on a node that limits nobody else.
+
 If the storage cannot be reached the request is let through (fail open).
 """
 
@@ -40,8 +45,21 @@ class RateLimits:
         # (path, endpoint limit, key id, agent, address) -> that request's counter keys
         self._request_counters: dict[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether any request may be counted: the global switch, or an override."""
+        return self.enabled or bool(self.overrides)
+
     def limit_of(self, scope: str, target: str) -> int:
         return self.overrides.get((scope, target), self.default_per_minute)
+
+    def effective_limit(self, scope: str, target: str) -> int | None:
+        """The requests per window that apply to ``scope``/``target`` (None: unlimited,
+        the global switch is off and it has no override)."""
+        found = self.overrides.get((scope, target))
+        if found is not None:
+            return found
+        return self.default_per_minute if self.enabled else None
 
     def set_override(self, scope: str, target: str, limit: int) -> None:
         self.overrides[(scope, target)] = limit
@@ -72,7 +90,12 @@ class RateLimits:
         if found is not None:
             return found
         counters: list[tuple[Any, ...]] = []
-        if endpoint_limit is not None:
+        if not self.enabled:  # only what an admin override limits
+            if key_id is not None and ("key", key_id) in self.overrides:
+                counters.append(self.key("key", key_id, self.overrides["key", key_id]))
+            if agent is not None and ("agent", agent) in self.overrides:
+                counters.append(self.key("agent", agent, self.overrides["agent", agent]))
+        elif endpoint_limit is not None:
             caller = (
                 "key:" + key_id
                 if key_id is not None
@@ -81,18 +104,19 @@ class RateLimits:
                 else "addr:" + address
             )
             counters.append(self.key("endpoint", path, endpoint_limit, caller))
-        if key_id is not None:
+        if self.enabled and key_id is not None:
             counters.append(self.key("key", key_id, self.limit_of("key", key_id)))
-        if agent is not None:
+        if self.enabled and agent is not None:
             counters.append(self.key("agent", agent, self.limit_of("agent", agent)))
         if len(self._request_counters) >= COUNTER_CACHE_SIZE:
             self._request_counters = {}
         found = self._request_counters[cache_key] = tuple(counters)
         return found
 
-    def agent_counter(self, agent: str) -> tuple[Any, ...]:
-        """The ``agent`` counter of a write's signer (remembered as ``request_counters``)."""
-        return self.request_counters("", None, None, agent, "")[0]
+    def agent_counters(self, agent: str) -> tuple[tuple[Any, ...], ...]:
+        """The ``agent`` counter of a write's signer, if it is limited (remembered as
+        ``request_counters``)."""
+        return self.request_counters("", None, None, agent, "")
 
     def key(self, scope: str, target: str, limit: int, extra: str = "") -> tuple[Any, ...]:
         """The counter of ``scope``/``target`` under ``limit`` as a ``MemoryCounter`` key

@@ -1,7 +1,9 @@
 """Admin routes for rate-limit overrides and per-agent circuit breakers (API.md "Admin").
 
 - ``POST /v1/admin/rate-limit`` ``{"agent_id" or "api_key_id", "max_requests_per_min"}``
-  sets the per-agent or per-key limit (kept in ``keys.sqlite``, so it survives restarts);
+  sets the per-agent or per-key limit (kept in ``keys.sqlite``, so it survives restarts),
+  enforced at once whether or not ``rate_limit.enabled`` is on; the answer says the
+  limit that now holds (``effective_max_requests_per_min`` per ``window_seconds``);
   ``GET`` lists the overrides; ``DELETE /v1/admin/rate-limit/{id}`` removes the override
   of that agent id (64 hex) or API key id.
 - ``POST /v1/admin/circuit-breaker/trip`` ``{"agent_id", "reason"?}`` opens an agent's
@@ -21,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api import node_views
+from stemedb.api.guard.ratelimit import RateLimits
 from stemedb.api.http.bodies import read_json
 from stemedb.api.http.params import QueryString
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
@@ -49,15 +52,28 @@ REASON_MAX_CHARS: Final = 512
 KEY_ID_MAX_CHARS: Final = 64
 
 
-def view(override: RateOverride) -> RateOverrideView:
+def view(override: RateOverride, rates: RateLimits) -> RateOverrideView:
     agent = override.target if override.scope == "agent" else None
     key = override.target if override.scope == "key" else None
+    limit, window = override.max_requests_per_min, rates.window_seconds
+    name = "agent" if agent is not None else "API key"
+    others = (
+        "other agents and keys are limited to"
+        f" {rates.default_per_minute} (rate_limit.enabled is true)"
+        if rates.enabled
+        else "no one else is limited (rate_limit.enabled is false)"
+    )
     return RateOverrideView(
         scope=override.scope,
         agent_id=agent,
         api_key_id=key,
-        max_requests_per_min=override.max_requests_per_min,
+        max_requests_per_min=limit,
         created_at=override.created_at,
+        enforced=True,
+        effective_max_requests_per_min=limit,
+        window_seconds=window,
+        message=f"{name} {override.target} is limited to {limit} requests per {window} s"
+        f" from now on; {others}",
     )
 
 
@@ -97,7 +113,7 @@ async def list_overrides(request: Request) -> Response:
         RateOverrideList(
             default_per_minute=rates.default_per_minute,
             enabled=rates.enabled,
-            overrides=[view(row) for row in rows],
+            overrides=[view(row, rates) for row in rows],
         )
     )
 
@@ -117,7 +133,7 @@ async def set_override(request: Request) -> Response:
     await loop.run_in_executor(None, access.keys.store.put_override, row)
     access.rates.set_override(scope, target, row.max_requests_per_min)
     access.changed()
-    return json_response(view(row))
+    return json_response(view(row, access.rates))
 
 
 async def delete_override(request: Request) -> Response:
