@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 
 import httpx
 import msgspec
 import pytest
 from deploy_helpers import RUNBOOKS, Node
-from test_runbooks import BLOCK
+from test_runbooks import blocks as runbook_blocks
+from test_runbooks import run_bash
 
 from stemedb.model.signing import AgentKey, sign_assertion
 
@@ -34,11 +34,7 @@ HEX64 = r"[0-9a-f]{64}"
 
 
 def blocks() -> tuple[dict[str, str], dict[str, str]]:
-    commands: dict[str, str] = {}
-    outputs: dict[str, str] = {}
-    for kind, name, body in BLOCK.findall(NOISY_AGENT.read_text()):
-        (commands if kind == "bash runbook" else outputs)[name] = body
-    return commands, outputs
+    return runbook_blocks(NOISY_AGENT)
 
 
 def check_top_agents(out: str) -> None:
@@ -107,17 +103,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 def run_step(name: str, node: Node, env: dict[str, str]) -> str:
     commands, _ = blocks()
-    result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", commands["setup"] + commands[name]],
-        env={**os.environ, "STEMEDB_URL": node.url, "STEMEDB_API_KEY": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, (name, result.stdout, result.stderr)
-    assert result.stderr == "", (name, result.stderr)
-    return result.stdout
+    environ = {**os.environ, "STEMEDB_URL": node.url, "STEMEDB_API_KEY": "", **env}
+    return run_bash(name, commands["setup"] + commands[name], environ)
 
 
 def test_the_runbook_limits_the_noisy_agent_with_the_global_switch_off(node: Node) -> None:

@@ -251,9 +251,14 @@ def run_step(name: str, node: Node, workdir: Path) -> str:
         "STEMEDB_URL": node.url,
         "STEMEDB_TEST_LOG": str(node.log_path),
     }
+    return run_bash(name, commands["setup"] + commands[name], env, workdir)
+
+
+def run_bash(name: str, script: str, env: dict[str, str], cwd: Path | None = None) -> str:
+    """``script`` in ``bash -o pipefail``: its stdout; it must exit 0 with no stderr."""
     result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", commands["setup"] + commands[name]],
-        cwd=workdir,
+        ["bash", "-o", "pipefail", "-c", script],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
