@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from support.server import ServerProcess
+from support.server import CLUSTER_ROOT_KEY, ServerProcess, secured_cluster_node
 
 ROOT = Path(__file__).parents[2]
 RUNBOOK = ROOT / "docs" / "operations" / "runbooks" / "cluster.md"
 BLOCK = re.compile(r"```(bash runbook|text output) id=([a-z0-9-]+)\n(.*?)```", re.S)
-ROOT_KEY = "runbook-root-" + "k" * 40
+ROOT_KEY = CLUSTER_ROOT_KEY
 
 
 def blocks() -> tuple[dict[str, str], dict[str, str]]:
@@ -103,27 +103,12 @@ def test_documented_output_passes_the_check(step: str) -> None:
     CHECKS[step](blocks()[1][step])
 
 
-def _node(base: Path, name: str, dsn: str) -> ServerProcess:
-    return ServerProcess(
-        base / name,
-        base / f"{name}.log",
-        isolated=True,
-        STEMEDB_STORAGE_BACKEND="postgres",
-        STEMEDB_STORAGE_POSTGRES_DSN=dsn,
-        STEMEDB_STORAGE_AUTO_MIGRATE="true",
-        STEMEDB_AUTH_ENABLED="true",
-        STEMEDB_ROOT_API_KEY=ROOT_KEY,
-        STEMEDB_CLUSTER_NODE_ID=name,
-        STEMEDB_CLUSTER_HEARTBEAT_SECONDS="0.5",
-    )
-
-
 @pytest.fixture
 def cluster(postgres_dsn: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    a = _node(tmp_path, "node-a", postgres_dsn)
+    a = secured_cluster_node(tmp_path, "node-a", postgres_dsn)
     b = None
     try:
-        b = _node(tmp_path, "node-b", postgres_dsn)
+        b = secured_cluster_node(tmp_path, "node-b", postgres_dsn)
         headers = {"x-api-key": ROOT_KEY}
         assert httpx.get(a.url + "/v1/admin/api-keys", headers=headers).status_code == 200
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:  # node-a's connections

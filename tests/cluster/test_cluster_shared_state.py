@@ -18,37 +18,19 @@ import httpx
 import msgspec
 import pytest
 from support.redis import redis_server
-from support.server import ServerProcess
+from support.server import CLUSTER_ROOT_KEY, ServerProcess, secured_cluster_node
 
 from stemedb.model.signing import AgentKey, sign_assertion
 
-ROOT_KEY = "cluster-root-" + "k" * 40
-HEARTBEAT_SECONDS = "0.5"
+ROOT_KEY = CLUSTER_ROOT_KEY
 RATE_LIMIT = 4
-
-
-def _node(base: Path, name: str, dsn: str, **env: str) -> ServerProcess:
-    return ServerProcess(
-        base / name,
-        base / f"{name}.log",
-        isolated=True,
-        STEMEDB_STORAGE_BACKEND="postgres",
-        STEMEDB_STORAGE_POSTGRES_DSN=dsn,
-        STEMEDB_STORAGE_AUTO_MIGRATE="true",
-        STEMEDB_AUTH_ENABLED="true",
-        STEMEDB_ROOT_API_KEY=ROOT_KEY,
-        STEMEDB_CLUSTER_NODE_ID=name,
-        STEMEDB_CLUSTER_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
-        STEMEDB_LOGGING_FORMAT="text",
-        **env,
-    )
 
 
 @pytest.fixture
 def two_nodes(postgres_dsn: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    a = _node(tmp_path, "node-a", postgres_dsn)
+    a = secured_cluster_node(tmp_path, "node-a", postgres_dsn, STEMEDB_LOGGING_FORMAT="text")
     try:
-        b = _node(tmp_path, "node-b", postgres_dsn)
+        b = secured_cluster_node(tmp_path, "node-b", postgres_dsn, STEMEDB_LOGGING_FORMAT="text")
     except BaseException:
         a.stop()
         raise
@@ -195,10 +177,11 @@ def test_rate_limits_in_redis_hold_across_two_cluster_nodes(
         "STEMEDB_RATE_LIMIT_ENABLED": "true",
         "STEMEDB_RATE_LIMIT_STORAGE": redis_url,
         "STEMEDB_RATE_LIMIT_DEFAULT_PER_MINUTE": str(RATE_LIMIT),
+        "STEMEDB_LOGGING_FORMAT": "text",
     }
-    a = _node(tmp_path, "node-a", postgres_dsn, **limits)
+    a = secured_cluster_node(tmp_path, "node-a", postgres_dsn, **limits)
     try:
-        b = _node(tmp_path, "node-b", postgres_dsn, **limits)
+        b = secured_cluster_node(tmp_path, "node-b", postgres_dsn, **limits)
         try:
             made = httpx.post(
                 a.url + "/v1/admin/api-keys", json={"name": "r", "role": "reader"}, headers=ADMIN

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from support.postgres import PostgresServer
-from support.server import ServerProcess
+from support.server import ServerProcess, cluster_node
 
 from stemedb.model.records import Assertion
 from stemedb.model.signing import AgentKey, sign_assertion
@@ -27,17 +27,6 @@ from stemedb.model.signing import AgentKey, sign_assertion
 WRITERS_PER_NODE = 3
 LOAD_SECONDS = 3.0
 BATCH = 4
-
-
-def cluster_node(base: Path, dsn: str, name: str, **env: str) -> ServerProcess:
-    return ServerProcess(
-        base / name,
-        base / f"{name}.log",
-        isolated=True,
-        STEMEDB_STORAGE_BACKEND="postgres",
-        STEMEDB_STORAGE_POSTGRES_DSN=dsn,
-        **env,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +42,9 @@ def nodes(
     """Node A migrates the empty database on start (``auto_migrate``); node B, started
     after it, finds the schema current."""
     base = tmp_path_factory.mktemp("two-nodes")
-    a = cluster_node(base, database, "a", STEMEDB_STORAGE_AUTO_MIGRATE="true")
+    a = cluster_node(base, "a", database, STEMEDB_STORAGE_AUTO_MIGRATE="true")
     try:
-        b = cluster_node(base, database, "b", STEMEDB_API_WORKERS="2")
+        b = cluster_node(base, "b", database, STEMEDB_API_WORKERS="2")
     except BaseException:
         a.stop()
         raise
@@ -245,7 +234,7 @@ def test_feed_on_either_node_lists_every_acknowledged_record_in_increasing_lsn_o
 def test_kill_9_of_one_node_under_load_loses_nothing_it_acknowledged(
     nodes: tuple[ServerProcess, ServerProcess], database: str, tmp_path: Path
 ) -> None:
-    victim = cluster_node(tmp_path, database, "victim")
+    victim = cluster_node(tmp_path, "victim", database)
     _, survivor = nodes
     stop = threading.Event()
     acknowledged: dict[str, int] = {}

@@ -96,3 +96,35 @@ class ServerProcess:
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def cluster_node(base: Path, name: str, dsn: str, **env: str) -> ServerProcess:
+    """A node of cluster mode on the PostgreSQL of ``dsn``: its own directory ``base/name``
+    and log ``base/name.log``, configured by ``env`` beyond that."""
+    return ServerProcess(
+        base / name,
+        base / f"{name}.log",
+        isolated=True,
+        STEMEDB_STORAGE_BACKEND="postgres",
+        STEMEDB_STORAGE_POSTGRES_DSN=dsn,
+        **env,
+    )
+
+
+CLUSTER_ROOT_KEY = "cluster-root-" + "k" * 40
+
+
+def secured_cluster_node(base: Path, name: str, dsn: str, **env: str) -> ServerProcess:
+    """A cluster node ``name`` with API keys on (root key ``CLUSTER_ROOT_KEY``), migrating
+    the schema itself and heartbeating every 0.5 s."""
+    return cluster_node(
+        base,
+        name,
+        dsn,
+        STEMEDB_STORAGE_AUTO_MIGRATE="true",
+        STEMEDB_AUTH_ENABLED="true",
+        STEMEDB_ROOT_API_KEY=CLUSTER_ROOT_KEY,
+        STEMEDB_CLUSTER_NODE_ID=name,
+        STEMEDB_CLUSTER_HEARTBEAT_SECONDS="0.5",
+        **env,
+    )
