@@ -69,7 +69,6 @@ COMPLEX_FUNCTIONS = frozenset(
         # validators and checkers: one branch per rule they enforce
         "api/http/openapi.py::build_openapi",
         "api/routes/writes.py::post_assert_batch",
-        "cli/remote_commands.py::query_command",
         "engine/checks.py::BatchChecker._references",
         "model/canonical.py::_locate_error",
         "ops/archive/layout.py::check_archive",
@@ -86,8 +85,6 @@ MANY_ARGUMENT_FUNCTIONS = frozenset(
         # command-line commands: one argument per option
         "cli/backup.py::restore",
         "cli/keys.py::create",
-        "cli/remote_commands.py::assert_command",
-        "cli/remote_commands.py::query_command",
         # one keyword argument per record field
         "model/signing.py::sign_assertion",
         "model/signing.py::sign_source",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stemedb.cli.main import write_key_file
+from stemedb.cli.common import write_key_file
 from stemedb.errors import DiskFullError, StorageError
 from stemedb.model.signing import AgentKey
 from stemedb.sys import RealFileSystem

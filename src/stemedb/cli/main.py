@@ -5,31 +5,29 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from stemedb import __version__
 from stemedb.cli.backup import register as register_backup_commands
+from stemedb.cli.client_cli import run as run_client_command
 from stemedb.cli.cluster import register as register_cluster_commands
+from stemedb.cli.common import USAGE_EXIT_CODE, fail
 from stemedb.cli.db import register as register_db_commands
 from stemedb.cli.keys import register as register_keys_commands
 from stemedb.cli.mcp import register as register_mcp_commands
 from stemedb.cli.ops import embedded_config
 from stemedb.cli.ops import register as register_ops_commands
-from stemedb.cli.remote_commands import fail
-from stemedb.cli.remote_commands import register as register_remote_commands
-from stemedb.cli.search import register as register_search_commands
 from stemedb.config import Config, effective, load_config
-from stemedb.errors import StemeError, StorageError
+from stemedb.errors import StemeError
 
-if TYPE_CHECKING:
-    from stemedb.model.signing import AgentKey
-    from stemedb.sys import FileSystem
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="StemeDB: claims, not facts.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="StemeDB: claims, not facts.",
+)
 store_app = typer.Typer(no_args_is_help=True, help="The SQLite store.")
 wal_app = typer.Typer(no_args_is_help=True, help="The write-ahead log.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
@@ -50,22 +48,37 @@ def _config(path: Path | None) -> Config:
     try:
         return load_config(path)
     except StemeError as exc:
-        err.print(f"[red]Error: {exc.type_name}: {exc.message}[/red]")
-        raise typer.Exit(2) from None
+        raise fail(exc, USAGE_EXIT_CODE) from None
 
 
 def _print_report(report: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
 
 
-def _fail(exc: StemeError) -> typer.Exit:
+def _fail(exc: StemeError) -> SystemExit:
     return fail(exc)
 
 
-@app.command()
-def version() -> None:
-    """Print the version."""
-    console.print(__version__)
+def _client_command(name: str, help_text: str) -> None:
+    """``stemedb NAME`` in the typer help; the command itself is the client CLI's
+    (:mod:`stemedb.cli.client_cli`), which ``stemedb`` runs before typer is loaded."""
+
+    def forward(ctx: typer.Context) -> None:
+        raise SystemExit(run_client_command([name, *ctx.args]))
+
+    settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+    app.command(name, help=help_text, context_settings=settings, add_help_option=False)(forward)
+
+
+for _name, _help in (
+    ("assert", "Sign one assertion with your agent key and store it on a running server."),
+    ("query", "Ask a running server what it holds about SUBJECT [PREDICATE], through a lens."),
+    ("search", "Find subjects and predicates by words (full-text search of a running server)."),
+    ("demo", "Load a small signed data set that disagrees with itself, and show the lenses."),
+    ("keygen", "Generate an Ed25519 agent key; prints the agent id (public key)."),
+    ("version", "Print the version."),
+):
+    _client_command(_name, _help)
 
 
 @app.command()
@@ -78,113 +91,6 @@ def serve(config: ConfigOption = None) -> None:
         run_server(cfg)
     except StemeError as exc:
         raise _fail(exc) from None
-
-
-@app.command()
-def demo(
-    config: ConfigOption = None,
-    url: Annotated[str | None, typer.Option(help="Load into a running server instead")] = None,
-) -> None:
-    """Load a small signed data set that disagrees with itself, and show the lenses."""
-    from stemedb.cli.demo import PREDICATE, SUBJECT, demo_records
-
-    records = list(demo_records())
-    if url is not None:
-        from stemedb.cli.remote import load_remote
-
-        try:
-            created = load_remote(url, records)  # type: ignore[arg-type]
-        except StemeError as exc:
-            raise _fail(exc) from None
-        console.print(f"loaded {len(records)} records into {url} ({created} new)")
-        console.print(
-            f"try: curl -s '{url}/v1/query?subject={SUBJECT}&predicate={PREDICATE}&lens=layered'"
-        )
-        return
-    from stemedb.lens import LENS_NAMES
-    from stemedb.query.params import QueryParams
-    from stemedb.query.service import QueryService
-    from stemedb.runtime.topology import open_engine_for_command
-
-    cfg = _config(config)
-    try:
-        with open_engine_for_command(cfg) as engine:
-            results = engine.write_many(records)
-            errors = [r for r in results if isinstance(r, StemeError)]
-            for error in errors:
-                err.print(f"[yellow]{error.type_name}: {error.message}[/yellow]")
-            service = QueryService.from_config(engine, cfg)
-            try:
-                table = Table(title=f"{SUBJECT} / {PREDICATE}: one question, seven lenses")
-                for column in (
-                    "lens",
-                    "winner",
-                    "resolution_confidence",
-                    "conflict_score",
-                    "status",
-                ):
-                    table.add_column(column)
-                for lens in LENS_NAMES:
-                    r = service.query(QueryParams(subject=SUBJECT, predicate=PREDICATE, lens=lens))
-                    assert r.resolution is not None
-                    w = r.resolution.winner
-                    table.add_row(
-                        lens,
-                        "-" if w is None else f"{w.object.value} ({w.source_class})",
-                        f"{r.resolution.resolution_confidence:.3f}",
-                        f"{r.resolution.conflict_score:.3f}",
-                        r.resolution.status or "",
-                    )
-                console.print(table)
-                warnings = service.query(QueryParams(subject=SUBJECT, predicate=PREDICATE))
-                for warning in warnings.source_warnings:
-                    console.print(
-                        f"excluded {warning.assertion_id[:12]}…: {warning.kind} ({warning.reason})"
-                    )
-                console.print(f"{len(records) - len(errors)} records in {cfg.data_dir}")
-            finally:
-                service.close()
-    except StemeError as exc:
-        raise _fail(exc) from None
-
-
-def write_key_file(key: AgentKey, path: Path, fs: FileSystem | None = None) -> None:
-    """Write ``key`` as a new key file (mode 0600) through the I/O seam: never over an
-    existing file, and a failed write or fsync leaves no key file behind."""
-    from stemedb.model.signing import KEY_FILE_MODE, encode_key_file
-    from stemedb.sys import RealFileSystem
-    from stemedb.sys.durable import write_new_file
-
-    write_new_file(fs or RealFileSystem(), path, encode_key_file(key), mode=KEY_FILE_MODE)
-
-
-@app.command()
-def keygen(
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the seed here (mode 0600)")
-    ] = None,
-) -> None:
-    """Generate an Ed25519 agent key; prints the agent id (public key).
-
-    The key file (``--out``) and ``private_key`` are the format the SDK reads:
-    ``STEMEDB_KEY_FILE`` / ``--key-file`` and ``STEMEDB_PRIVATE_KEY``."""
-    from stemedb.model.signing import AgentKey
-
-    key = AgentKey.generate()
-    if out is not None:
-        try:
-            write_key_file(key, out)
-        except StorageError as exc:
-            if exc.details.get("errno") == "EEXIST":
-                err.print(f"Error: ValidationError: {out} exists; a key file is never overwritten")
-                raise typer.Exit(2) from None
-            reason = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else exc
-            err.print(f"Error: StorageError: cannot write {out}: {reason}")
-            raise typer.Exit(1) from None
-        sys.stdout.write(json.dumps({"agent_id": key.agent_id, "key_file": str(out)}) + "\n")
-    else:
-        answer = {"agent_id": key.agent_id, "private_key": key.seed_hex()}
-        sys.stdout.write(json.dumps(answer) + "\n")
 
 
 @config_app.command("show")
@@ -254,8 +160,6 @@ def verify_store(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
-register_remote_commands(app)
-register_search_commands(app)
 register_keys_commands(app)
 register_mcp_commands(app)
 register_backup_commands(app)
@@ -265,4 +169,6 @@ register_ops_commands(app, wal_app)
 
 
 def main() -> Any:
-    return app()
+    from stemedb.cli.entry import main as entry_main
+
+    return entry_main()
