@@ -49,7 +49,7 @@ from stemedb.client.types import (
     TraceResult,
     WriteResult,
 )
-from stemedb.model.records import Assertion, EpochKind, ObjectValue, SourceClass
+from stemedb.model.records import Assertion, BareValue, EpochKind, ObjectValue, SourceClass
 from stemedb.model.signing import AgentKey
 
 T = TypeVar("T")
@@ -133,7 +133,7 @@ class AsyncClient(ClientBase):
         self,
         subject: str,
         predicate: str,
-        object: ObjectValue | str | float | bool,
+        object: ObjectValue | BareValue,
         confidence: float,
         **fields: Unpack[AssertionFields],
     ) -> WriteResult:

@@ -29,6 +29,7 @@ from stemedb.client.retry import RetryPolicy, RetryState, parse_retry_after
 from stemedb.errors import ValidationError
 from stemedb.model.records import (
     Assertion,
+    BareValue,
     CoSignature,
     Epoch,
     EpochKind,
@@ -203,7 +204,7 @@ class ClientBase:
         self,
         subject: str,
         predicate: str,
-        object: ObjectValue | str | float | bool,
+        object: ObjectValue | BareValue,
         confidence: float,
         **fields: Unpack[AssertionFields],
     ) -> Assertion:

@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from stemedb.model.canonical import canonical_json
 from stemedb.model.records import ObjectValue
 from stemedb.wire import ClaimView, QueryResult, SkepticResult, TraceResult, WriteResult
 from stemedb.wire.impact import RetractionImpact
@@ -152,7 +153,9 @@ class SearchOutput(_Output):
 
 
 def value_of(value: ObjectValue) -> tuple[Value, ValueType]:
-    return value.value, value.type
+    if value.type == "json":  # the pinned output schema has no json type: its JCS text
+        return canonical_json(value.value).decode("utf-8"), "text"
+    return value.value, value.type  # type: ignore[return-value]
 
 
 def claim_of(view: ClaimView) -> Claim:

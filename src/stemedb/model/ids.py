@@ -107,8 +107,11 @@ def _fast_assertion_json(a: Assertion) -> bytes | None:
     try:
         if type(value) is float:
             value = json_number(value)
+        elif type(value) is int:
+            if not _safe_int_or_none(value):
+                return None
         elif type(value) is not str and type(value) is not bool:
-            return None
+            return None  # a json value (dict/list): canonical_json walks it
         if type(confidence) is float:
             confidence = json_number(confidence)
         elif not (type(confidence) is int and _safe_int_or_none(confidence)):

@@ -6,13 +6,15 @@ content IDs by ``model.ids``; signatures by ``model.signing``.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
+from stemedb.model.canonical import MAX_SAFE_INTEGER
+
 SourceClass = Literal["regulatory", "clinical", "observational", "expert", "community", "anecdotal"]
 Lifecycle = Literal["proposed", "under_review", "approved", "deprecated", "rejected"]
-ObjectType = Literal["text", "number", "boolean", "ref"]
+ObjectType = Literal["text", "number", "boolean", "ref", "json"]
 EpochKind = Literal["replace", "refine"]
 
 SOURCE_CLASSES: Final[tuple[SourceClass, ...]] = (
@@ -34,11 +36,33 @@ LIFECYCLES: Final[tuple[Lifecycle, ...]] = (
 )
 
 
+JsonObjectValue = dict[str, Any] | list[Any]
+"""The value of a ``json`` object: a JSON object or array, kept as decoded (ADR 0019)."""
+BareValue = str | int | float | bool | JsonObjectValue
+"""What ``model.signing.make_object`` turns into an ``ObjectValue`` (str → text …)."""
+
+
 class ObjectValue(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The claimed value: ``{"type": "text"|"number"|"boolean"|"ref", "value": ...}``."""
+    """The claimed value: ``{"type": "text"|"number"|"boolean"|"ref"|"json", "value": ...}``.
+
+    A ``number`` is held in the form its canonical JSON (the signed bytes) has: an
+    integral value within ±(2**53 - 1) as an ``int`` (``3`` and ``3.0`` are both the
+    JSON number ``3``), any other as a ``float`` (ADR 0019). A ``json`` value is a
+    ``dict`` or ``list`` kept as decoded."""
 
     type: ObjectType
-    value: str | float | bool
+    value: BareValue
+
+    def __post_init__(self) -> None:
+        if self.type != "number":
+            return
+        value: Any = self.value
+        if type(value) is float:
+            if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                msgspec.structs.force_setattr(self, "value", int(value))
+        elif type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            # Beyond the range JSON carries exactly, a float, as every number was before.
+            msgspec.structs.force_setattr(self, "value", float(value))
 
 
 class Signature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -23,6 +23,7 @@ from stemedb.errors import SignatureError, ValidationError
 from stemedb.model.ids import record_id
 from stemedb.model.records import (
     Assertion,
+    BareValue,
     CoSignature,
     Epoch,
     EpochKind,
@@ -176,15 +177,17 @@ def _now() -> int:
     return int(time.time())
 
 
-def make_object(value: ObjectValue | str | float | bool) -> ObjectValue:
-    """An ``ObjectValue`` from a bare value: bool → boolean, int/float → number, str → text.
-    Pass ``ObjectValue("ref", "subject/…")`` for a reference."""
+def make_object(value: ObjectValue | BareValue) -> ObjectValue:
+    """An ``ObjectValue`` from a bare value: bool → boolean, int/float → number, str → text,
+    dict/list → json. Pass ``ObjectValue("ref", "subject/…")`` for a reference."""
     if isinstance(value, ObjectValue):
         return value
     if isinstance(value, bool):
         return ObjectValue(type="boolean", value=value)
     if isinstance(value, int | float):
-        return ObjectValue(type="number", value=float(value))
+        return ObjectValue(type="number", value=value)
+    if isinstance(value, dict | list):
+        return ObjectValue(type="json", value=value)
     return ObjectValue(type="text", value=value)
 
 
@@ -193,7 +196,7 @@ def sign_assertion(
     *,
     subject: str,
     predicate: str,
-    object: ObjectValue | str | float | bool,
+    object: ObjectValue | BareValue,
     confidence: float,
     timestamp: int | None = None,
     signed_at: int | None = None,

@@ -19,6 +19,7 @@ from typing import Final
 from stemedb.errors import ValidationError
 from stemedb.model.canonical import MAX_SAFE_INTEGER
 from stemedb.model.ids import AnyRecord, record_id
+from stemedb.model.json_value import check_json_value
 from stemedb.model.records import (
     LIFECYCLES,
     SOURCE_CLASSES,
@@ -53,7 +54,7 @@ URI_MAX_BYTES: Final[int] = 2048
 TITLE_MAX_BYTES: Final[int] = 1024
 SOURCE_CONTENT_MAX_BYTES: Final[int] = 1024 * 1024
 
-OBJECT_TYPES: Final[tuple[str, ...]] = ("text", "number", "boolean", "ref")
+OBJECT_TYPES: Final[tuple[str, ...]] = ("text", "number", "boolean", "ref", "json")
 EPOCH_KINDS: Final[tuple[str, ...]] = ("replace", "refine")
 
 _CONTROL_CHARACTER: Final[re.Pattern[str]] = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -196,17 +197,23 @@ def check_object(obj: object) -> None:
             raise _mismatch("a string", kind)
         check_text(value, "object.value", max_bytes=TEXT_VALUE_MAX_BYTES)
     elif kind == "number":
-        if type(value) is not float and type(value) is not int:
-            raise _mismatch("a number", kind)
-        if not math.isfinite(value):
-            raise ValidationError("object.value", "not_finite", "object.value must be finite")
+        _check_number(value)
     elif kind == "boolean":
         if type(value) is not bool:
             raise _mismatch("true or false", kind)
+    elif kind == "json":
+        check_json_value(value)
     else:
         if type(value) is not str:
             raise _mismatch("a subject string", kind)
         check_name(value, "object.value", SUBJECT_MAX_BYTES)
+
+
+def _check_number(value: object) -> None:
+    if type(value) is not float and type(value) is not int:
+        raise _mismatch("a number", "number")
+    if not math.isfinite(value):
+        raise ValidationError("object.value", "not_finite", "object.value must be finite")
 
 
 def _mismatch(expected: str, kind: str) -> ValidationError:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from stemedb.model.canonical import canonical_json
 from stemedb.model.records import ObjectValue
 
 
 def value_key(obj: ObjectValue) -> str:
-    """A canonical key of an object value: equal keys mean the claims agree."""
+    """A canonical key of an object value: equal keys mean the claims agree.
+
+    A number's key is its float repr (``3`` and ``3.0`` agree, as they did when every
+    number was a float); a ``json`` value's is the SHA-256 of its canonical JSON (JCS),
+    so two values agree exactly when their canonical bytes are equal (ADR 0019)."""
     value = obj.value
     if obj.type == "number":
-        return f"number:{float(value)!r}"
+        return f"number:{float(value)!r}"  # type: ignore[arg-type]
     if obj.type == "boolean":
         return "boolean:true" if value else "boolean:false"
+    if obj.type == "json":
+        return "json:" + hashlib.sha256(canonical_json(value)).hexdigest()
     return f"{obj.type}:{value}"
 
 
