@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support.engines import engine_for_test
 from support.patroni import PatroniCluster
 from support.patroni import unavailable_reason as patroni_unavailable
 from support.server import free_port
@@ -31,8 +32,10 @@ from swift_server import ACCESS_KEY, REGION, SECRET_KEY, SwiftS3
 from typer.testing import CliRunner
 
 from stemedb.cli.main import app
+from stemedb.model.signing import AgentKey, sign_assertion
 from stemedb.ops.pgbackrest import PgBackRest, repo_options, restored_postgres
 from stemedb.ops.s3 import S3Client
+from stemedb.store.postgres import PostgresStore, migrate
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +266,59 @@ def test_cli_backup_create_and_list_run_pgbackrest_in_cluster_mode(
     assert report["mode"] == "cluster" and report["stanza"] == "stemedb"
     assert len(report["backups"]) == before + 1
     assert report["backups"][-1]["type"] == "diff"
+
+
+def _stemedb_database(cluster: PatroniCluster, tmp_path: Path, claims: int) -> str:
+    """A migrated StemeDB database on the cluster holding ``claims`` signed assertions."""
+    dsn = cluster.create_database()
+    migrate(dsn)
+    key = AgentKey.from_seed(b"\x61" * 32)
+    engine = engine_for_test(tmp_path / "node", postgres_dsn=dsn)
+    try:
+        for i in range(claims):
+            engine.write(
+                sign_assertion(key, subject=f"verify/{i}", predicate="p", object=i, confidence=0.5)
+            )
+    finally:
+        engine.close()
+    return dsn
+
+
+def test_cli_backup_verify_restores_a_set_and_checks_the_stemedb_state_hash(
+    archived_cluster: tuple[PatroniCluster, PgBackRest],
+    pgbackrest_conf: Path,
+    workdir: Path,
+    tmp_path: Path,
+) -> None:
+    cluster, tool = archived_cluster
+    dsn = _stemedb_database(cluster, tmp_path, claims=12)
+    store = PostgresStore(dsn, watch=False)
+    try:
+        expected = store.state_hash()
+    finally:
+        store.close()
+    assert expected[0] == 12
+    backup = tool.backup("full")
+    config = tmp_path / "node.toml"
+    config.write_text(f'[storage]\nbackend = "postgres"\npostgres_dsn = "{dsn}"\n')
+    env = {"PGBACKREST_CONFIG": str(pgbackrest_conf), "PGBACKREST_STANZA": "stemedb"}
+    runner = CliRunner()
+    private = runner.invoke(
+        app, ["backup", "verify", "latest", "--config", str(config), "--scratch-dir", str(tmp_path)]
+    )
+    assert private.exit_code == 2 and "cannot traverse" in private.output, private.output
+    scratch = workdir / "verify-scratch"
+    scratch.mkdir(mode=0o755)
+    argv = ["backup", "verify", "--config", str(config), "--scratch-dir", str(scratch), "--json"]
+    verified = runner.invoke(app, [*argv[:2], backup.label, *argv[2:]], env=env)
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.stdout)
+    assert report["ok"] and report["backup"] == backup.label
+    assert [s["status"] for s in report["stages"]] == ["passed"] * 4
+    assert (report["last_lsn"], report["state_hash"]) == expected
+    assert list(scratch.iterdir()) == []  # the trial restore is removed
+
+    unknown = runner.invoke(app, [*argv[:2], "20000101-000000F", *argv[2:]], env=env)
+    assert unknown.exit_code == 1
+    stages = json.loads(unknown.stdout)["stages"]
+    assert [s["status"] for s in stages] == ["failed", "skipped", "skipped", "skipped"]

@@ -287,21 +287,32 @@ def backup_list(
 
 @backup_app.command("verify")
 def backup_verify(
-    source: Annotated[str, typer.Argument(help="A backup: its directory or s3:// URL")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A backup: its directory or s3:// URL (cluster mode: a pgBackRest label or latest)"
+        ),
+    ],
     scratch_dir: Annotated[
         Path | None,
         typer.Option("--scratch-dir", help="Where the trial restore goes (default: $TMPDIR)"),
     ] = None,
     as_json: JsonOption = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Four stages: manifest, checksums, trial restore, state hash. Exit 1 naming the failed one."""
+    """Four stages: manifest, checksums, trial restore, state hash. Exit 1 naming the failed one.
+    In cluster mode SOURCE is a pgBackRest set (a label from `backup list`, or `latest`)."""
     from stemedb.ops.backup.verify import verify_backup
 
-    try:
-        with RichProgress() as progress:
-            result = verify_backup(source, scratch_root=scratch_dir, progress=progress)
-    except StemeError as exc:
-        raise fail(exc) from None
+    cfg = _config(config)
+    if _cluster_mode(cfg):
+        result = backup_cluster.verify(cfg, source, scratch_dir)
+    else:
+        try:
+            with RichProgress() as progress:
+                result = verify_backup(source, scratch_root=scratch_dir, progress=progress)
+        except StemeError as exc:
+            raise fail(exc) from None
     if as_json:
         _print_json(result.to_dict())
     else:

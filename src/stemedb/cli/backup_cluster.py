@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from rich.console import Console
 from stemedb.cli.remote_commands import USAGE_EXIT_CODE, fail
 from stemedb.config import Config
 from stemedb.errors import StemeError, ValidationError
+from stemedb.ops.backup.verify import VerifyResult
 from stemedb.ops.pgbackrest import (
     BACKUP_TYPES,
     DEFAULT_STANZA,
     BackupType,
     PgBackRest,
     describe,
+    verify_cluster_backup,
 )
 
 console = Console()
@@ -84,6 +87,39 @@ def list_backups(cfg: Config, as_json: bool) -> None:
     )
     for line in describe(info.backups):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _state_hash(dsn: str) -> tuple[int, str]:
+    """(last LSN, state hash) of the StemeDB database at ``dsn`` (a trial restore)."""
+    from stemedb.store.postgres import PostgresStore
+
+    store = PostgresStore(dsn, watch=False)
+    try:
+        return store.state_hash()
+    finally:
+        store.close()
+
+
+def verify(cfg: Config, source: str, scratch_dir: Path | None) -> VerifyResult:
+    """The four stages of ``verify_cluster_backup`` on the set ``source`` (a label from
+    ``stemedb backup list``, or ``latest``), restored under ``scratch_dir`` (else $TMPDIR)
+    and hashed in the database of ``storage.postgres_dsn``."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    dbname = conninfo_to_dict(cfg.storage.postgres_dsn).get("dbname")
+    if not isinstance(dbname, str) or not dbname:
+        raise fail(
+            ValidationError("storage.postgres_dsn", "names no database (dbname) to verify"),
+            USAGE_EXIT_CODE,
+        )
+    scratch = scratch_dir or Path(tempfile.gettempdir())
+    backup_set = None if source == "latest" else source
+    try:
+        return verify_cluster_backup(tool(), scratch, dbname, _state_hash, backup_set=backup_set)
+    except ValidationError as exc:  # the scratch directory: bad usage
+        raise fail(exc, USAGE_EXIT_CODE) from None
+    except StemeError as exc:
+        raise fail(exc) from None
 
 
 def restore(

@@ -327,14 +327,10 @@ class ScratchPostgres:
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> ScratchPostgres:
         self.port = self.port or _free_port()
-        socket_dir = self.data_dir.parent / f"{self.data_dir.name}.run"
-        socket_dir.mkdir(exist_ok=True)
-        if self.user is not None and os.geteuid() == 0:
-            shutil.chown(socket_dir, self.user, self.user)
         # The restored configuration may name the old host's files and standbys (Patroni
         # writes them); a trial restore uses its own, trusts loopback and archives nothing.
         hba = self.data_dir / "stemedb-scratch-hba.conf"
-        hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        hba.write_text("host all all 127.0.0.1/32 trust\n")
         ident = self.data_dir / "stemedb-scratch-ident.conf"
         ident.write_text("")
         for path in (hba, ident):
@@ -343,7 +339,9 @@ class ScratchPostgres:
         settings = {
             "port": str(self.port),
             "listen_addresses": "127.0.0.1",
-            "unix_socket_directories": str(socket_dir),
+            # loopback TCP only: a socket path under a deep scratch directory can pass the
+            # 107-byte limit of Unix sockets
+            "unix_socket_directories": "",
             "hba_file": str(hba),
             "ident_file": str(ident),
             "archive_mode": "off",
@@ -472,6 +470,25 @@ def describe(backups: Sequence[BackupSet]) -> list[str]:
 StateHash = Callable[[str], tuple[int, str]]
 
 
+def check_scratch_root(scratch_root: Path, user: str | None) -> None:
+    """Refuse, before any work, a scratch directory the trial restore cannot use:
+    pgBackRest and the throwaway PostgreSQL run as ``user`` (when we are root), so every
+    directory above the restore must let that user through."""
+    if not scratch_root.is_dir():
+        raise ValidationError("--scratch-dir", f"{scratch_root} is not a directory")
+    if user is None or os.geteuid() != 0:
+        return
+    uid = pwd.getpwnam(user).pw_uid
+    for path in (scratch_root.resolve(), *scratch_root.resolve().parents):
+        st = path.stat()
+        if st.st_uid != uid and not st.st_mode & 0o001:
+            raise ValidationError(
+                "--scratch-dir",
+                f"the {user} user (pgBackRest and the trial PostgreSQL run as it) cannot"
+                f" traverse {path}: chmod o+x it, or choose another --scratch-dir",
+            )
+
+
 def verify_cluster_backup(
     tool: PgBackRest,
     scratch_root: Path,
@@ -488,6 +505,7 @@ def verify_cluster_backup(
     recovery; 4 the StemeDB state hash of the restored database ``dbname``
     (``state_hash(dsn)`` → (last LSN, hash); the same definition as an embedded node's,
     so a cluster imported from a node hashes as that node did)."""
+    check_scratch_root(scratch_root, tool.user)
     result = VerifyResult(backup=backup_set or "latest", ok=False, failed_stage=None)
     chosen: list[BackupSet] = []
 
