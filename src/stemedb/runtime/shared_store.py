@@ -38,10 +38,13 @@ def check_postgres_config(storage: StorageConfig) -> None:
         )
 
 
-def open_shared_store(storage: StorageConfig, settings: EngineSettings) -> SharedStore:
+def open_shared_store(
+    storage: StorageConfig, settings: EngineSettings, *, poll_ms: int
+) -> SharedStore:
     """The PostgreSQL store of ``storage.postgres_dsn`` (``check_postgres_config``
-    first); the store's ``StorageError`` when PostgreSQL is unreachable or the schema
-    is not ready (behind: naming ``stemedb db migrate``)."""
+    first), polling the last committed LSN every ``poll_ms`` (``cluster.poll_ms``); the
+    store's ``StorageError`` when PostgreSQL is unreachable or the schema is not ready
+    (behind: naming ``stemedb db migrate``)."""
     check_postgres_config(storage)
     from stemedb.store.postgres import PostgresStore  # only with the cluster extra
 
@@ -51,5 +54,6 @@ def open_shared_store(storage: StorageConfig, settings: EngineSettings) -> Share
         pool_size=storage.pool_size,
         cache_bytes=settings.cache_bytes,
         auto_migrate=storage.auto_migrate,
+        poll_ms=poll_ms,
         path=Path(storage.data_dir),
     )

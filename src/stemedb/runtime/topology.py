@@ -121,7 +121,7 @@ class Topology:
         or embedded. ``observer`` gets the WAL's events if this process ``owns_wal``."""
         settings = EngineSettings.from_config(config)
         if self.cluster:  # every HTTP process on its own store, no writer links
-            store = open_shared_store(config.storage, settings)
+            store = open_shared_store(config.storage, settings, poll_ms=config.cluster.poll_ms)
             config.data_dir.mkdir(parents=True, exist_ok=True)  # API keys (for now)
             return OpenedEngine(Engine.shared(store, settings, clock=clock), [])
         if self.worker_index > 0:
@@ -171,5 +171,7 @@ def open_engine_for_command(config: Config) -> Engine:
     if config.storage.backend == "postgres":
         check_cluster_config(config)
         settings = EngineSettings.from_config(config)
-        return Engine.shared(open_shared_store(config.storage, settings), settings)
+        return Engine.shared(
+            open_shared_store(config.storage, settings, poll_ms=config.cluster.poll_ms), settings
+        )
     return Engine.from_config(config)
