@@ -1,5 +1,5 @@
 """The session an agent host runs, with the SDK's own client over both transports,
-against a node of its own: find the semaglutide question, query it through two lenses
+against a node of its own: search for semaglutide, query the top hit through two lenses
 that disagree, assert a claim, and see in ``trace`` who signed it — the API key's
 custodial key over Streamable HTTP, the agent's own key file over stdio."""
 
@@ -30,8 +30,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServer]:
-    """A node holding only the semaglutide question: two agents said "rare" days ago,
-    a third says "common" now, more sure."""
+    """A node holding the semaglutide question (two agents said "rare" days ago, a third
+    says "common" now, more sure) and one about another drug, for the search to pass over."""
     server = start_node(tmp_path_factory.mktemp("stemedb-mcp-session"))
     seeder = server.api_key("writer", custodial=False)
     for seed, value, confidence, age_days in ((1, "rare", 0.6, 2), (2, "rare", 0.6, 1)):
@@ -41,6 +41,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServer]:
             db.assert_(SUBJECT, PREDICATE, value, confidence, timestamp=now() - age_days * 86400)
     with Sdk(server.url, key=AgentKey.from_seed(b"\x03" * 32), api_key=seeder["secret"]) as db:
         db.assert_(SUBJECT, PREDICATE, "common", 0.9)
+        db.assert_("drugs/metformin", "lactic_acidosis_risk", "rare", 0.8)
     yield server
     server.stop()
 
@@ -57,19 +58,18 @@ def local_agent(directory: Path) -> tuple[AgentKey, Path]:
 
 
 async def ask_and_assert(client: Client, value: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The session's steps; the written claim and its trace."""
+    """The session's steps (search, two lenses on the top hit, a write, its trace); the
+    written claim and its trace."""
     tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert {"query", "assert_claim", "trace"} <= tools
-    consensus = structured(
-        await client.call_tool(
-            "query", {"subject": SUBJECT, "predicate": PREDICATE, "lens": "consensus"}
-        )
-    )
-    recency = structured(
-        await client.call_tool(
-            "query", {"subject": SUBJECT, "predicate": PREDICATE, "lens": "recency"}
-        )
-    )
+    assert {"search", "query", "assert_claim", "trace"} <= tools
+    hits = structured(await client.call_tool("search", {"q": "semaglutide"}))["hits"]
+    assert hits, "the search found nothing"
+    top = hits[0]
+    assert (top["subject"], top["predicate"]) == (SUBJECT, PREDICATE) and top["claims"] >= 3
+    assert all(hit["subject"] != "drugs/metformin" for hit in hits)
+    question = {"subject": top["subject"], "predicate": top["predicate"]}
+    consensus = structured(await client.call_tool("query", {**question, "lens": "consensus"}))
+    recency = structured(await client.call_tool("query", {**question, "lens": "recency"}))
     assert consensus["winner"]["value"] == "rare"  # two agents agree
     newest = max(recency["claims"], key=lambda c: c["timestamp"])
     assert recency["winner"]["value"] == newest["value"] != "rare"  # the newest claim
