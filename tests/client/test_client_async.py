@@ -38,7 +38,7 @@ def test_async_client_writes_reads_and_streams(
             audited = await db.audit_queries(agent_id=alice.agent_id)
             assert result.query_id in {r.query_id for r in audited}
             assert (await db.audit_query(result.query_id)).lens == "votes"
-            assert (await db.agent(bob.agent_id)).counts["votes"] >= 1
+            assert (await db.agent(bob.agent_id)).counts.votes >= 1
             assert (await db.health()).status == "ok"
             assert (await db.ready()).status == "ready"
 

@@ -175,11 +175,11 @@ def test_stream_feed_yields_records_as_they_commit(db: Client, subject: str) -> 
 
 
 def test_agent_counts_what_the_agent_signed(db: Client, alice: AgentKey, subject: str) -> None:
-    before = db.agent(alice.agent_id).counts.get("assertions", 0)
+    before = db.agent(alice.agent_id).counts.assertions
     db.assert_(subject, "risk", "rare", 0.8)
     info = db.agent(alice.agent_id)
     assert info.agent_id == alice.agent_id
-    assert info.counts["assertions"] == before + 1
+    assert info.counts.assertions == before + 1
     assert 0.0 <= info.trust <= 1.0
 
 

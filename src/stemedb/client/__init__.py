@@ -34,8 +34,10 @@ from stemedb.client.errors import (
 from stemedb.client.retry import RetryPolicy
 from stemedb.client.sync_client import Client
 from stemedb.client.types import (
+    AgentCounts,
     AgentInfo,
     AssertionDetail,
+    AuditParameters,
     AuditRecord,
     BatchItem,
     BatchResult,
@@ -63,12 +65,14 @@ from stemedb.model.signing import AgentKey
 
 __all__ = [
     "DEFAULT_URL",
+    "AgentCounts",
     "AgentInfo",
     "AgentKey",
     "ApiError",
     "AssertionDetail",
     "AssertionFields",
     "AsyncClient",
+    "AuditParameters",
     "AuditRecord",
     "AuthenticationError",
     "AuthorizationError",
