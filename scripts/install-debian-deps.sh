@@ -27,6 +27,8 @@ PACKAGES=(
     patroni
     etcd-server
     pgbackrest
+    # the dashboard's browser tests (tests/ui): Playwright drives Debian's chromium
+    chromium
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

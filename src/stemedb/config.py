@@ -62,6 +62,20 @@ class McpConfig(_Section):
     enabled: bool = True  # /mcp on the API's port (docs/reference/mcp.md)
 
 
+class UiConfig(_Section):
+    """The dashboard at ``/ui`` (docs/reference/ui.md); false removes its routes."""
+
+    enabled: bool = True
+    session_minutes: Annotated[float, msgspec.Meta(gt=0)] = 480.0
+    # The disagreement board's categories (docs/reference/ui.md "Disagreement board").
+    active_conflict: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.4
+    authoritative_max_tier: Annotated[int, msgspec.Meta(ge=0, le=5)] = 2
+    emerging_tier: Annotated[int, msgspec.Meta(ge=0, le=5)] = 5
+    emerging_min_claims: Annotated[int, msgspec.Meta(ge=1)] = 3
+    resolved_conflict: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.15
+    board_max_questions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+
+
 class StorageConfig(_Section):
     backend: Literal["local", "postgres"] = "local"
     data_dir: str = "./data"
@@ -187,6 +201,7 @@ class LensSettings(_Section):
 class Config(_Section):
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     mcp: McpConfig = msgspec.field(default_factory=McpConfig)
+    ui: UiConfig = msgspec.field(default_factory=UiConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     wal: WalConfig = msgspec.field(default_factory=WalConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)

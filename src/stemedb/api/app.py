@@ -54,6 +54,7 @@ from stemedb.api.routes import (
     writes,
 )
 from stemedb.api.state import ApiState
+from stemedb.api.ui_host import ApiHost
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.errors import StemeError, ValidationError
@@ -69,6 +70,7 @@ from stemedb.runtime.supervisor import (
 from stemedb.runtime.topology import OpenedEngine, Topology
 from stemedb.sys.clock import Clock
 from stemedb.sys.filesystem import FileSystem
+from stemedb.ui import ui_routes
 
 log = logging.getLogger("stemedb.api")
 
@@ -247,6 +249,8 @@ def create_app(
     ]
     if mcp is not None:
         routes.append(mcp.route())
+    if config.ui.enabled:  # the dashboard (stemedb.ui) at /ui, on the API's own services
+        routes += ui_routes(ApiHost(state, lambda: app.router.routes))
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
         middleware.append(Middleware(CorsMiddleware, allowed_origins=config.api.allowed_origins))
