@@ -7,9 +7,9 @@ import urllib.parse
 from pathlib import Path
 
 import httpx
-from conftest import ROOT_KEY, Watched, api_key
 from playwright.sync_api import Browser, expect
 from support.server import ServerProcess
+from ui_harness import ROOT_KEY, Watched, api_key
 
 from stemedb.cli.demo import PREDICATE, SUBJECT
 from stemedb.client import Client
