@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import RunCli
+from cli_helpers import RunCli, cli_command
 from support.client_server import ServerProcess
 
 CLI_TIMEOUT_SECONDS = 120
-
-
-def cli_command() -> list[str]:
-    """The installed ``stemedb`` console script, else its entry point via python."""
-    script = Path(sys.executable).with_name("stemedb")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from stemedb.cli.main import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="session")

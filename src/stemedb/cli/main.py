@@ -19,6 +19,7 @@ from stemedb.cli.keys import register as register_keys_commands
 from stemedb.cli.mcp import register as register_mcp_commands
 from stemedb.cli.ops import embedded_config
 from stemedb.cli.ops import register as register_ops_commands
+from stemedb.cli.serve import register as register_serve_command
 from stemedb.config import Config, effective, load_config
 from stemedb.errors import StemeError
 
@@ -79,18 +80,6 @@ for _name, _help in (
     ("version", "Print the version."),
 ):
     _client_command(_name, _help)
-
-
-@app.command()
-def serve(config: ConfigOption = None) -> None:
-    """Start the HTTP server (default 127.0.0.1:18180, data under ./data)."""
-    cfg = _config(config)
-    from stemedb.api.app import serve as run_server
-
-    try:
-        run_server(cfg)
-    except StemeError as exc:
-        raise _fail(exc) from None
 
 
 @config_app.command("show")
@@ -160,6 +149,7 @@ def verify_store(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
+register_serve_command(app)
 register_keys_commands(app)
 register_mcp_commands(app)
 register_backup_commands(app)

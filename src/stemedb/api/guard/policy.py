@@ -1,6 +1,6 @@
 """Which guard a route gets (``Policy``), from its path and methods alone:
 
-- public, never guarded: ``/health``, ``/v1/health``, ``/ready``, ``/metrics``,
+- public, never guarded: ``/`` (the index), ``/health``, ``/v1/health``, ``/ready``, ``/metrics``,
   ``/openapi.json``, ``/docs``;
 - ``/v1/admin/*``: role ``admin`` whenever ``[auth] enabled`` (whatever
   ``require_for_reads`` says);
@@ -18,7 +18,7 @@ from starlette.routing import Route
 from stemedb.api.guard.quota import Cost, cost_of
 
 PUBLIC_PATHS: Final = frozenset(
-    {"/health", "/v1/health", "/ready", "/metrics", "/openapi.json", "/docs"}
+    {"/", "/health", "/v1/health", "/ready", "/metrics", "/openapi.json", "/docs"}
 )
 ADMIN_PREFIX: Final = "/v1/admin/"
 READ_METHODS: Final = frozenset({"GET", "HEAD"})

@@ -164,9 +164,14 @@ def docs_page(spec: dict[str, Any]) -> str:
                 f"{html.escape(p['name'])}{'' if p['in'] == 'query' else ' (path)'}"
                 for p in op["parameters"]
             )
+            body = _model_names(op.get("requestBody", {}))
+            answers = _model_names(
+                {c: r for c, r in op.get("responses", {}).items() if c.startswith("2")}
+            )
             rows.append(
                 f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}"
-                f"</code></td><td>{html.escape(op['summary'])}</td><td>{params}</td></tr>"
+                f"</code></td><td>{html.escape(op['summary'])}</td><td>{params}</td>"
+                f"<td>{body}</td><td>{answers}</td></tr>"
             )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>StemeDB API</title>"
@@ -176,9 +181,70 @@ def docs_page(spec: dict[str, Any]) -> str:
         "<p>The machine-readable contract is <a href='/openapi.json'>/openapi.json</a>"
         ' (OpenAPI 3.1). Every error answer is the envelope <code>{"error": {code, type,'
         ' message, details, retryable}, "request_id"}</code>.</p>'
-        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th>"
+        "<th>request</th><th>answer</th></tr>"
         + "".join(rows)
-        + "</table></body></html>"
+        + "</table>"
+        + _models_section(spec)
+        + "</body></html>"
+    )
+
+
+def _model_names(tree: Any) -> str:
+    """The schema names a part of the document refers to, linked to their section."""
+    found = sorted(set(re.findall(r"#/components/schemas/([A-Za-z0-9_.-]+)", str(tree))))
+    return ", ".join(f"<a href='#{html.escape(n)}'>{html.escape(n)}</a>" for n in found)
+
+
+def _models_section(spec: dict[str, Any]) -> str:
+    """Each schema of the document: its fields, their types and whether required."""
+    parts = ["<h2>Models</h2>"]
+    for name, schema in sorted(spec.get("components", {}).get("schemas", {}).items()):
+        required = set(schema.get("required", []))
+        fields = "".join(
+            f"<tr><td><code>{html.escape(field)}</code></td><td>"
+            f"{html.escape(msgspec.json.encode(sub).decode())}</td>"
+            f"<td>{'required' if field in required else ''}</td></tr>"
+            for field, sub in schema.get("properties", {}).items()
+        )
+        parts.append(
+            f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3><table>{fields}</table>"
+        )
+    return "".join(parts)
+
+
+class IndexLinks(msgspec.Struct, kw_only=True):
+    docs: str = "/docs"
+    openapi: str = "/openapi.json"
+    health: str = "/health"
+    ready: str = "/ready"
+    ui: str | msgspec.UnsetType = msgspec.UNSET  # the dashboard, when this server has one
+
+
+class RootIndex(msgspec.Struct, kw_only=True):
+    """``GET /``: what this server is and where to go next."""
+
+    name: str
+    version: str
+    links: IndexLinks
+
+
+def root_index(paths: Sequence[str], version: str) -> RootIndex:
+    has_ui = any(p == "/ui" or p.startswith("/ui/") for p in paths)
+    return RootIndex(
+        name="StemeDB", version=version, links=IndexLinks(ui="/ui" if has_ui else msgspec.UNSET)
+    )
+
+
+def index_page(index: RootIndex) -> str:
+    links = "".join(
+        f"<li><a href='{html.escape(href)}'>{html.escape(href)}</a></li>"
+        for href in msgspec.structs.asdict(index.links).values()
+        if isinstance(href, str)
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>StemeDB</title></head>"
+        f"<body><h1>StemeDB {html.escape(index.version)}</h1><ul>{links}</ul></body></html>"
     )
 
 
@@ -199,7 +265,28 @@ def routes(get_routes: Any, version: str) -> list[ApiRoute]:
             cache["html"] = docs_page(spec())
         return HTMLResponse(cache["html"])
 
+    async def get_index(request: Request) -> Response:
+        if "index" not in cache:
+            paths = [getattr(r, "path", "") for r in get_routes()]
+            cache["index"] = msgspec.json.encode(root_index(paths, version))
+        index = cache["index"]
+        assert isinstance(index, bytes)
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(index_page(msgspec.json.decode(index, type=RootIndex)))
+        return Response(index, media_type=JSON_MEDIA_TYPE)
+
     return [
+        api_route(
+            "/",
+            get_index,
+            ["GET"],
+            EndpointDoc(
+                summary="An index: links to /docs, /openapi.json, /health (and /ui).",
+                tag="operations",
+                responses={200: RootIndex},
+            ),
+            timeout_seconds=None,
+        ),
         api_route(
             "/openapi.json",
             get_openapi,
