@@ -36,6 +36,14 @@ def test_every_page_loads_without_console_errors_or_failed_requests(
         assert page.locator("footer a.twin").count() == 1, f"{path} links its JSON twin"
         name = path.strip("/").replace("/", "_").split("?")[0] or "home"
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    # the claim page and a retraction preview, reached by their links
+    page.goto(server.url + QUESTION)
+    page.locator("table.claims tbody a").first.click()
+    expect(page.locator("h1")).to_contain_text("Claim")
+    page.screenshot(path=str(shots / "claim.png"), full_page=True)
+    page.goto(server.url + "/ui/sources")
+    page.locator("text=impact preview").first.click()
+    expect(page.locator("h1")).to_contain_text("Retraction impact preview")
     admin_page.clean()
 
 

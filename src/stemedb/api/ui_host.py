@@ -22,6 +22,7 @@ from stemedb.api.streaming.sse import feed_events
 from stemedb.config import Config
 from stemedb.errors import AuthenticationError, AuthorizationError
 from stemedb.model.apikey import role_allows
+from stemedb.model.signing import AgentKey
 from stemedb.query.service import QueryService
 from stemedb.ui.host import ANONYMOUS, Principal
 from stemedb.wire import FeedPage
@@ -110,6 +111,9 @@ class ApiHost:
                 details={"required_role": need, "role": key.role},
             )
         return Principal(key_id=key.id, name=key.name, role=key.role)
+
+    async def signer(self, api_key_id: str) -> AgentKey | None:
+        return await self.state.offload_unguarded(self.state.custodial.signer, api_key_id)
 
     def feed_events(self, after: int) -> AsyncIterator[bytes]:
         state = self.state

@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 import msgspec
 
 from stemedb.config import Config
+from stemedb.model.signing import AgentKey
 from stemedb.query.service import QueryService
 
 T = TypeVar("T")
@@ -70,6 +71,11 @@ class Host(Protocol):
     async def admit(self, secret: str | None, path: str, method: str) -> Principal:
         """The viewer holding ``secret`` (None: no session) if the route ``method path``
         of the API would let them in; else the guard's 401/403 (a ``StemeError``)."""
+        ...
+
+    async def signer(self, api_key_id: str) -> AgentKey | None:
+        """The custodial agent key bound to ``api_key_id`` (None: it has none) — what
+        the dashboard signs a source or a retraction with, as ``/mcp`` does."""
         ...
 
     def feed_events(self, after: int) -> AsyncIterator[bytes]:

@@ -1,0 +1,52 @@
+"""Agents (``GET /ui/agents``): the agents signing the latest changes, and one agent's
+trust, counts, quota, rate limit and breaker (``GET /v1/agents/{agent_id}``, in
+process, so the API layer's quota and breaker state are the ones shown)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Final
+
+from starlette.responses import Response
+
+from stemedb.errors import ValidationError
+from stemedb.model.signing import is_hex64
+from stemedb.query.service import QueryService
+from stemedb.ui.core import Ui, Visit
+from stemedb.ui.inprocess import call_api
+
+RECENT: Final = 1000
+
+
+def recent_agents(service: QueryService) -> list[tuple[str, int]]:
+    """The signers of the last ``RECENT`` changes, most active first."""
+    last = service.engine.applied_lsn
+    page = service.provenance.feed(max(0, last - RECENT), RECENT)
+    counts: Counter[str] = Counter()
+    for item in page.items:
+        for signature in getattr(item.record, "signatures", ()) or ():
+            counts[signature.agent_id] += 1
+    return counts.most_common(100)
+
+
+async def agents(ui: Ui, visit: Visit) -> Response:
+    agent = visit.query("agent_id")
+    host = ui.host
+    detail = None
+    if agent:
+        if not is_hex64(agent):
+            raise ValidationError("agent_id", "hex_format", "64 lowercase hex characters")
+        detail = await call_api(visit.request, "GET", f"/v1/agents/{agent}", secret=visit.secret)
+    recent = await host.offload(recent_agents, host.service)
+    return ui.respond(
+        visit,
+        "agents.html",
+        f"/v1/agents/{agent}" if agent else None,
+        agent=agent,
+        detail=detail,
+        recent=recent,
+        is_admin=ui.may(visit, "/v1/admin/circuit-breakers"),
+    )
+
+
+__all__ = ["agents"]
