@@ -29,6 +29,9 @@ PACKAGES=(
     pgbackrest
     # the dashboard's browser tests (tests/ui): Playwright drives Debian's chromium
     chromium
+    # the README tour (tests/cli/test_readme_tour.py runs it): curl and jq
+    curl
+    jq
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -156,17 +156,21 @@ def demo_records(now: int | None = None) -> Iterator[AnyRecord]:
     )
     yield derived
     yield claim("clinician", "elevated", 0.6, source_class="expert", timestamp=t - 20 * DAY)
+    # The newest claim is the forum's (the recency lens's winner): a minute after the label.
     for i, who in enumerate(("forum", "patient_a", "patient_b", "patient_c")):
         cls = "community" if who == "forum" else "anecdotal"
-        yield claim(
-            who, "common", 0.5 + 0.1 * (i % 3), source_class=cls, timestamp=t - (i + 1) * 3 * DAY
-        )
+        when = t - 1 if who == "forum" else t - i * 3 * DAY
+        yield claim(who, "common", 0.5 + 0.1 * (i % 3), source_class=cls, timestamp=when)
     # Every timestamp below is fixed too: a second load must create nothing new.
     yield cosign(keys["clinician"], assertion_id(trial), signed_at=t - 4)
     yield sign_vote(
         keys["clinician"], assertion_id=assertion_id(label), weight=0.9, timestamp=t - 3
     )
     yield sign_vote(keys["forum"], assertion_id=assertion_id(preprint), weight=1.0, timestamp=t - 3)
+    # Three patients upvote the cohort study that matches what they lived: the votes lens
+    # follows them, the evidence-weighing lenses do not.
+    for who in ("patient_a", "patient_b", "patient_c"):
+        yield sign_vote(keys[who], assertion_id=assertion_id(cohort), weight=1.0, timestamp=t - 3)
     yield sign_retraction(
         keys["epidemiologist"],
         source_hash=hashes["preprint"],
