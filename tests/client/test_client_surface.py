@@ -53,6 +53,7 @@ EXPORTED = {
     "SkepticResult",
     "SourceList",
     "SourceRow",
+    "SourceWriteResult",
     "StorageError",
     "TraceResult",
     "UnavailableError",

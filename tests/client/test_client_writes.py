@@ -104,9 +104,8 @@ def test_epoch_supersede_source_and_retraction(db: Client, subject: str) -> None
 
     content = f"evidence for {subject}"
     source_hash = hashlib.sha256(content.encode()).hexdigest()
-    assert db.register_source("doi:10/x", content, title="x", source_class="clinical").status == (
-        "created"
-    )
+    registered = db.register_source("doi:10/x", content, title="x", source_class="clinical")
+    assert (registered.status, registered.source_hash) == ("created", source_hash)
     cited = db.assert_(subject, "cited", "yes", 0.9, source_hash=source_hash)
     assert db.get_source(source_hash).content == content
     assert db.retract_source(source_hash, "withdrawn").status == "created"

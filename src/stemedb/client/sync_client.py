@@ -44,6 +44,7 @@ from stemedb.client.types import (
     SkepticResult,
     SourceList,
     SourceRow,
+    SourceWriteResult,
     SubjectList,
     TraceResult,
     WriteResult,
@@ -182,10 +183,12 @@ class Client(ClientBase):
         title: str = "",
         source_class: SourceClass | None = None,
         published_at: int | None = None,
-    ) -> WriteResult:
-        """Register a source; ``source_hash`` defaults to sha256(content)."""
+    ) -> SourceWriteResult:
+        """Register a source; ``source_hash`` (what assertions cite) defaults to
+        sha256(content), and is in the answer."""
         record = self._source(uri, content, source_hash, title, source_class, published_at)
-        return self._send(calls.write(record))
+        written = self._send(calls.write(record))
+        return SourceWriteResult(written.id, written.lsn, written.status, record.source_hash)
 
     def retract_source(self, source_hash: str, reason: str) -> WriteResult:
         return self._send(calls.write(self._retraction(source_hash, reason)))

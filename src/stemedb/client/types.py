@@ -16,6 +16,8 @@ left is an error's ``details`` (as on every error envelope and ``ApiError.detail
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from stemedb.wire import (
@@ -59,6 +61,16 @@ from stemedb.wire import HealthResponse as Health
 from stemedb.wire import QueryBatchResponse as QueryBatchResult
 from stemedb.wire import ReadyResponse as Readiness
 from stemedb.wire.impact import ExcludedClaim, RetractionImpact
+
+
+class SourceWriteResult(msgspec.Struct, frozen=True):
+    """``register_source``'s answer: the stored record, and the ``source_hash`` that
+    assertions cite (sha256 of the content, unless given)."""
+
+    id: str
+    lsn: int
+    status: Literal["created", "exists"]
+    source_hash: str
 
 
 class AgentCounts(msgspec.Struct, kw_only=True):
@@ -156,6 +168,7 @@ __all__ = [
     "SourceList",
     "SourceRow",
     "SourceWarning",
+    "SourceWriteResult",
     "SubjectList",
     "SubjectSummary",
     "Suggestion",
