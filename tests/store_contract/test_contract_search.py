@@ -16,19 +16,6 @@ from stemedb.wal import Wal
 from store_contract.history import PREDICATE, SUBJECT, History, source_hash_of
 
 
-@pytest.fixture(autouse=True)
-def _not_yet_on_postgres(request: pytest.FixtureRequest) -> None:
-    """The PostgreSQL store implements only the listings of ``SearchReads`` yet (search
-    by tsvector + GIN and similar names by pg_trgm are left): its other runs must fail,
-    and are expected to."""
-    callspec = getattr(request.node, "callspec", None)
-    listing = request.node.name.startswith("test_listings_")
-    if callspec is not None and callspec.params.get("open_store") == "postgres" and not listing:
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="search is not implemented on PostgreSQL yet")
-        )
-
-
 def _search(store: Store, text: str, *, fts: bool = False, limit: int = 10) -> list[SearchRow]:
     return store.search(text, fts=fts, bound=None, offset=0, limit=limit)[0]
 

@@ -32,6 +32,7 @@ from stemedb.store.cache import SubjectPredicate
 from stemedb.store.postgres.connection import Conn, translate_error
 from stemedb.store.postgres.lookups import Lookups
 from stemedb.store.postgres.rows import AssertionRows, change_row, copy_rows
+from stemedb.store.postgres.search import index_batch, reset_index
 from stemedb.store.protocol import StoreDelta
 from stemedb.store.rows import ChangeRow, SourceRow
 from stemedb.store.sqlite.apply import DERIVED_TABLES, KINDS_WITH_TABLE
@@ -175,6 +176,7 @@ class Batch:
             copy_rows(cur, rows)  # later records may look earlier ones up
             self._record(cur, entry, touched)
         copy_rows(cur, rows)
+        index_batch(self._conn, entries[0].lsn, entries[-1].lsn)
 
     def finish(self) -> None:
         """Before COMMIT: drop views if asked, bump the LSN row, queue the notification."""
@@ -441,4 +443,5 @@ def reset(conn: Conn) -> None:
     with conn.transaction():
         conn.execute(LOCK_LSN_ROW)
         conn.execute(f"TRUNCATE {', '.join(DERIVED_TABLES)}")
+        reset_index(conn)
         conn.execute("UPDATE stemedb_lsn SET last_lsn = 0, last_committed_at = 0.0 WHERE id = 1")

@@ -19,10 +19,8 @@ from stemedb.store.rows import (
     CandidateRow,
     ChangeRow,
     EpochRow,
-    PredicateRow,
     SignatureRow,
     SourceRow,
-    SubjectRow,
     SupersessionRow,
     TrustRow,
     VoteRow,
@@ -435,27 +433,3 @@ def changes(conn: Conn, after: int, limit: int) -> list[ChangeRow]:
             (after, limit),
         )
     ]
-
-
-def list_subjects(conn: Conn, prefix: str, after: str | None, limit: int) -> list[SubjectRow]:
-    """Subjects in byte order (``COLLATE "C"``), from the assertions themselves: the
-    PostgreSQL store keeps no search index yet."""
-    upper = prefix_upper_bound(prefix) if prefix else None
-    rows = conn.execute(
-        "SELECT subject, count(DISTINCT predicate), count(*) FROM assertions"
-        " WHERE subject >= %s AND (%s::text IS NULL OR subject < %s)"
-        " AND (%s::text IS NULL OR subject > %s)"
-        " GROUP BY subject ORDER BY subject LIMIT %s",
-        (prefix, upper, upper, after, after, limit),
-    )
-    return [SubjectRow(subject=s, predicates=int(n), claims=int(c)) for s, n, c in rows]
-
-
-def list_predicates(conn: Conn, subject: str, after: str | None, limit: int) -> list[PredicateRow]:
-    rows = conn.execute(
-        "SELECT predicate, count(*) FROM assertions WHERE subject = %s"
-        " AND (%s::text IS NULL OR predicate > %s) GROUP BY predicate ORDER BY predicate"
-        " LIMIT %s",
-        (subject, after, after, limit),
-    )
-    return [PredicateRow(predicate=p, claims=int(c)) for p, c in rows]

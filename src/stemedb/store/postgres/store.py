@@ -25,7 +25,7 @@ from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry, RecordKind
 from stemedb.model.records import Assertion
 from stemedb.store.cache import ResultCache, SubjectPredicate
-from stemedb.store.postgres import audit, records
+from stemedb.store.postgres import audit, records, search
 from stemedb.store.postgres.apply import LOCK_LSN_ROW, Batch
 from stemedb.store.postgres.apply import reset as reset_tables
 from stemedb.store.postgres.changes import MemoryState, touched_between
@@ -138,26 +138,25 @@ class PostgresStore:
             self._memory.load(conn)
             return records.last_lsn(conn)
 
-    # -- search (``SearchReads``): not on PostgreSQL yet (tsvector + GIN, pg_trgm) -------
+    # -- search (``SearchReads``: store/postgres/search.py) ---------------------------
 
     def search(
         self, text: str, *, fts: bool, bound: int | None, offset: int, limit: int
     ) -> tuple[list[SearchRow], int]:
-        raise _search_not_supported()
+        return self._reading("search", lambda c: search.search(c, text, fts, bound, offset, limit))
 
     def list_subjects(self, prefix: str, *, after: str | None, limit: int) -> list[SubjectRow]:
         return self._reading(
-            "list_subjects", lambda c: records.list_subjects(c, prefix, after, limit)
+            "list_subjects", lambda c: search.list_subjects(c, prefix, after, limit)
         )
 
     def list_predicates(self, subject: str, *, after: str | None, limit: int) -> list[PredicateRow]:
         return self._reading(
-            "list_predicates", lambda c: records.list_predicates(c, subject, after, limit)
+            "list_predicates", lambda c: search.list_predicates(c, subject, after, limit)
         )
 
     def similar_names(self, field: str, text: str, limit: int) -> list[str]:
-        """None: a query that matched nothing answers without ``suggestions`` here."""
-        return []
+        return self._reading("similar_names", lambda c: search.similar_names(c, field, text, limit))
 
     def close(self) -> None:
         if self._closed:
@@ -499,13 +498,3 @@ if TYPE_CHECKING:  # mypy (tests/test_code_quality.py) checks both roles are ful
 
     def _roles(store: PostgresStore, batch: Batch) -> tuple[SharedStore, SharedBatch]:
         return store, batch
-
-
-def _search_not_supported() -> StorageError:
-    return StorageError(
-        "full-text search is not available in cluster mode yet"
-        ' (storage.backend = "postgres"); query by subject and predicate',
-        code="not_supported",
-        status=501,
-        retryable=False,
-    )
