@@ -47,6 +47,8 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ApiConfig(_Section):
     bind: str = "127.0.0.1:18180"
     workers: int = 1
+    respawn_limit: int = 5  # crashed writer/worker processes replaced per window
+    respawn_window_seconds: float = 60.0
     request_timeout_seconds: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch: int = 1000

@@ -162,7 +162,13 @@ def test_sigterm_stops_every_process_and_keeps_the_writes(
 
 
 def test_a_worker_that_dies_takes_the_node_down_with_exit_code_1(tmp_path: Path) -> None:
-    node = ServerProcess(tmp_path / "data", tmp_path / "log", STEMEDB_API_WORKERS="2")
+    """With ``api.respawn_limit = 0``: the default replaces it (tests/crash/test_heal.py)."""
+    node = ServerProcess(
+        tmp_path / "data",
+        tmp_path / "log",
+        STEMEDB_API_WORKERS="2",
+        STEMEDB_API_RESPAWN_LIMIT="0",
+    )
     pids = children(node.proc.pid)
     worker = next(p for p in pids if module_of(p) == "stemedb.api.worker_main")
     os.kill(worker, signal.SIGKILL)

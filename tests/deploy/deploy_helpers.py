@@ -52,6 +52,7 @@ EXTRA_SERVER_METRICS: Final = frozenset(
         "stemedb_storage_circuit_open",
         "stemedb_audit_queries_pruned_total",
         "stemedb_audit_records_dropped_total",
+        "stemedb_process_restarts_total",
     }
 )
 # Standard exporters' series the rules and the dashboard use.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stemedb.engine import Engine, EngineSettings
-from stemedb.runtime.writer_client import start_writer_process
+from stemedb.runtime.writer_start import start_writer_process
 from stemedb.sys.clock import Clock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.wal import WalObserver

@@ -23,6 +23,7 @@ from typing import Final, TypedDict
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import BaseRoute
@@ -60,6 +61,7 @@ from stemedb.engine import Engine
 from stemedb.errors import StemeError, ValidationError
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import serve_control
+from stemedb.runtime.healing import Healing
 from stemedb.runtime.supervisor import (
     WorkerPool,
     WorkerRole,
@@ -87,10 +89,14 @@ class EngineSeams(TypedDict, total=False):
     clock: Clock
 
 
-def _open(state: ApiState, seams: EngineSeams) -> tuple[OpenedEngine, QueryService]:
+def _open(
+    state: ApiState, seams: EngineSeams, healing: Healing
+) -> tuple[OpenedEngine, QueryService]:
     topology = state.topology
     try:
-        opened = topology.open_engine(state.config, observer=state.metrics.wal, **seams)
+        opened = topology.open_engine(
+            state.config, observer=state.metrics.wal, healing=healing, **seams
+        )
     except StemeError as exc:  # the operator's line (e.g. "run `stemedb db migrate`")
         log.error("Error: %s: %s; not starting", exc.type_name, exc.message)
         raise
@@ -141,11 +147,16 @@ def create_app(
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
     mcp = McpEndpoint(state) if config.mcp.enabled else None
+    healing = Healing(  # worker 0: replace a crashed writer process or HTTP worker
+        config.api,
+        restarted=lambda process: state.metrics.process_restarts.labels(process).inc(),
+        give_up=lambda: _fail_node(topology.role, app.state),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        opened, service = await loop.run_in_executor(None, _open, state, seams)
+        opened, service = await loop.run_in_executor(None, _open, state, seams, healing)
         engine = opened.engine
         control: asyncio.AbstractServer | None = None
         pool: WorkerPool | None = None
@@ -161,7 +172,13 @@ def create_app(
             if topology.has_peers:
                 control = await serve_control(topology.peer_role, state.control)
             if topology.supervises_workers:  # the other HTTP processes
-                pool = WorkerPool(config, topology.peer_role, opened.spare_links)
+                pool = WorkerPool(
+                    config,
+                    topology.peer_role,
+                    opened.spare_links,
+                    healing=healing,
+                    new_link=opened.new_link,
+                )
                 await loop.run_in_executor(None, pool.start)
         except BaseException:
             if control is not None:
@@ -208,7 +225,7 @@ def create_app(
                 engine.replayed,
             )
         if pool is not None:
-            watcher = asyncio.create_task(pool.watch(lambda: _fail_node(topology.peer_role)))
+            watcher = asyncio.create_task(pool.watch(lambda: _fail_node(topology.role, app.state)))
         elif topology.reports_to_supervisor:
             say_ready(topology.peer_role)
         try:
@@ -267,9 +284,12 @@ def create_app(
     return app
 
 
-def _fail_node(role: WorkerRole) -> None:
-    """Another HTTP worker died: shut this node down gracefully, then exit 1."""
-    role.failed = True
+def _fail_node(role: WorkerRole | None, app_state: State) -> None:
+    """A crashed process cannot be replaced (``runtime.healing``): shut this node down
+    gracefully, then exit 1."""
+    if role is not None:
+        role.failed = True
+    app_state.node_failed = True
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -337,7 +357,7 @@ def serve(config: Config, role: WorkerRole | None = None) -> None:
     server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(STARTUP_FAILURE_EXIT_CODE)
-    if role is not None and role.failed:
+    if (role is not None and role.failed) or getattr(app.state, "node_failed", False):
         raise SystemExit(WORKER_FAILED_EXIT_CODE)
 
 

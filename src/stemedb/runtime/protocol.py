@@ -216,6 +216,7 @@ class Channel(Generic[In]):
         self._reader: BinaryIO = sock.makefile("rb")
         self._send_lock = threading.Lock()
         self._decoder: msgspec.msgpack.Decoder[In] = msgspec.msgpack.Decoder(receives)
+        self.open = True  # until ``shutdown``
 
     def send(self, message: Message) -> None:
         payload = ENCODER.encode(message)
@@ -236,6 +237,7 @@ class Channel(Generic[In]):
 
     def shutdown(self) -> None:
         """End the stream both ways; the socket stays open (no file number reused)."""
+        self.open = False
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
 

@@ -26,6 +26,9 @@ class RemoteWal:
         self._directory = directory
         self.last_lsn = last_lsn
         self.read_only_reason: str | None = None
+        # Writes refused for now: the writer process crashed and a new one is starting
+        # (``runtime.writer_respawn``); ``/ready`` reports it as ``writes: unavailable``.
+        self.restarting_reason: str | None = None
 
     @property
     def directory(self) -> Path:

@@ -15,15 +15,17 @@ the matching way.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from stemedb.config import Config
 from stemedb.engine import Engine
 from stemedb.engine.settings import EngineSettings
 from stemedb.errors import ValidationError
+from stemedb.runtime.healing import Healing
 from stemedb.runtime.shared_store import check_postgres_config, open_shared_store
 from stemedb.runtime.supervisor import WorkerRole
-from stemedb.runtime.writer_client import join_writer_process, spawn_writer
+from stemedb.runtime.writer_start import join_writer_process, spawn_writer
 from stemedb.sys.clock import Clock
 from stemedb.sys.filesystem import FileSystem
 from stemedb.wal import WalObserver
@@ -33,6 +35,7 @@ from stemedb.wal import WalObserver
 class OpenedEngine:
     engine: Engine
     spare_links: list[socket.socket]  # worker 0: the other HTTP workers' writer links
+    new_link: Callable[[], socket.socket] | None = None  # worker 0: for a replaced worker
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,13 @@ class Topology:
         observer: WalObserver | None = None,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
+        healing: Healing | None = None,
     ) -> OpenedEngine:
         """The engine of this process: on its own PostgreSQL store (cluster mode),
         attached to the writer process (started here, or joined on this worker's link),
-        or embedded. ``observer`` gets the WAL's events if this process ``owns_wal``."""
+        or embedded. ``observer`` gets the WAL's events if this process ``owns_wal``;
+        ``healing``: respawn a writer process started here after a crash
+        (``runtime.writer_respawn``)."""
         settings = EngineSettings.from_config(config)
         if self.cluster:  # every HTTP process on its own store, no writer links
             store = open_shared_store(config.storage, settings, poll_ms=config.cluster.poll_ms)
@@ -127,15 +133,20 @@ class Topology:
         if self.worker_index > 0:
             link = self.peer_role.link
             assert link is not None, "a worker > 0 has a writer link"
-            return OpenedEngine(join_writer_process(link, config.data_dir, settings), [])
+            engine = join_writer_process(link, config.data_dir, settings, self.peer_role.handoff)
+            return OpenedEngine(engine, [])
         if self.writer_process:
             writer = spawn_writer(
-                config.data_dir, settings, observer=observer, http_processes=self.workers
+                config.data_dir,
+                settings,
+                observer=observer,
+                http_processes=self.workers,
+                healing=healing,
             )
             engine = Engine.attach(
                 writer, config.data_dir, settings, verify_in_writer=self.workers == 1
             )
-            return OpenedEngine(engine, writer.spare_links)
+            return OpenedEngine(engine, writer.spare_links, writer.new_link)
         engine = Engine.embedded(config.data_dir, settings, fs=fs, clock=clock, observer=observer)
         return OpenedEngine(engine, [])
 

@@ -4,9 +4,9 @@ protocol; ``runtime.writer_process`` is the other side).
 ``WriterProcess.spawn`` starts ``python -m stemedb.runtime.writer_process`` with one link
 per HTTP process and keeps the first; ``WriterProcess.join`` takes another HTTP
 process's link (``api.workers``, ADR 0003). Either stands in for ``GroupCommitWriter``
-in an engine opened with ``Engine.attach``: ``start_writer_process`` and
-``join_writer_process`` open such an engine. What such a process sees of the WAL is
-``runtime.remote_wal``.
+in an engine opened with ``Engine.attach`` (``runtime.writer_start``). What such a
+process sees of the WAL is ``runtime.remote_wal``. After a crash of the writer process
+``resume`` goes on with a new one (``runtime.writer_respawn``, ``runtime.healing``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,8 +26,6 @@ from typing import Any, Final
 
 import msgspec
 
-from stemedb.engine.engine import Engine
-from stemedb.engine.settings import EngineSettings
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.engine.verify import settle
 from stemedb.engine.writer import BatchStats, CommitNotices, GroupOutcome
@@ -37,25 +34,21 @@ from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord
 from stemedb.runtime.protocol import (
     CLOSE_TIMEOUT_SECONDS,
     ENCODER,
-    STARTUP_TIMEOUT_SECONDS,
     Applied,
-    Channel,
     Close,
     Done,
-    Failed,
     FromWriter,
     ReadOnly,
-    Ready,
     Records,
     RemoveBefore,
     Removed,
     Submit,
     ToWriter,
     WriterSettings,
-    error_from_wire,
     outcome_from_wire,
 )
 from stemedb.runtime.remote_wal import RemoteWal, wal_event_handlers
+from stemedb.runtime.writer_launch import Launched, await_ready, launch_writer, reap
 from stemedb.store.protocol import StoreWriter
 from stemedb.sys.shared import SharedInt
 from stemedb.wal import WalObserver
@@ -69,47 +62,6 @@ APPLIED_LSN_FILE: Final = "writer.lsn"
 def applied_lsn_path(data_dir: Path) -> Path:
     """Where the writer process shares its applied LSN with several HTTP processes."""
     return data_dir / APPLIED_LSN_FILE
-
-
-def spawn_writer(
-    data_dir: Path,
-    settings: EngineSettings,
-    *,
-    observer: WalObserver | None = None,
-    http_processes: int = 1,
-) -> WriterProcess:
-    """Start the writer process for ``data_dir`` with a link per HTTP process; this
-    process keeps the first (``observer``: the WAL's events, for its metrics)."""
-    return WriterProcess.spawn(
-        WriterSettings(
-            data_dir=str(data_dir),
-            engine=msgspec.structs.replace(settings, wal_dir=str(settings.wal_path(data_dir))),
-            log_level=logging.getLevelName(logging.getLogger().level).lower(),
-            applied_lsn_file=str(applied_lsn_path(data_dir)) if http_processes > 1 else "",
-        ),
-        observer=observer,
-        links=http_processes,
-    )
-
-
-def start_writer_process(
-    data_dir: Path,
-    settings: EngineSettings,
-    *,
-    observer: WalObserver | None = None,
-    http_processes: int = 1,
-) -> Engine:
-    """An engine whose WAL, replay and group commit run in a writer process of their
-    own (ADR 0002). With ``http_processes`` > 1 the other links wait in
-    ``engine.writer.spare_links`` for ``join_writer_process`` in the other processes."""
-    writer = spawn_writer(data_dir, settings, observer=observer, http_processes=http_processes)
-    return Engine.attach(writer, data_dir, settings, verify_in_writer=http_processes == 1)
-
-
-def join_writer_process(link: socket.socket, data_dir: Path, settings: EngineSettings) -> Engine:
-    """An engine of another HTTP process, on a link of a writer process already running."""
-    writer = WriterProcess.join(link, settings.wal_path(data_dir), applied_lsn_path(data_dir))
-    return Engine.attach(writer, data_dir, settings, verify_in_writer=False)
 
 
 class WriterProcess(CommitNotices):
@@ -126,12 +78,12 @@ class WriterProcess(CommitNotices):
         spare_links: list[socket.socket],
     ) -> None:
         """Use ``spawn`` or ``join``: this waits for the writer's ``ready`` on ``link``."""
-        self._proc = proc
         self._observer = observer
         self._applied_lsn = applied_lsn
         self.spare_links = spare_links  # for the other HTTP processes (``api.workers``)
-        link.settimeout(STARTUP_TIMEOUT_SECONDS)  # for the "ready" message only
-        self._channel: Channel[FromWriter] = Channel(link, FromWriter)
+        self._channel, ready = await_ready(link, proc)
+        self._proc = proc
+        self._broker: socket.socket | None = None  # worker 0: new links for new workers
         self._pending: dict[int, Future[Any]] = {}  # a token's ``done`` answer
         self._removals: dict[int, Future[list[Path]]] = {}
         self._tokens = itertools.count(1)
@@ -141,21 +93,9 @@ class WriterProcess(CommitNotices):
         self._closed = False
         self.stats = BatchStats()
         self._absorb_delay_seconds = 0.0
-        try:
-            ready = self._channel.receive()
-        except OSError:  # no answer in STARTUP_TIMEOUT_SECONDS
-            ready = None
-        if not isinstance(ready, Ready):
-            self._reap()
-            if isinstance(ready, Failed):
-                raise error_from_wire(ready.error)
-            code = "unknown" if proc is None else proc.returncode
-            raise StorageError(
-                f"the writer process did not start (exit code {code})",
-                code="writer_failed",
-                retryable=False,
-            )
-        link.settimeout(None)
+        self.settings: WriterSettings | None = None  # worker 0: what it was started with
+        self.respawn: Any = None  # worker 0: a ``WriterRespawn`` (``healing``), or None
+        self.awaits_handoff = False  # workers > 0: worker 0 respawns the writer
         super().__init__(ready.applied_lsn)
         # ``applied_lsn`` advances before the commit listeners run (the feed reads it);
         # ``absorbed_lsn`` after them: a read that waited for it sees fresh views.
@@ -164,9 +104,10 @@ class WriterProcess(CommitNotices):
         self.replayed: int = ready.replayed
         self.open_seconds: float = ready.open_seconds
         self.wal = RemoteWal(self.remove_segments_before, wal_dir, ready.wal_last_lsn)
-        self._thread = threading.Thread(
-            target=self._receive, name="stemedb-writer-link", daemon=True
-        )
+        self._thread = self._receiver()
+
+    def _receiver(self) -> threading.Thread:
+        return threading.Thread(target=self._receive, name="stemedb-writer-link", daemon=True)
 
     @classmethod
     def spawn(
@@ -174,38 +115,24 @@ class WriterProcess(CommitNotices):
     ) -> WriterProcess:
         """Start the writer process with ``links`` links and keep the first; the others
         wait in ``spare_links`` for the HTTP processes ``join`` will serve."""
-        pairs = [socket.socketpair() for _ in range(links)]
-        fds = [theirs.fileno() for _, theirs in pairs]
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stemedb.runtime.writer_process",
-                ",".join(map(str, fds)),
-                msgspec.json.encode(settings).decode(),
-            ],
-            pass_fds=fds,
-            stdin=subprocess.DEVNULL,
-        )
-        for _, theirs in pairs:
-            theirs.close()
-        applied_lsn = None
+        launched = launch_writer(settings, links)
         try:
             writer = cls(
-                pairs[0][0],
-                proc,
+                launched.links[0],
+                launched.proc,
                 settings.wal_dir,
                 observer=observer,
                 applied_lsn=None,
-                spare_links=[ours for ours, _ in pairs[1:]],
+                spare_links=launched.links[1:],
             )
-            if settings.applied_lsn_file:  # the writer made it before "ready"
-                applied_lsn = SharedInt(Path(settings.applied_lsn_file))
         except BaseException:
-            for ours, _ in pairs[1:]:
-                ours.close()
+            for link in [*launched.links[1:], *([launched.broker] if launched.broker else [])]:
+                link.close()
             raise
-        writer._applied_lsn = applied_lsn
+        writer.settings = settings
+        writer._broker = launched.broker
+        if settings.applied_lsn_file:  # the writer made it before "ready"
+            writer._applied_lsn = SharedInt(Path(settings.applied_lsn_file))
         return writer
 
     @classmethod
@@ -226,6 +153,11 @@ class WriterProcess(CommitNotices):
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The writer process, when this process started it (worker 0)."""
+        return self._proc
 
     def catch_up(self, timeout_seconds: float) -> bool:
         """Wait until this process has absorbed every batch the writer applied so far
@@ -295,6 +227,11 @@ class WriterProcess(CommitNotices):
             )
 
     def _refusal(self) -> StorageError:
+        restarting = self.wal.restarting_reason
+        if restarting is not None:
+            return StorageError(
+                f"writes are refused for now: {restarting}", code="writer_restarting"
+            )
         reason = self.wal.read_only_reason
         if reason is None:
             return StorageError("the engine is closed", code="closed")
@@ -308,6 +245,67 @@ class WriterProcess(CommitNotices):
         self._channel.send(RemoveBefore(token, lsn))
         return future.result(CLOSE_TIMEOUT_SECONDS)
 
+    def new_link(self) -> socket.socket:
+        """Worker 0: a new link to the running writer process, for a replaced HTTP
+        worker (sent over the broker: one ``SCM_RIGHTS`` message)."""
+        with self._lock:
+            broker = self._broker if self._running else None
+            if broker is None:
+                raise StorageError("the writer process is not running", code="writer_restarting")
+            ours, theirs = socket.socketpair()
+            try:
+                socket.send_fds(broker, [b"L"], [theirs.fileno()])
+            except OSError:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+        return ours
+
+    # -- a respawned writer process (``runtime.healing``) ---------------------------
+
+    def resume(self, launched: Launched) -> None:
+        """Go on with a new writer process after a crash: wait for its ``ready`` on
+        the first of ``launched.links``, bring this process's store up to what it
+        recovered from the WAL, take writes again."""
+        self._thread.join()  # every message of the dead one is handled
+        channel, ready = await_ready(launched.links[0], launched.proc)
+        reload = getattr(self._store, "reload", None)  # ``SqliteStore.reload``
+        if reload is not None:
+            reload()  # its in-memory state from the tables; the result cache emptied
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._channel, self._proc, self._broker = channel, launched.proc, launched.broker
+        if closed:  # the node is shutting down: stop the new one as well
+            with contextlib.suppress(OSError):
+                channel.send(Close())
+            reap(launched.proc)
+            channel.close()
+            raise StorageError("the engine is closed", code="closed")
+        self.wal.last_lsn = ready.wal_last_lsn
+        if ready.applied_lsn > self.applied_lsn:  # replayed what the dead one had not sent
+            self._advance(ready.applied_lsn)
+            self._notify(ready.applied_lsn, set())
+        with self._absorbed:
+            self.absorbed_lsn = max(self.absorbed_lsn, ready.applied_lsn)
+            self._absorbed.notify_all()
+        self.replayed = ready.replayed
+        self._thread = self._receiver()
+        self._thread.start()
+        with self._lock:
+            self._running = not self._closed
+        self.wal.restarting_reason = None
+
+    def give_up(self, reason: str) -> None:
+        """No more respawns: read-only with ``reason`` until the node stops."""
+        self.wal.read_only_reason = reason
+        self.wal.restarting_reason = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Let the writer finish what is queued, then stop it (also after it died)."""
         with self._lock:
@@ -320,17 +318,10 @@ class WriterProcess(CommitNotices):
                 self._channel.send(Close())
         if self._thread.is_alive():
             self._thread.join(CLOSE_TIMEOUT_SECONDS)
-        self._reap()
-
-    def _reap(self) -> None:
-        """Wait for the writer process to exit (kill it if it does not), close the link."""
-        if self._proc is not None:
-            try:
-                self._proc.wait(CLOSE_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        reap(self._proc)
         self._channel.close()
+        if self._broker is not None:
+            self._broker.close()
         if self._applied_lsn is not None:
             self._applied_lsn.close()
             self._applied_lsn = None
@@ -348,6 +339,8 @@ class WriterProcess(CommitNotices):
         try:
             while (message := self._channel.receive()) is not None:
                 handlers[type(message)](message)
+        except OSError:  # the writer process was killed: its link was reset
+            pass
         except Exception as exc:  # a broken frame: treat like a dead writer
             log.exception("Error: StorageError: bad message from the writer process: %s", exc)
         self._on_exit()
@@ -383,18 +376,25 @@ class WriterProcess(CommitNotices):
             settle(future, lambda: [Path(p) for p in message.paths])
 
     def _on_exit(self) -> None:
-        """The writer process is gone: fail what waits; no more writes."""
+        """The writer process is gone: fail what waits; no more writes, until a new
+        one is ready (worker 0 respawns it, ``respawn``) or for good."""
         code = "unknown" if self._proc is None else self._proc.poll()
         with self._lock:
             expected = not self._running
             self._running = False
             pending, self._pending = self._pending, {}
             removals, self._removals = self._removals, {}
-        if not expected:
-            reason = f"the writer process exited unexpectedly (exit code {code})"
-            log.error("Error: StorageError: %s; the node is read-only", reason)
-            self.wal.read_only_reason = reason
         error = StorageError("the writer process exited", code="writer_failed")
         for waiter in [*pending.values(), *removals.values()]:
             with contextlib.suppress(InvalidStateError):
                 waiter.set_exception(error)
+        if expected:
+            return
+        if self.respawn is not None or self.awaits_handoff:
+            self.wal.restarting_reason = "the writer process is restarting after a crash"
+            if self.respawn is not None:
+                self.respawn.start(self)
+            return
+        reason = f"the writer process exited unexpectedly (exit code {code})"
+        log.error("Error: StorageError: %s; the node is read-only", reason)
+        self.wal.read_only_reason = reason

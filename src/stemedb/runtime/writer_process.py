@@ -4,6 +4,9 @@ process (``runtime.protocol`` describes the protocol), started by the server's
 
 One link per HTTP process: the first one's process started this one and owns the WAL
 metrics and the archiver; the main thread serves it, a thread serves each other link.
+With several, the first process may send a new link for HTTP worker ``i`` over the
+broker (a third argument: a socket, ``SCM_RIGHTS``) when it replaced a crashed worker
+(``runtime.healing``): the new link gets its own ``ready`` and every later batch.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from stemedb.engine.verify import Verifier
 from stemedb.engine.writer import BatchStats, GroupCommitWriter
 from stemedb.errors import StemeError, StorageError
 from stemedb.model.kinds import RecordKind
+from stemedb.runtime.healing import receive_links
 from stemedb.runtime.logs import configure_process_logging
 from stemedb.runtime.protocol import (
     RECORD_DECODERS,
@@ -82,7 +86,11 @@ class _ForwardingObserver:
         self._send(WalFsyncError())
 
 
-def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> int:
+def run_writer(
+    links: Sequence[Channel[ToWriter]],
+    settings: WriterSettings,
+    broker: socket.socket | None = None,
+) -> int:
     """The writer process's life: open, replay, serve submissions until the first link
     ends (EOF or ``close``)."""
     started = time.monotonic()
@@ -109,7 +117,7 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
         applied_lsn = SharedInt(Path(settings.applied_lsn_file), create=True)
         applied_lsn.set(writer.applied_lsn)
     observer.channel = links[0]
-    reports = _Reports(links, wal, writer.stats, applied_lsn)
+    reports = _Reports(links, wal, writer.stats, applied_lsn, writer.applied_lsn)
     store.delta_hook = reports.applied
     ready = Ready(writer.applied_lsn, replayed, time.monotonic() - started, wal.last_lsn)
     for link in links:
@@ -127,6 +135,8 @@ def run_writer(links: Sequence[Channel[ToWriter]], settings: WriterSettings) -> 
             name=f"stemedb-link-{index}",
             daemon=True,
         ).start()
+    if broker is not None:
+        receive_links(broker, lambda sock: _add_link(sock, writer, verifier, wal, reports))
     try:
         _serve(links[0], writer, verifier, wal, reports)
     finally:
@@ -152,11 +162,14 @@ class _Reports:
         wal: Wal,
         stats: BatchStats,
         applied_lsn: SharedInt | None,
+        last_lsn: int,
     ) -> None:
-        self._links = links
+        self._links = list(links)
+        self._lock = threading.Lock()  # ``applied`` against ``add``
         self._wal = wal
         self._stats = stats
         self._applied_lsn = applied_lsn
+        self._last_lsn = last_lsn  # the last batch sent to every link
         self._records_seen = 0
         self._told_read_only: set[int] = set()
 
@@ -164,10 +177,21 @@ class _Reports:
         records = self._stats.records  # counted before the batch was applied
         size, self._records_seen = records - self._records_seen, records
         message = Applied(delta, size, self._wal.last_lsn)
-        for link in self._links:
-            self.send(link, message)
+        with self._lock:
+            for link in self._links:
+                self.send(link, message)
+            self._last_lsn = delta.lsn
         if self._applied_lsn is not None:  # after every link has the delta
             self._applied_lsn.set(delta.lsn)
+
+    def add(self, link: Channel[ToWriter]) -> None:
+        """A new link (a replaced HTTP worker's): its ``ready``, then every later batch;
+        a link whose process is gone is dropped."""
+        with self._lock:
+            self.send(link, Ready(self._last_lsn, 0, 0.0, self._wal.last_lsn))
+            for gone in [k for k in self._links[1:] if not k.open]:
+                gone.close()  # its thread ended: nothing else uses it
+            self._links = [*self._links[:1], *(k for k in self._links[1:] if k.open), link]
 
     def done(self, link: Channel[ToWriter], token: int) -> Callable[[Future[Any]], None]:
         def reply(group: Future[Any]) -> None:
@@ -197,9 +221,28 @@ def _serve_other(
     """Serve a link other than the first until it ends, then end it for its process
     too (shut down, not closed: the writer thread may still be sending on it)."""
     try:
-        _serve(link, writer, verifier, wal, reports)
+        with contextlib.suppress(OSError):  # its process was killed: the link was reset
+            _serve(link, writer, verifier, wal, reports)
     finally:
         link.shutdown()
+
+
+def _add_link(
+    sock: socket.socket,
+    writer: GroupCommitWriter,
+    verifier: Verifier,
+    wal: Wal,
+    reports: _Reports,
+) -> None:
+    """Serve a link the first process sent over the broker until it ends."""
+    link: Channel[ToWriter] = Channel(sock, ToWriter)
+    reports.add(link)
+    threading.Thread(
+        target=_serve_other,
+        args=(link, writer, verifier, wal, reports),
+        name=f"stemedb-link-fd{sock.fileno()}",
+        daemon=True,
+    ).start()
 
 
 def _serve(
@@ -239,11 +282,13 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fds, raw_settings = [int(fd) for fd in argv[0].split(",")], argv[1]
+    broker = socket.socket(fileno=int(argv[2])) if len(argv) > 2 else None
     settings = msgspec.json.decode(raw_settings, type=WriterSettings)
     configure_process_logging(  # the server's log format, here too
         msgspec.convert({"level": settings.log_level, "format": settings.log_format}, LoggingConfig)
     )
-    return run_writer([Channel(socket.socket(fileno=fd), ToWriter) for fd in fds], settings)
+    links: list[Channel[ToWriter]] = [Channel(socket.socket(fileno=fd), ToWriter) for fd in fds]
+    return run_writer(links, settings, broker)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ class ReadyResponse(msgspec.Struct, kw_only=True):
     status: Literal["ready", "not_ready"]
     reasons: list[str]
     applied_lsn: int
+    # "unavailable" while writes are refused for now though reads are served (a full
+    # disk, the write breaker open, the writer process restarting); not ready: too.
+    writes: Literal["available", "unavailable"] = "available"
 
 
 __all__ = ["HealthResponse", "ReadyResponse"]

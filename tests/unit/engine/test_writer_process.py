@@ -183,7 +183,7 @@ def test_the_writer_exits_when_the_server_process_is_killed(tmp_path: Path) -> N
         import sys, time
         from pathlib import Path
         from stemedb.engine import EngineSettings
-        from stemedb.runtime.writer_client import start_writer_process
+        from stemedb.runtime.writer_start import start_writer_process
         from stemedb.model.signing import AgentKey, sign_assertion
         engine = start_writer_process(Path({str(data)!r}), EngineSettings())
         result = engine.write(sign_assertion(

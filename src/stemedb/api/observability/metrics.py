@@ -190,6 +190,14 @@ class Metrics:
             ["path", "scope"],
             registry=r,
         )
+        self.process_restarts = Counter(
+            "stemedb_process_restarts_total",
+            "Crashed processes of the node replaced: the writer process, an HTTP worker.",
+            ["process"],
+            registry=r,
+        )
+        for process in ("writer", "http_worker"):  # exposed at 0 from the start
+            self.process_restarts.labels(process)
         self.breakers_open = Gauge(
             "stemedb_circuit_breakers_open", "Open per-agent circuit breakers.", registry=r
         )

@@ -69,7 +69,7 @@ def is_storage_failure(exc: BaseException) -> bool:
     return (
         isinstance(exc, StorageError)
         and not isinstance(exc, ReadOnlyError)
-        and exc.code != BREAKER_OPEN_CODE
+        and exc.code not in (BREAKER_OPEN_CODE, "writer_restarting")
     )
 
 

@@ -101,6 +101,12 @@ class SqliteStore:
         self._memory.absorb(delta)
         self.cache.invalidate(delta.touched)
 
+    def reload(self) -> None:
+        """Read the in-memory state from the tables again and empty the result cache:
+        a respawned writer process replayed batches this process never absorbed."""
+        self._memory.load(self._db.writer)
+        self.cache.clear()
+
     def reset(self) -> None:
         self._applier.reset()
         self._memory.load(self._db.writer)
