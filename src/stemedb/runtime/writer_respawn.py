@@ -1,4 +1,4 @@
-"""Worker 0 respawns its writer process after a crash (``runtime.healing``; ADR 0020).
+"""Worker 0 respawns its writer process after a crash (``runtime.healing``; ADR 0021).
 
 The dead process's link ended: ``WriterProcess`` failed what waited (not acknowledged:
 ``writer_failed``, retryable), refuses writes (``writer_restarting``) and calls
