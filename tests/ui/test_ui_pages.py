@@ -22,7 +22,14 @@ PAGES = (
     "/ui/search?q=gastroparesis",
     "/ui/search?subject=drugs/semaglutide",
     QUESTION,
+    "/ui/disagreements",
+    "/ui/sources",
+    "/ui/audit",
+    "/ui/agents",
+    "/ui/agents?agent_id=" + "01" * 32,
+    "/ui/admin",
 )
+SHOT_NAMES = {"/ui": "home", "/ui/search?q=gastroparesis": "search"}
 
 
 def test_every_page_loads_without_console_errors_or_failed_requests(
@@ -34,7 +41,7 @@ def test_every_page_loads_without_console_errors_or_failed_requests(
         assert answer is not None and answer.status == 200, path
         page.wait_for_load_state("networkidle") if path != "/ui" else page.wait_for_timeout(300)
         assert page.locator("footer a.twin").count() == 1, f"{path} links its JSON twin"
-        name = path.strip("/").replace("/", "_").split("?")[0] or "home"
+        name = SHOT_NAMES.get(path) or path.split("?")[0].removeprefix("/ui/")
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     # the claim page and a retraction preview, reached by their links
     page.goto(server.url + QUESTION)

@@ -41,7 +41,7 @@ async def agents(ui: Ui, visit: Visit) -> Response:
     return ui.respond(
         visit,
         "agents.html",
-        f"/v1/agents/{agent}" if agent else None,
+        f"/v1/agents/{agent}" if agent else f"/v1/feed?after=0&limit={RECENT}",
         agent=agent,
         detail=detail,
         recent=recent,
