@@ -58,6 +58,10 @@ class ApiConfig(_Section):
     slow_query_log_entries: int = 1000
     metrics_top_agents: int = 100
     allowed_origins: list[str] = msgspec.field(default_factory=list)
+    # protected mode (api.guard.protected): keys off => loopback only, unless this is set
+    allow_unauthenticated_network: bool = False
+    # Host names accepted besides IP literals, localhost and the bind host (DNS rebinding)
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
 class McpConfig(_Section):

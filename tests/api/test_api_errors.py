@@ -124,7 +124,9 @@ def test_streamed_body_over_limit_is_413(client: httpx.Client) -> None:
             yield b" " * 10_000
 
     def call() -> httpx.Response:
-        return client.post("/v1/assert", content=chunks())  # chunked, no Content-Length
+        return client.post(
+            "/v1/assert", content=chunks(), headers={"content-type": "application/json"}
+        )  # chunked
 
     response = stores_nothing(client, call)
     assert_envelope(response, 413, "ValidationError", "body_too_large")

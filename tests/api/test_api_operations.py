@@ -150,7 +150,11 @@ def test_log_lines_are_json_with_access_and_error_lines(
     server: ServerProcess, client: httpx.Client
 ) -> None:
     rid = f"log-{uuid.uuid4().hex[:8]}"
-    client.post("/v1/assert", content=b"{oops", headers={"X-Request-Id": rid})
+    client.post(
+        "/v1/assert",
+        content=b"{oops",
+        headers={"X-Request-Id": rid, "content-type": "application/json"},
+    )
     client.get("/health")  # a later request flushes nothing but gives the log a moment
     lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
     mine = [line for line in lines if line.get("request_id") == rid]

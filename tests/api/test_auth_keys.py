@@ -52,6 +52,7 @@ def test_created_secret_is_shown_once_and_never_listed(auth_client: httpx.Client
         "created_at",
         "expires_at",
         "last_used_at",
+        "minted_open",
         "secret",
     }
     listing = auth_client.get("/v1/admin/api-keys", headers=admin_headers())
@@ -66,6 +67,7 @@ def test_created_secret_is_shown_once_and_never_listed(auth_client: httpx.Client
         "created_at",
         "expires_at",
         "last_used_at",
+        "minted_open",
     }
     assert secret not in listing.text and secret[4:] not in listing.text
     assert "hash" not in listing.text

@@ -81,7 +81,12 @@ def _traffic(client: httpx.Client) -> None:
             params = {"subject": subject, "predicate": "p"}
             assert client.get("/v1/query", params=params, headers=headers).status_code == 200
     assert client.get(f"/v1/assertions/{'0' * 64}").status_code == 404
-    assert client.post("/v1/assert", content=b"{").status_code == 400
+    assert (
+        client.post(
+            "/v1/assert", content=b"{", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
 
 
 def _families(client: httpx.Client) -> dict[str, set[str]]:

@@ -130,7 +130,9 @@ def test_oversized_body_is_413_before_it_is_parsed(tmp_path: Path) -> None:
             for _ in range(50):
                 yield b"{" * 100
 
-        streamed = client.post("/v1/assert", content=chunks())  # type: ignore[arg-type]
+        streamed = client.post(
+            "/v1/assert", content=chunks(), headers={"content-type": "application/json"}
+        )  # type: ignore[arg-type]
         assert_envelope(streamed, 413, "ValidationError", "body_too_large")
         assert client.get("/ready").status_code == 200
 

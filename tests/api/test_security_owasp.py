@@ -40,6 +40,7 @@ ADMIN_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/admin/api-keys", None),
     ("POST", "/v1/admin/api-keys", {"name": "x", "role": "admin"}),
     ("POST", "/v1/admin/api-keys/root/disable", None),
+    ("POST", "/v1/admin/api-keys/root/confirm", None),
     ("DELETE", "/v1/admin/api-keys/root", None),
     ("GET", "/v1/admin/rate-limit", None),
     ("POST", "/v1/admin/rate-limit", {"agent_id": "a" * 64, "max_requests_per_min": 1}),
@@ -175,6 +176,7 @@ def test_api3_key_listings_carry_no_secret_or_hash(auth_client: httpx.Client) ->
             "created_at",
             "expires_at",
             "last_used_at",
+            "minted_open",
         }
         assert not any(str(v).startswith("stm_") for v in key.values())
 
@@ -232,7 +234,7 @@ def test_api4_slow_client_is_cut_off_by_the_request_timeout(
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", auth_server.port), timeout=30) as sock:
         sock.sendall(
-            b"POST /v1/assert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/assert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"X-API-Key: " + writer_key.encode() + b"\r\nContent-Length: 1000\r\n\r\n{"
         )
         answer = b""

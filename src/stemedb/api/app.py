@@ -31,11 +31,17 @@ from starlette.types import ASGIApp
 
 from stemedb.api import node_views
 from stemedb.api.archiving import check_archive_config, start_archiver
+from stemedb.api.guard.protected import (
+    check_protected_mode,
+    unauthenticated_network,
+    warn_about_defaults,
+)
 from stemedb.api.http import openapi
 from stemedb.api.http.cors import CorsMiddleware
 from stemedb.api.http.errors import EXCEPTION_HANDLERS
 from stemedb.api.http.middleware import RequestMiddleware
 from stemedb.api.http.routing import ExactRoutes
+from stemedb.api.http.screen import RequestScreen
 from stemedb.api.http.tls import watch_certificate
 from stemedb.api.http.uvicorn_patch import http_protocol
 from stemedb.api.mcp import McpEndpoint
@@ -143,6 +149,7 @@ def create_app(
     seams = engine_options or {}
     topology = Topology.of(config, role, seams=bool(seams))
     state = ApiState(config, topology)
+    state.metrics.unauthenticated_network.set(int(unauthenticated_network(config)))
     node_views.answer_workers(state)
     watch_certificate(config.tls, state.metrics.registry)
     check_archive_config(config)
@@ -271,6 +278,7 @@ def create_app(
     middleware = [Middleware(RequestMiddleware, metrics=state.metrics)]
     if config.api.allowed_origins:  # CORS is closed (no headers at all) by default
         middleware.append(Middleware(CorsMiddleware, allowed_origins=config.api.allowed_origins))
+    middleware.append(Middleware(RequestScreen, config=config))  # Host, origin, 415, 414
     app = _App(
         routes=routes,
         middleware=middleware,
@@ -326,6 +334,9 @@ def serve(config: Config, role: WorkerRole | None = None) -> None:
     of those others, from ``api.worker_main``)."""
     configure_logging(config.logging)
     check_workers_config(config)
+    if role is None:  # once per node: refuse an open non-loopback bind, warn if opted out
+        check_protected_mode(config)
+        warn_about_defaults(config)
     host, port = parse_bind(config.api.bind)
     sockets: list[socket.socket] | None = None
     if role is not None or config.api.workers > 1:

@@ -42,6 +42,9 @@ class ApiKey(msgspec.Struct, kw_only=True):
     created_at: float
     expires_at: float | None
     last_used_at: float | None
+    # created while API keys were off (anyone could): refused once keys are on, until
+    # an admin confirms it (POST /v1/admin/api-keys/{id}/confirm) or deletes it
+    minted_open: bool = False
 
 
 class CreatedApiKey(ApiKey, kw_only=True):

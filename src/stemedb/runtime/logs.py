@@ -23,6 +23,21 @@ ATOMIC_WRITE: Final = 4096  # PIPE_BUF on Linux, in bytes; JSON lines are mostly
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(message)s"
 
 _ENCODER: Final = msgspec.json.Encoder()
+# Control characters (and the Unicode line separators) as escapes: a text line is one
+# line whatever a logged field holds (a percent-decoded %0A in a path cannot forge one).
+_ESCAPES: Final = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+}
+
+
+class TextFormatter(logging.Formatter):
+    """``format = "text"``: the message with control characters escaped (a traceback,
+    multi-line by nature, follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_ESCAPES)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,7 +135,7 @@ def configure_process_logging(config: LoggingConfig) -> LoopBatchedHandler:
     if config.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     # Our formats use no caller, thread or process fields: skip computing them for every
     # record (the logging docs' "Optimization" section).
     logging._srcfile = None

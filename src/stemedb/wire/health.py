@@ -7,10 +7,12 @@ from typing import Literal
 import msgspec
 
 
-class HealthResponse(msgspec.Struct, kw_only=True):
+class HealthResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: Literal["ok"]
     version: str
     uptime_seconds: float
+    # only when true: API keys off and [api] allow_unauthenticated_network set
+    unauthenticated_network: bool = False
 
 
 class ReadyResponse(msgspec.Struct, kw_only=True):

@@ -75,6 +75,7 @@ class AccessControl:
         self.root_secret = config.auth.root_api_key
         self.metrics = metrics
         self.keys = KeyRing()
+        self.keys.mints_open = not config.auth.enabled  # anyone may be creating keys
         self.counters = Counters(open_counter(config.rate_limit.storage))
         self.rates = RateLimits(config.rate_limit, self.counters)
         self.quota = QuotaMeter(config.quota, self.counters)
@@ -210,7 +211,21 @@ class AccessControl:
                 )
         self._flusher = loop.create_task(self._flush_periodically())
         if not self.auth_enabled:
-            log.warning("API keys are off ([auth] enabled = false): every route is open")
+            log.warning(
+                "API keys are off ([auth] enabled = false): every route is open to the"
+                " clients this node answers; keys created now are marked minted_open"
+            )
+        elif unconfirmed := self.keys.unconfirmed():
+            listed = ", ".join(
+                f"{k.id} (role {k.role}, name {k.name!r}, created_at {k.created_at:.0f})"
+                for k in unconfirmed
+            )
+            log.warning(
+                "%d API keys were created while API keys were off and are refused until an"
+                " admin confirms (POST /v1/admin/api-keys/{id}/confirm) or deletes them: %s",
+                len(unconfirmed),
+                listed,
+            )
 
     async def stop(self) -> None:
         if self._flusher is not None:

@@ -20,13 +20,20 @@ memory (at most once a second per key) and flushed in one transaction every
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
-from stemedb.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from stemedb.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from stemedb.model.apikey import (
     ROOT_KEY_ID,
     ApiKey,
@@ -80,10 +87,12 @@ def seed_root(store: KeyStore, secret: str, now: float) -> str:
 
 
 def is_usable(key: StoredKey, now: float) -> bool:
-    return key.enabled and (key.expires_at is None or now < key.expires_at)
+    return key.enabled and not key.minted_open and (key.expires_at is None or now < key.expires_at)
 
 
-def new_key(name: str, role: str, expires_at: float | None, now: float) -> tuple[StoredKey, str]:
+def new_key(
+    name: str, role: str, expires_at: float | None, now: float, *, minted_open: bool = False
+) -> tuple[StoredKey, str]:
     """A validated new key and its secret (shown once)."""
     check_name(name)
     checked_role = check_role(role)
@@ -99,6 +108,7 @@ def new_key(name: str, role: str, expires_at: float | None, now: float) -> tuple
         expires_at=expires_at,
         last_used_at=None,
         secret_hash=hash_secret(secret),
+        minted_open=minted_open,
     )
     return key, secret
 
@@ -112,12 +122,18 @@ def created(key: StoredKey, secret: str) -> CreatedApiKey:
         created_at=key.created_at,
         expires_at=key.expires_at,
         last_used_at=key.last_used_at,
+        minted_open=key.minted_open,
         secret=secret,
     )
 
 
 class KeyRing:
+    """``mints_open``: API keys are off, so whoever creates a key may be anyone; such
+    keys are marked ``minted_open`` and refused once keys are on until an admin
+    confirms them (``confirm``) or deletes them."""
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.mints_open = False
         self._clock = clock
         self._store: KeyStore | None = None
         self._by_hash: dict[str, StoredKey] = {}
@@ -192,6 +208,15 @@ class KeyRing:
             self._known[secret] = key
         if not key.enabled:
             raise AuthenticationError("the API key is disabled", code="api_key_disabled")
+        if key.minted_open:
+            raise AuthorizationError(
+                f"the API key {key.id} was created while API keys were off (by anyone who"
+                " could reach the node); an admin must confirm it"
+                f" (POST /v1/admin/api-keys/{key.id}/confirm) or delete it before it is"
+                " accepted",
+                code="api_key_unconfirmed",
+                details={"api_key_id": key.id},
+            )
         now = self._clock()
         if key.expires_at is not None and now >= key.expires_at:
             raise AuthenticationError("the API key has expired", code="api_key_expired")
@@ -224,12 +249,38 @@ class KeyRing:
         return key
 
     def create(self, name: str, role: str, expires_at: float | None) -> CreatedApiKey:
-        key, secret = new_key(name, role, expires_at, self._clock())
+        key, secret = new_key(name, role, expires_at, self._clock(), minted_open=self.mints_open)
         with self._change:
             self.store.put(key)
             self._index(key)
-        log.info("API key created: id %s role %s name %r", key.id, key.role, key.name)
+        log.info(
+            "API key created: id %s role %s name %r%s",
+            key.id,
+            key.role,
+            key.name,
+            " (API keys are off: marked minted_open)" if key.minted_open else "",
+        )
         return created(key, secret)
+
+    def unconfirmed(self) -> builtins.list[StoredKey]:
+        """Keys created while API keys were off and not confirmed since."""
+        return sorted((k for k in self._by_id.values() if k.minted_open), key=_created_order)
+
+    def confirm(self, key_id: str) -> ApiKey:
+        """An admin vouches for a key created while keys were off: it is accepted."""
+        if self.mints_open:
+            raise ConflictError(
+                "API keys are off: a key confirmed now could have been created by anyone;"
+                " turn keys on ([auth] enabled = true), then confirm it",
+                code="api_keys_off",
+            )
+        with self._change:
+            key = self.get(key_id)
+            if key.minted_open:
+                self.store.confirm(key_id)
+                key.minted_open = False
+        log.info("API key confirmed: id %s", key_id)
+        return key.public()
 
     def disable(self, key_id: str) -> ApiKey:
         with self._change:

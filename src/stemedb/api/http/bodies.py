@@ -94,10 +94,34 @@ def translate_decode_error(exc: msgspec.MsgspecError, prefix: str = "") -> Steme
 
 
 def decode(body: bytes, decoder: msgspec.json.Decoder[T], prefix: str = "") -> T:
+    """The one body decoder of every route: any body that is not the JSON the route
+    takes is a 400, never a 500 — invalid UTF-8 (``malformed_body``), nesting deeper
+    than the decoder's recursion limit (``too_deep``, about 1,000 levels; every route's
+    records are a few levels deep), or a schema mismatch (``translate_decode_error``)."""
     try:
         return decoder.decode(body)
-    except msgspec.MsgspecError as exc:
-        raise translate_decode_error(exc, prefix) from None
+    except DECODE_ERRORS as exc:
+        raise body_error(exc, prefix) from None
+
+
+DECODE_ERRORS: Final = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
+
+
+def body_error(exc: Exception, prefix: str = "") -> StemeError:
+    """One of ``DECODE_ERRORS`` as our 400."""
+    where = prefix or "body"
+    if isinstance(exc, UnicodeDecodeError):
+        return SerializationError(
+            f"{where}: not valid UTF-8 (byte {exc.start}: {exc.reason})",
+            code="malformed_body",
+            details={"field": where},
+        )
+    if isinstance(exc, RecursionError):
+        return SerializationError(
+            f"{where}: JSON nested too deeply", code="too_deep", details={"field": where}
+        )
+    assert isinstance(exc, msgspec.MsgspecError)
+    return translate_decode_error(exc, prefix)
 
 
 async def read_json(request: Request, decoder: msgspec.json.Decoder[T], max_bytes: int) -> T:

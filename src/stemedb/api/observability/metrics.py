@@ -202,6 +202,12 @@ class Metrics:
             "stemedb_circuit_breakers_open", "Open per-agent circuit breakers.", registry=r
         )
         self.build_info = Gauge("stemedb_build_info", "Build information.", ["version"], registry=r)
+        self.unauthenticated_network = Gauge(
+            "stemedb_unauthenticated_network",
+            "1 while API keys are off and [api] allow_unauthenticated_network opens the node"
+            " to non-loopback clients.",
+            registry=r,
+        )
         self.build_info.labels(version).set(1)
         self._request_children: dict[tuple[str, str, int, str], Counter] = {}
         self._duration_children: dict[tuple[str, str], Histogram] = {}

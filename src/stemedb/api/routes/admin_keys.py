@@ -5,6 +5,9 @@
   secret (``stm_…``), the only time it is shown (``Cache-Control: no-store``);
 - ``POST /v1/admin/api-keys/{id}/disable``, ``DELETE /v1/admin/api-keys/{id}``: take
   effect on the next request; the last usable admin key cannot be disabled or deleted;
+- ``POST /v1/admin/api-keys/{id}/confirm``: accept a key created while API keys were
+  off (``"minted_open": true``, refused until then); 409 ``api_keys_off`` while they
+  still are;
 - ``POST /v1/admin/trust/{agent_id}/outcome`` ``{"accurate": bool}``: a TrustOutcome
   through the engine (WAL, then the agent's trust score).
 
@@ -87,6 +90,12 @@ async def disable_key(request: Request) -> Response:
     return json_response(key, headers=NO_STORE)
 
 
+async def confirm_key(request: Request) -> Response:
+    access = state_of(request).access
+    key = await change(access, access.keys.confirm, str(request.path_params["id"]))
+    return json_response(key, headers=NO_STORE)
+
+
 async def delete_key(request: Request) -> Response:
     access = state_of(request).access
     key = await change(access, access.keys.delete, str(request.path_params["id"]))
@@ -139,6 +148,17 @@ def routes(api: ApiConfig) -> list[ApiRoute]:
             ["POST"],
             EndpointDoc(
                 summary="Disable an API key (refused from the next request on).",
+                tag="admin",
+                responses={200: ApiKey, **ADMIN_ERRORS},
+            ),
+            timeout_seconds=timeout,
+        ),
+        api_route(
+            "/v1/admin/api-keys/{id}/confirm",
+            confirm_key,
+            ["POST"],
+            EndpointDoc(
+                summary="Accept a key created while API keys were off (refused until then).",
                 tag="admin",
                 responses={200: ApiKey, **ADMIN_ERRORS},
             ),

@@ -16,6 +16,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stemedb.api.guard.protected import unauthenticated_network
 from stemedb.api.http.errors import RETRY_AFTER_UNAVAILABLE_SECONDS
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.metrics_merge import merge_expositions
@@ -94,7 +95,10 @@ async def get_health(request: Request) -> Response:
     state = state_of(request)
     return json_response(
         HealthResponse(
-            status="ok", version=state.version, uptime_seconds=round(state.uptime_seconds(), 3)
+            status="ok",
+            version=state.version,
+            uptime_seconds=round(state.uptime_seconds(), 3),
+            unauthenticated_network=unauthenticated_network(state.config),
         )
     )
 

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stemedb.api.guard.gate import admit_agent, note_items
-from stemedb.api.http.bodies import decode, read_body, read_json, translate_decode_error
+from stemedb.api.http.bodies import DECODE_ERRORS, decode, read_body, read_json
+from stemedb.api.http.bodies import body_error as decode_failure
 from stemedb.api.http.errors import AGENT_KEY
 from stemedb.api.http.routing import ApiRoute, EndpointDoc, api_route, json_response
 from stemedb.api.routes.context import state_of
@@ -132,8 +133,8 @@ async def post_assert_batch(request: Request) -> Response:
         try:
             records.append(ASSERTION_DECODER.decode(raw))
             slots.append(len(records) - 1)
-        except msgspec.MsgspecError as exc:
-            slots.append(translate_decode_error(exc, f"assertions[{index}]"))
+        except DECODE_ERRORS as exc:
+            slots.append(decode_failure(exc, f"assertions[{index}]"))
     if records:
         tag_agent(request, records[0])
         await admit_agent(request, count)

@@ -42,7 +42,9 @@ MIGRATE_HINT: Final = "run `stemedb db migrate` against storage.postgres_dsn"
 _BUMP: Final = (
     "UPDATE stemedb_access_generation SET generation = generation + 1 RETURNING generation"
 )
-_KEY_COLUMNS: Final = "id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at"
+_KEY_COLUMNS: Final = (
+    "id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at, minted_open"
+)
 
 
 def translate(exc: Exception, operation: str) -> StorageError:
@@ -122,11 +124,12 @@ class PostgresKeyStore:
 
     def put(self, key: StoredKey) -> None:
         self._change(
-            f"INSERT INTO stemedb_api_keys ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO stemedb_api_keys ({_KEY_COLUMNS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,"
             " secret_hash = excluded.secret_hash, enabled = excluded.enabled,"
             " created_at = excluded.created_at, expires_at = excluded.expires_at,"
-            " last_used_at = excluded.last_used_at",
+            " last_used_at = excluded.last_used_at, minted_open = excluded.minted_open",
             (
                 key.id,
                 key.name,
@@ -136,8 +139,12 @@ class PostgresKeyStore:
                 key.created_at,
                 key.expires_at,
                 key.last_used_at,
+                key.minted_open,
             ),
         )
+
+    def confirm(self, key_id: str) -> None:
+        self._change("UPDATE stemedb_api_keys SET minted_open = false WHERE id = %s", (key_id,))
 
     def set_enabled(self, key_id: str, enabled: bool) -> None:
         self._change("UPDATE stemedb_api_keys SET enabled = %s WHERE id = %s", (enabled, key_id))

@@ -33,6 +33,9 @@ class KeyStore(Protocol):
 
     def delete(self, key_id: str) -> None: ...
 
+    def confirm(self, key_id: str) -> None:
+        """Clear ``minted_open`` of one key (an admin confirmed it)."""
+
     def touch(self, used: Iterable[tuple[str, float]]) -> None:
         """Record ``last_used_at`` of many keys in one transaction (no generation bump:
         it changes nothing another node decides on)."""

@@ -26,12 +26,13 @@ class StoredKey(ApiKey, kw_only=True):
             created_at=self.created_at,
             expires_at=self.expires_at,
             last_used_at=self.last_used_at,
+            minted_open=self.minted_open,
         )
 
 
 def key_of_row(r: Sequence[Any]) -> StoredKey:
     """A key from a row of ``id, name, role, secret_hash, enabled, created_at,
-    expires_at, last_used_at`` (both stores' column order)."""
+    expires_at, last_used_at, minted_open`` (both stores' column order)."""
     return StoredKey(
         id=r[0],
         name=r[1],
@@ -41,6 +42,7 @@ def key_of_row(r: Sequence[Any]) -> StoredKey:
         created_at=r[5],
         expires_at=r[6],
         last_used_at=r[7],
+        minted_open=bool(r[8]),
     )
 
 

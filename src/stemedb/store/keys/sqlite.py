@@ -25,7 +25,7 @@ from stemedb.errors import StorageError
 from stemedb.store.keys.records import OverrideScope, RateOverride, StoredKey, key_of_row
 
 KEYS_FILE: Final = "keys.sqlite"
-KEYS_SCHEMA_VERSION: Final = 1
+KEYS_SCHEMA_VERSION: Final = 2
 BUSY_TIMEOUT_MS: Final = 5000
 FILE_MODE: Final = 0o600
 
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     enabled INTEGER NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL,
-    last_used_at REAL
+    last_used_at REAL,
+    minted_open INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rate_limit_overrides (
     scope TEXT NOT NULL,
@@ -49,6 +50,22 @@ CREATE TABLE IF NOT EXISTS rate_limit_overrides (
     PRIMARY KEY (scope, target)
 ) WITHOUT ROWID;
 """
+
+
+def _upgrade(conn: apsw.Connection) -> None:
+    """Schema 1 → 2 (issue 17, ``docs/design/adr-0020-open-minted-keys.md``): the
+    ``minted_open`` column; keys of a version-1 file are not marked (their origin is
+    unknown; ``stemedb keys list`` shows them all)."""
+    rows = list(conn.execute("SELECT value FROM meta WHERE name = 'schema_version'"))
+    version = int(rows[0][0]) if rows else KEYS_SCHEMA_VERSION
+    if version < 2:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(api_keys)")}
+        if "minted_open" not in columns:
+            conn.execute("ALTER TABLE api_keys ADD COLUMN minted_open INTEGER NOT NULL DEFAULT 0")
+    if version < KEYS_SCHEMA_VERSION:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE name = 'schema_version'", (KEYS_SCHEMA_VERSION,)
+        )
 
 
 def _translate(exc: apsw.Error, operation: str) -> StorageError:
@@ -78,6 +95,7 @@ class SqliteKeyStore:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (KEYS_SCHEMA_VERSION,),
                 )
+                _upgrade(self._conn)
         except apsw.Error as exc:
             raise _translate(exc, "open") from exc
 
@@ -96,8 +114,8 @@ class SqliteKeyStore:
     def all_keys(self) -> list[StoredKey]:
         rows = self._run(
             "read",
-            "SELECT id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at"
-            " FROM api_keys ORDER BY created_at, id",
+            "SELECT id, name, role, secret_hash, enabled, created_at, expires_at, last_used_at,"
+            " minted_open FROM api_keys ORDER BY created_at, id",
         )
         return [key_of_row(row) for row in rows]
 
@@ -105,7 +123,7 @@ class SqliteKeyStore:
         """Insert or replace one key (by id)."""
         self._run(
             "write",
-            "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.id,
                 key.name,
@@ -115,8 +133,12 @@ class SqliteKeyStore:
                 key.created_at,
                 key.expires_at,
                 key.last_used_at,
+                int(key.minted_open),
             ),
         )
+
+    def confirm(self, key_id: str) -> None:
+        self._run("write", "UPDATE api_keys SET minted_open = 0 WHERE id = ?", (key_id,))
 
     def set_enabled(self, key_id: str, enabled: bool) -> None:
         self._run("write", "UPDATE api_keys SET enabled = ? WHERE id = ?", (int(enabled), key_id))
