@@ -63,6 +63,24 @@ def _not_json(content_type: bytes | None, has_body: bool) -> StemeError | None:
     )
 
 
+def _headers(scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None, bool]:
+    """``Host``, ``Origin``, ``Content-Type`` and whether a body is announced."""
+    host = origin = content_type = None
+    has_body = False
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+        elif name == b"origin":
+            origin = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            has_body = value.strip() not in (b"0", b"")
+        elif name == b"transfer-encoding":
+            has_body = True
+    return host, origin, content_type, has_body
+
+
 class RequestScreen:
     def __init__(self, app: ASGIApp, config: Config) -> None:
         self.app = app
@@ -82,19 +100,7 @@ class RequestScreen:
 
     def check(self, scope: Scope) -> StemeError | None:
         """The refusal of this request, or None to let it through."""
-        host = origin = content_type = None
-        has_body = False
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"origin":
-                origin = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                has_body = value.strip() not in (b"0", b"")
-            elif name == b"transfer-encoding":
-                has_body = True
+        host, origin, content_type, has_body = _headers(scope)
         path: str = scope["path"]
         if host is not None and path not in HOST_EXEMPT_PATHS and not self.names.host_allowed(host):
             return misdirected(host)
