@@ -190,6 +190,23 @@ class ClusterConfig(_Section):
     max_replication_lag_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
+class DefenceConfig(_Section):
+    """``[defence]``: the screening step of the write path (quarantine, ADR 0019) and
+    admission of unknown agents; read by ``engine.screening`` (docs/design/defence.md)."""
+
+    quarantine: bool = False
+    near_duplicate_window_seconds: Annotated[int, msgspec.Meta(gt=0)] = 3600
+    near_duplicate_max_repeats: Annotated[int, msgspec.Meta(ge=0)] = 2
+    near_duplicate_similarity: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    untrusted_confidence_min: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.95
+    untrusted_min_outcomes: Annotated[int, msgspec.Meta(ge=0)] = 3
+    established_min_agents: Annotated[int, msgspec.Meta(ge=1)] = 2
+    fresh_key_max_claims: Annotated[int, msgspec.Meta(ge=0)] = 5
+    fresh_key_burst_agents: Annotated[int, msgspec.Meta(ge=2)] = 5
+    fresh_key_burst_window_seconds: Annotated[int, msgspec.Meta(gt=0)] = 3600
+    admission: Literal["open"] = "open"
+
+
 def _decaying_half_lives() -> dict[str, float]:
     """The lens half-lives of the classes that decay (``regulatory`` never does)."""
     return {name: days for name, days in DEFAULT_HALF_LIFE_DAYS.items() if days is not None}
@@ -224,6 +241,7 @@ class Config(_Section):
     dr: DrConfig = msgspec.field(default_factory=DrConfig)
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     lens: LensSettings = msgspec.field(default_factory=LensSettings)
+    defence: DefenceConfig = msgspec.field(default_factory=DefenceConfig)
 
     @property
     def data_dir(self) -> Path:

@@ -26,12 +26,18 @@ from stemedb.model.records import (
     Assertion,
     CoSignature,
     Epoch,
+    QuarantineReview,
     Retraction,
     Source,
     Supersession,
     Vote,
 )
 from stemedb.store.protocol import CommitLookups
+
+EVENT_KINDS = frozenset(
+    {RecordKind.TRUST_OUTCOME, RecordKind.QUARANTINE, RecordKind.QUARANTINE_REVIEW}
+)
+"""Events of the node and its admins: never deduplicated (two equal ones both count)."""
 
 
 class Existing(msgspec.Struct, frozen=True):
@@ -70,7 +76,7 @@ class BatchChecker:
                 return refused
         # Trust outcomes are events, never deduplicated (not against the store either):
         # two equal outcomes in one batch both count, as they do in two batches.
-        if dedupe_key in self._pending and kind is not RecordKind.TRUST_OUTCOME:
+        if dedupe_key in self._pending and kind not in EVENT_KINDS:
             conflict = self._pending_source_conflict(record_id, record)
             if conflict is not None:
                 return conflict
@@ -89,6 +95,11 @@ class BatchChecker:
             signers = tuple(s.agent_id for s in record.signatures)
             self._pending_sources[record.source_hash] = (record_id, signers)
         return None
+
+    def count_derived(self) -> None:
+        """A record the commit step added after the last accepted one (a quarantine
+        decision): it takes the next LSN, so later in-batch duplicates count past it."""
+        self._accepted += 1
 
     def assign_lsns(self, first_lsn: int) -> None:
         self._first_lsn = first_lsn
@@ -136,7 +147,7 @@ class BatchChecker:
         if isinstance(record, Retraction):
             row = store.source(record.source_hash)
             return row.retraction_lsn if row is not None else None
-        if kind is RecordKind.TRUST_OUTCOME:
+        if kind in EVENT_KINDS:
             return None
         if kind is RecordKind.ASSERTION and record_id in self._prefetched:
             return self._stored_assertions.get(record_id)
@@ -151,7 +162,7 @@ class BatchChecker:
         if isinstance(record, Assertion):
             if record.parent and not self._assertion_known(record.parent):
                 return SemanticError("parent", "must name a stored assertion")
-        elif isinstance(record, CoSignature | Vote):
+        elif isinstance(record, CoSignature | Vote | QuarantineReview):
             if not self._assertion_known(record.assertion_id):
                 return NotFoundError(
                     f"assertion {record.assertion_id} not found",

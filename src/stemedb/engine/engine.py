@@ -27,6 +27,7 @@ from typing import Protocol
 
 from stemedb.config import Config
 from stemedb.engine.replay import open_and_replay, open_store, replay
+from stemedb.engine.screening import screener_for
 from stemedb.engine.settings import EngineSettings
 from stemedb.engine.shared import NoWal, SharedCommitWriter
 from stemedb.engine.submission import Prepared, WriteResult
@@ -230,6 +231,7 @@ class Engine:
                 clock,
                 max_batch=settings.group_commit_max_batch,
                 max_delay_us=settings.group_commit_max_delay_us,
+                screener=screener_for(settings.defence, store),
             )
         except BaseException:
             store.close()
@@ -254,6 +256,7 @@ class Engine:
             self.clock,
             max_batch=self.settings.group_commit_max_batch,
             max_delay_us=self.settings.group_commit_max_delay_us,
+            screener=screener_for(self.settings.defence, self.store),
         )
 
     def catch_up(self, timeout_seconds: float) -> bool:

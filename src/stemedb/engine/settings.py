@@ -14,7 +14,7 @@ from typing import Final
 
 import msgspec
 
-from stemedb.config import AuthConfig, Config, StorageConfig, WalConfig
+from stemedb.config import AuthConfig, Config, DefenceConfig, StorageConfig, WalConfig
 
 _WAL: Final = WalConfig()
 _STORAGE: Final = StorageConfig()
@@ -33,6 +33,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     busy_timeout_ms: int = _STORAGE.busy_timeout_ms
     signature_max_skew_seconds: int = _AUTH.signature_max_skew_seconds
     verify_threads: int = VERIFY_THREADS
+    defence: DefenceConfig = msgspec.field(default_factory=DefenceConfig)
 
     @classmethod
     def from_config(cls, config: Config) -> EngineSettings:
@@ -45,6 +46,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
             cache_bytes=config.storage.cache_size_mb * BYTES_PER_MB,
             busy_timeout_ms=config.storage.busy_timeout_ms,
             signature_max_skew_seconds=config.auth.signature_max_skew_seconds,
+            defence=config.defence,
         )
 
     def wal_path(self, data_dir: Path) -> Path:

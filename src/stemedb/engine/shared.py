@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from stemedb.engine.checks import BatchChecker
+from stemedb.engine.screening import Screener
 from stemedb.engine.writer import BatchQueue, CheckedBatch, QueuedItem
 from stemedb.errors import StemeError, StorageError, error_type_of
 from stemedb.model.kinds import Entry
@@ -43,9 +44,16 @@ class SharedCommitWriter(BatchQueue):
     """The cluster-mode commit step: one shared-store transaction per batch."""
 
     def __init__(
-        self, store: SharedStore, clock: Clock, *, max_batch: int, max_delay_us: int
+        self,
+        store: SharedStore,
+        clock: Clock,
+        *,
+        max_batch: int,
+        max_delay_us: int,
+        screener: Screener | None = None,
     ) -> None:
         self._store = store
+        self._screener = screener
         self._clock = clock
         self._observed = threading.Lock()
         super().__init__(store.seen_lsn(), max_batch=max_batch, max_delay_us=max_delay_us)
@@ -64,7 +72,7 @@ class SharedCommitWriter(BatchQueue):
         entries: list[Entry] = []
         try:
             with self._store.batch() as txn:
-                checked = CheckedBatch(batch, BatchChecker(txn))
+                checked = CheckedBatch(batch, BatchChecker(txn), self._screener)
                 if checked.accepted:
                     committed_at = max(self._clock.time(), txn.last_committed_at)
                     entries = checked.entries(txn.last_lsn + 1, committed_at)

@@ -25,9 +25,12 @@ from typing import Final
 
 from stemedb.engine.checks import BatchChecker, Existing
 from stemedb.engine.codec import encode_payload
+from stemedb.engine.screening import Screener
 from stemedb.engine.submission import Prepared, WriteResult
 from stemedb.errors import ReadOnlyError, StemeError, StorageError, error_type_of
+from stemedb.model.ids import quarantine_id
 from stemedb.model.kinds import Entry, RecordKind
+from stemedb.model.records import Assertion, TrustOutcome
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.protocol import StoreWriter
 from stemedb.sys.clock import Clock
@@ -232,7 +235,9 @@ class CheckedBatch:
 
     __slots__ = ("accepted", "checker", "items", "outcomes")
 
-    def __init__(self, items: list[QueuedItem], checker: BatchChecker) -> None:
+    def __init__(
+        self, items: list[QueuedItem], checker: BatchChecker, screener: Screener | None = None
+    ) -> None:
         self.items = items
         self.checker = checker
         self.accepted: list[Prepared] = []
@@ -245,8 +250,23 @@ class CheckedBatch:
             if outcome is None:
                 self.outcomes.append(len(self.accepted))
                 self.accepted.append(item)
+                if screener is not None:
+                    self._screen(screener, item)
             else:
                 self.outcomes.append(outcome)  # an error, or an existing / in-batch duplicate
+
+    def _screen(self, screener: Screener, item: Prepared) -> None:
+        """The screening step (ADR 0019): its quarantine decisions go into the batch
+        right after the assertion, as records of their own (no waiter)."""
+        record = item.record
+        if type(record) is Assertion:
+            for decision in screener.screen(item.record_id, record):
+                self.accepted.append(
+                    Prepared(RecordKind.QUARANTINE, quarantine_id(decision), decision)
+                )
+                self.checker.count_derived()
+        elif type(record) is TrustOutcome:
+            screener.observe_outcome(record)
 
     def entries(self, first_lsn: int, committed_at: float) -> list[Entry]:
         """The accepted records as entries from ``first_lsn`` on."""
@@ -283,8 +303,10 @@ class GroupCommitWriter(BatchQueue):
         *,
         max_batch: int,
         max_delay_us: int,
+        screener: Screener | None = None,
     ) -> None:
         self._wal = wal
+        self._screener = screener
         self._store = store
         self._clock = clock
         super().__init__(store.applied_lsn(), max_batch=max_batch, max_delay_us=max_delay_us)
@@ -317,7 +339,7 @@ class GroupCommitWriter(BatchQueue):
             return
         if self._unapplied:  # a previous store transaction failed: catch up first
             self._apply(self._unapplied)
-        checked = CheckedBatch(batch, BatchChecker(self._store))
+        checked = CheckedBatch(batch, BatchChecker(self._store), self._screener)
         entries: list[Entry] = []
         touched: set[SubjectPredicate] = set()
         if checked.accepted:

@@ -24,6 +24,8 @@ from stemedb.model.records import (
     Assertion,
     CoSignature,
     Epoch,
+    Quarantine,
+    QuarantineReview,
     Retraction,
     Source,
     Supersession,
@@ -40,12 +42,15 @@ RETRACTION_TAG: Final[bytes] = b"stemedb/retraction/v1\n"
 COSIGN_TAG: Final[bytes] = b"stemedb/cosign/v1\n"
 
 TRUST_OUTCOME_TAG: Final[bytes] = b"stemedb/trust-outcome/v1\n"
+QUARANTINE_TAG: Final[bytes] = b"stemedb/quarantine/v1\n"
+QUARANTINE_REVIEW_TAG: Final[bytes] = b"stemedb/quarantine-review/v1\n"
 
 SignedRecord: TypeAlias = (
     Assertion | CoSignature | Vote | Epoch | Supersession | Source | Retraction
 )
-"""Every record kind that carries signatures (all but ``TrustOutcome``)."""
-AnyRecord: TypeAlias = SignedRecord | TrustOutcome
+"""Every record kind that carries signatures (all but the node's and admin's events)."""
+UnsignedRecord: TypeAlias = TrustOutcome | Quarantine | QuarantineReview
+AnyRecord: TypeAlias = SignedRecord | UnsignedRecord
 
 Content: TypeAlias = dict[str, JsonValue]
 
@@ -204,6 +209,27 @@ def trust_outcome_content(t: TrustOutcome) -> Content:
     return {"agent_id": t.agent_id, "accurate": t.accurate, "timestamp": t.timestamp}
 
 
+def quarantine_content(q: Quarantine) -> Content:
+    """``{assertion_id, reason, detail, timestamp}`` (unsigned: written by the node)."""
+    return {
+        "assertion_id": q.assertion_id,
+        "reason": q.reason,
+        "detail": q.detail,
+        "timestamp": q.timestamp,
+    }
+
+
+def quarantine_review_content(r: QuarantineReview) -> Content:
+    """``{assertion_id, decision, reviewer, note, timestamp}`` (unsigned: admin API)."""
+    return {
+        "assertion_id": r.assertion_id,
+        "decision": r.decision,
+        "reviewer": r.reviewer,
+        "note": r.note,
+        "timestamp": r.timestamp,
+    }
+
+
 def vote_id(v: Vote) -> str:
     """Content ID of a vote."""
     return content_id(VOTE_TAG, vote_content(v))
@@ -239,6 +265,16 @@ def trust_outcome_id(t: TrustOutcome) -> str:
     return content_id(TRUST_OUTCOME_TAG, trust_outcome_content(t))
 
 
+def quarantine_id(q: Quarantine) -> str:
+    """Content ID of a quarantine decision."""
+    return content_id(QUARANTINE_TAG, quarantine_content(q))
+
+
+def quarantine_review_id(r: QuarantineReview) -> str:
+    """Content ID of an admin's review of a quarantined assertion."""
+    return content_id(QUARANTINE_REVIEW_TAG, quarantine_review_content(r))
+
+
 _ID_FUNCTIONS: Final[dict[type, Callable[[Any], str]]] = {
     Assertion: assertion_id,
     Vote: vote_id,
@@ -248,6 +284,8 @@ _ID_FUNCTIONS: Final[dict[type, Callable[[Any], str]]] = {
     Retraction: retraction_id,
     CoSignature: cosignature_id,
     TrustOutcome: trust_outcome_id,
+    Quarantine: quarantine_id,
+    QuarantineReview: quarantine_review_id,
 }
 
 

@@ -10,6 +10,8 @@ from stemedb.model.records import (
     Assertion,
     CoSignature,
     Epoch,
+    Quarantine,
+    QuarantineReview,
     Retraction,
     Source,
     Supersession,
@@ -29,6 +31,8 @@ class RecordKind(enum.IntEnum):
     SOURCE = 6
     RETRACTION = 7
     TRUST_OUTCOME = 8
+    QUARANTINE = 9
+    QUARANTINE_REVIEW = 10
 
 
 KIND_OF_TYPE: dict[type, RecordKind] = {
@@ -40,11 +44,22 @@ KIND_OF_TYPE: dict[type, RecordKind] = {
     Source: RecordKind.SOURCE,
     Retraction: RecordKind.RETRACTION,
     TrustOutcome: RecordKind.TRUST_OUTCOME,
+    Quarantine: RecordKind.QUARANTINE,
+    QuarantineReview: RecordKind.QUARANTINE_REVIEW,
 }
 TYPE_OF_KIND: dict[RecordKind, type] = {kind: cls for cls, kind in KIND_OF_TYPE.items()}
 
 AnyRecord = (
-    Assertion | CoSignature | Vote | Epoch | Supersession | Source | Retraction | TrustOutcome
+    Assertion
+    | CoSignature
+    | Vote
+    | Epoch
+    | Supersession
+    | Source
+    | Retraction
+    | TrustOutcome
+    | Quarantine
+    | QuarantineReview
 )
 
 

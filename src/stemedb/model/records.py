@@ -159,4 +159,44 @@ class TrustOutcome(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     timestamp: int
 
 
-Record = Assertion | CoSignature | Vote | Epoch | Supersession | Source | Retraction | TrustOutcome
+QUARANTINE_REASONS: Final[tuple[str, ...]] = (
+    "near_duplicate",
+    "untrusted_confidence",
+    "fresh_key_burst",
+)
+QUARANTINE_DECISIONS: Final[tuple[str, ...]] = ("approve", "reject")
+
+
+class Quarantine(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The screening step's decision to hold an assertion back from every lens and view
+    until an admin reviews it (unsigned: written by the node, in the WAL, ADR 0019)."""
+
+    assertion_id: str
+    reason: str  # one of QUARANTINE_REASONS
+    detail: str
+    timestamp: int
+
+
+class QuarantineReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An admin's release (``approve``) or final ``reject`` of a quarantined assertion
+    (unsigned: admin API, audited by the key id in ``reviewer``)."""
+
+    assertion_id: str
+    decision: str  # one of QUARANTINE_DECISIONS
+    reviewer: str
+    timestamp: int
+    note: str = ""
+
+
+Record = (
+    Assertion
+    | CoSignature
+    | Vote
+    | Epoch
+    | Supersession
+    | Source
+    | Retraction
+    | TrustOutcome
+    | Quarantine
+    | QuarantineReview
+)

@@ -22,11 +22,15 @@ from stemedb.model.ids import AnyRecord, record_id
 from stemedb.model.json_value import check_json_value
 from stemedb.model.records import (
     LIFECYCLES,
+    QUARANTINE_DECISIONS,
+    QUARANTINE_REASONS,
     SOURCE_CLASSES,
     Assertion,
     CoSignature,
     Epoch,
     ObjectValue,
+    Quarantine,
+    QuarantineReview,
     Retraction,
     Signature,
     Source,
@@ -342,6 +346,23 @@ def validate_trust_outcome(
     check_timestamp(t.timestamp, "timestamp", now, max_skew_seconds)
 
 
+def validate_quarantine(
+    q: Quarantine | QuarantineReview, *, now: float, max_skew_seconds: int = 0
+) -> None:
+    """A quarantine decision or review (unsigned, node and admin API; ADR 0019)."""
+    check_hex_id(q.assertion_id, "assertion_id")
+    names = QUARANTINE_REASONS if isinstance(q, Quarantine) else QUARANTINE_DECISIONS
+    field, value = ("reason", q.reason) if isinstance(q, Quarantine) else ("decision", q.decision)
+    if value not in names:
+        raise ValidationError(field, "enum", f"{field} must be one of {', '.join(names)}")
+    check_text(
+        q.detail if isinstance(q, Quarantine) else q.note, "note", max_bytes=REASON_MAX_BYTES
+    )
+    if max_skew_seconds:
+        check_timestamp(q.timestamp, "timestamp", now, max_skew_seconds)
+
+
+UNSIGNED_TYPES: Final = (TrustOutcome, Quarantine, QuarantineReview)
 _VALIDATORS: Final[dict[type, Callable[..., None]]] = {
     Assertion: validate_assertion,
     CoSignature: validate_cosignature,
@@ -351,6 +372,8 @@ _VALIDATORS: Final[dict[type, Callable[..., None]]] = {
     Source: validate_source,
     Retraction: validate_retraction,
     TrustOutcome: validate_trust_outcome,
+    Quarantine: validate_quarantine,
+    QuarantineReview: validate_quarantine,
 }
 
 
@@ -369,7 +392,7 @@ def record_signatures(record: AnyRecord) -> Sequence[Signature]:
     """The signatures a record carries (none for a trust outcome)."""
     if isinstance(record, Vote | CoSignature):
         return (record.signature,)
-    if isinstance(record, TrustOutcome):
+    if isinstance(record, UNSIGNED_TYPES):
         return ()
     return record.signatures
 
@@ -393,7 +416,7 @@ def verify_record(
         verify_well_formed_signature(record.assertion_id, record.signature, "signature")
     elif type(record) is Vote:
         verify_well_formed_signature(rid, record.signature, "signature")
-    elif type(record) is not TrustOutcome:
+    elif not isinstance(record, UNSIGNED_TYPES):
         for index, sig in enumerate(record_signatures(record)):
             verify_well_formed_signature(rid, sig, f"signatures[{index}]")
     return rid

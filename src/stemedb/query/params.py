@@ -36,6 +36,7 @@ class QueryParams(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: str | None = None
     include_retracted: bool = False
     include_superseded: bool = False
+    include_quarantined: bool = False
     max_stale_seconds: float | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
@@ -59,6 +60,7 @@ class QueryParams(msgspec.Struct, frozen=True, kw_only=True):
             and self.agent_id is None
             and not self.include_retracted
             and not self.include_superseded
+            and not self.include_quarantined
         )
 
 

@@ -63,6 +63,13 @@ def select(
             and row.superseded_lsn <= lsn_bound
         ):
             continue
+        if (
+            not params.include_quarantined
+            and row.quarantine_lsn is not None
+            and row.quarantine_lsn <= lsn_bound
+            and (row.released_lsn is None or row.released_lsn > lsn_bound)
+        ):
+            continue
         if row.tainted_by is not None and retracted.get(row.tainted_by, lsn_bound + 1) <= lsn_bound:
             tainted.append(row)
             if not params.include_retracted:

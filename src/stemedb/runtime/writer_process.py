@@ -26,6 +26,7 @@ import msgspec
 
 from stemedb.config import LoggingConfig
 from stemedb.engine.replay import open_and_replay
+from stemedb.engine.screening import screener_for
 from stemedb.engine.submission import Prepared
 from stemedb.engine.verify import Verifier
 from stemedb.engine.writer import BatchStats, GroupCommitWriter
@@ -111,6 +112,7 @@ def run_writer(
         clock,
         max_batch=settings.engine.group_commit_max_batch,
         max_delay_us=settings.engine.group_commit_max_delay_us,
+        screener=screener_for(settings.engine.defence, store),
     )
     applied_lsn = None
     if settings.applied_lsn_file:

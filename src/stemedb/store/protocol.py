@@ -15,6 +15,7 @@ names ``SqliteStore``. Each protocol is one role, named after who uses it:
 - ``StoreStats``: counts, size and the state hash (``ops``, ``api`` admin routes).
 - ``SearchReads``: full-text search, subject and predicate listings, similar names
   (``query.search``).
+- ``QuarantineStore``: the quarantined assertions (``api`` admin routes; ADR 0019).
 - ``Store``: all of them; what an engine holds.
 - ``SharedStore``: a ``Store`` that several nodes write at once (cluster mode, the
   PostgreSQL store): its writes go through ``batch()`` transactions (``SharedBatch``)
@@ -40,6 +41,7 @@ from stemedb.store.rows import (
     ChangeRow,
     EpochRow,
     PredicateRow,
+    QuarantineRow,
     SearchRow,
     SignatureRow,
     SourceRow,
@@ -365,8 +367,42 @@ class SearchReads(Protocol):
         ...
 
 
+class QuarantineStore(Protocol):
+    """The quarantine's rows (``api`` admin routes, metrics; ADR 0019). Derived from the
+    WAL's ``Quarantine`` and ``QuarantineReview`` records like every other table."""
+
+    def quarantined(
+        self,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        agent_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[QuarantineRow]:
+        """Quarantined assertions in the LSN order of their decision, after ``after``;
+        ``status`` pending, approved or rejected (None: any)."""
+        ...
+
+    def quarantine_item(self, assertion_id: str) -> QuarantineRow | None:
+        """The quarantine row of one assertion, or None if it was never quarantined."""
+        ...
+
+    def quarantine_counts(self) -> dict[tuple[str, str], int]:
+        """(reason, status) -> how many assertions."""
+        ...
+
+
 class Store(
-    StoreWriter, ClaimReads, RecordReads, ViewStore, AuditStore, StoreStats, SearchReads, Protocol
+    StoreWriter,
+    ClaimReads,
+    RecordReads,
+    ViewStore,
+    AuditStore,
+    StoreStats,
+    SearchReads,
+    QuarantineStore,
+    Protocol,
 ):
     """Every role: what an engine opens and holds."""
 

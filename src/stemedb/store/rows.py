@@ -25,6 +25,24 @@ class CandidateRow(msgspec.Struct, frozen=True):
     superseded_lsn: int | None
     signers: tuple[str, ...]
     vote_weight: float
+    quarantine_lsn: int | None = None  # the LSN of its quarantine decision (ADR 0019)
+    released_lsn: int | None = None  # the LSN of the admin's approval
+
+
+class QuarantineRow(msgspec.Struct, frozen=True):
+    """One quarantined assertion (``GET /v1/admin/quarantine``)."""
+
+    lsn: int  # of the quarantine decision: the listing's order and cursor
+    id: str  # the assertion's
+    reason: str
+    detail: str
+    agent_id: str
+    subject: str
+    predicate: str
+    quarantined_at: float
+    status: str  # pending | approved | rejected
+    reviewer: str | None
+    review_lsn: int | None
 
 
 class SignatureRow(msgspec.Struct, frozen=True):

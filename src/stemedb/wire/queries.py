@@ -25,6 +25,7 @@ class QuerySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     agent_id: str | None = None
     include_retracted: bool = False
     include_superseded: bool = False
+    include_quarantined: bool = False
     max_stale_seconds: float | None = None
     limit: int = 100
     cursor: str | None = None

@@ -44,6 +44,7 @@ SKEPTIC_FILTERS: Final = (
     "agent_id",
     "include_retracted",
     "include_superseded",
+    "include_quarantined",
 )
 
 
@@ -270,6 +271,7 @@ def query_params_for_skeptic(qs: QueryString) -> QueryParams:
         agent_id=qs.text("agent_id"),
         include_retracted=qs.flag("include_retracted"),
         include_superseded=qs.flag("include_superseded"),
+        include_quarantined=qs.flag("include_quarantined"),
     )
     qs.finish()
     return params

@@ -22,6 +22,8 @@ from stemedb.model.records import (
     Assertion,
     CoSignature,
     Epoch,
+    Quarantine,
+    QuarantineReview,
     Retraction,
     Source,
     Supersession,
@@ -31,6 +33,7 @@ from stemedb.model.records import (
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.postgres.connection import Conn, translate_error
 from stemedb.store.postgres.lookups import Lookups
+from stemedb.store.postgres.quarantine import apply_quarantine, apply_review
 from stemedb.store.postgres.rows import AssertionRows, change_row, copy_rows
 from stemedb.store.postgres.search import index_batch, reset_index
 from stemedb.store.protocol import StoreDelta
@@ -224,6 +227,10 @@ class Batch:
             self._retraction(cur, lsn, record, touched)
         elif isinstance(record, TrustOutcome):
             self._trust_outcome(cur, record, entry.committed_at)
+        elif isinstance(record, Quarantine):
+            apply_quarantine(cur, lsn, record, entry.committed_at, touched)
+        elif isinstance(record, QuarantineReview):
+            apply_review(cur, lsn, record, touched)
         own_table = entry.kind in KINDS_WITH_TABLE
         cur.execute(
             "INSERT INTO changes VALUES (%s, %s, %s, %s, %s)",

@@ -36,6 +36,10 @@ SELECT a.subject, a.predicate FROM sources so JOIN assertions a ON a.source_hash
 UNION
 SELECT a.subject, a.predicate FROM sources so JOIN assertions a ON a.tainted_by = so.source_hash
  WHERE so.retraction_lsn > %(start)s AND so.retraction_lsn <= %(end)s
+UNION
+SELECT a.subject, a.predicate FROM quarantine q JOIN assertions a ON a.lsn = q.assertion_lsn
+ WHERE (q.lsn > %(start)s AND q.lsn <= %(end)s)
+    OR (q.review_lsn > %(start)s AND q.review_lsn <= %(end)s)
 """
 KINDS_SQL: Final = (
     "SELECT DISTINCT kind FROM changes WHERE lsn > %(start)s AND lsn <= %(end)s"

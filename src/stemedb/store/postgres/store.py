@@ -25,7 +25,7 @@ from stemedb.errors import StorageError
 from stemedb.model.kinds import Entry, RecordKind
 from stemedb.model.records import Assertion
 from stemedb.store.cache import ResultCache, SubjectPredicate
-from stemedb.store.postgres import audit, records, search
+from stemedb.store.postgres import audit, quarantine, records, search
 from stemedb.store.postgres.apply import LOCK_LSN_ROW, Batch
 from stemedb.store.postgres.apply import reset as reset_tables
 from stemedb.store.postgres.changes import MemoryState, touched_between
@@ -50,6 +50,7 @@ from stemedb.store.rows import (
     ChangeRow,
     EpochRow,
     PredicateRow,
+    QuarantineRow,
     SearchRow,
     SignatureRow,
     SourceRow,
@@ -440,6 +441,30 @@ class PostgresStore:
 
     def record_blob(self, kind: int, ref: str, lsn: int) -> bytes | None:
         return self._reading("feed", lambda c: records.record_blob(c, kind, lsn))
+
+    # -- QuarantineStore -------------------------------------------------------------
+
+    def quarantined(
+        self,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        agent_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[QuarantineRow]:
+        return self._reading(
+            "quarantine",
+            lambda c: quarantine.quarantined(
+                c, status=status, reason=reason, agent_id=agent_id, after=after, limit=limit
+            ),
+        )
+
+    def quarantine_item(self, assertion_id: str) -> QuarantineRow | None:
+        return self._reading("quarantine", lambda c: quarantine.quarantine_item(c, assertion_id))
+
+    def quarantine_counts(self) -> dict[tuple[str, str], int]:
+        return self._reading("quarantine", quarantine.quarantine_counts)
 
     # -- ViewStore -------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from stemedb.model.records import (
     Assertion,
     CoSignature,
     Epoch,
+    Quarantine,
+    QuarantineReview,
     Retraction,
     Source,
     Supersession,
@@ -48,6 +50,7 @@ DERIVED_TABLES: Final = (
     "sources",
     "trust",
     "views",
+    "quarantine",
 )
 
 
@@ -147,6 +150,10 @@ class _Batch:
             self._retraction(lsn, record)
         elif isinstance(record, TrustOutcome):
             self._trust_outcome(record, entry.committed_at)
+        elif isinstance(record, Quarantine):
+            self._quarantine(lsn, record, entry.committed_at)
+        elif isinstance(record, QuarantineReview):
+            self._quarantine_review(lsn, record)
         own_table = entry.kind in KINDS_WITH_TABLE
         self.conn.execute(
             INSERT_CHANGE,
@@ -318,6 +325,37 @@ class _Batch:
             (bytes.fromhex(t.agent_id), new_score, at),
         )
         self.trust[t.agent_id] = (new_score, at)
+
+    def _quarantine(self, lsn: int, q: Quarantine, committed_at: float) -> None:
+        """Hide the assertion from every lens and view until an admin approves it."""
+        row = self.conn.execute(
+            "UPDATE assertions SET quarantine_lsn = ? WHERE id = ? AND quarantine_lsn IS NULL"
+            " RETURNING lsn, subject, predicate, signers",
+            (lsn, bytes.fromhex(q.assertion_id)),
+        ).fetchone()
+        if row is None:  # unknown, or quarantined already: the first decision counts
+            return
+        target, subject, predicate, signers = row
+        self.conn.execute(
+            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, NULL)",
+            (lsn, target, q.reason, q.detail, bytes(signers)[:32], committed_at),
+        )
+        self.touched.add((subject, predicate))
+
+    def _quarantine_review(self, lsn: int, r: QuarantineReview) -> None:
+        """Approve (visible from this LSN on) or reject (hidden for good) a pending one."""
+        status = "approved" if r.decision == "approve" else "rejected"
+        row = self.conn.execute(
+            "UPDATE quarantine SET status = ?, review_lsn = ?, reviewer = ?"
+            " WHERE assertion_lsn = (SELECT lsn FROM assertions WHERE id = ?)"
+            " AND status = 'pending' RETURNING assertion_lsn",
+            (status, lsn, r.reviewer, bytes.fromhex(r.assertion_id)),
+        ).fetchone()
+        if row is None:
+            return
+        if status == "approved":
+            self.conn.execute("UPDATE assertions SET released_lsn = ? WHERE lsn = ?", (lsn, row[0]))
+        self._touch_keys_where("lsn = ?", row[0])
 
     def _touch_keys_where(self, where: str, arg: object) -> None:
         sql = f"SELECT DISTINCT subject, predicate FROM assertions WHERE {where}"

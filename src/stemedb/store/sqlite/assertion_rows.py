@@ -43,6 +43,8 @@ ASSERTION_COLUMNS: Final = (
     ("signers", BOUND),
     ("vote_weight", "0.0"),
     ("record", BOUND),
+    ("quarantine_lsn", "NULL"),
+    ("released_lsn", "NULL"),
 )
 
 INSERT_ASSERTION: Final = (

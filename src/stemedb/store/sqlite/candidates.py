@@ -51,6 +51,8 @@ def candidate_row(row: Sequence[Any]) -> CandidateRow:
         superseded_lsn=row[14],
         signers=agents_of(row[15]),
         vote_weight=row[16],
+        quarantine_lsn=row[17],
+        released_lsn=row[18],
     )
 
 

@@ -19,7 +19,14 @@ from typing import Any, Final
 import apsw
 
 from stemedb.errors import StorageError
-from stemedb.store.sqlite.schema import AUDIT_SCHEMA, SCHEMA, SCHEMA_VERSION, SEARCH_SCHEMA
+from stemedb.store.sqlite.schema import (
+    AUDIT_SCHEMA,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_SCHEMA,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SEARCH_SCHEMA,
+)
 from stemedb.store.sqlite.search_rows import build_index
 
 log = logging.getLogger("stemedb.store")
@@ -118,6 +125,14 @@ class Database:
                     scalar(conn, "SELECT count(*) FROM assertions"),
                     time.monotonic() - started,
                 )
+            if scalar(conn, "SELECT value FROM meta WHERE key = 'schema_version'") == 2:
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(assertions)")}
+                for column in QUARANTINE_COLUMNS:
+                    if column not in columns:
+                        conn.execute(f"ALTER TABLE assertions ADD COLUMN {column} INTEGER")
+                conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+                log.info("store schema upgraded from version 2 to 3 (quarantine)")
+            conn.execute(QUARANTINE_SCHEMA)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """1: the tables below without the search index; 2: with it (ADR 0014). A version-1
-store is upgraded on open: the index is built from its rows (``store.sqlite.search``)."""
+store is upgraded on open: the index is built from its rows (``store.sqlite.search``).
+3: the quarantine (ADR 0019): two columns of ``assertions`` and the ``quarantine``
+table; a version-2 store gets them on open (empty: no WAL before it has quarantines)."""
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -48,7 +50,9 @@ CREATE TABLE IF NOT EXISTS assertions (
     superseded_lsn INTEGER,
     signers BLOB NOT NULL,
     vote_weight REAL NOT NULL,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    quarantine_lsn INTEGER,
+    released_lsn INTEGER
 );
 CREATE INDEX IF NOT EXISTS assertions_by_subject ON assertions (subject, predicate, lsn);
 CREATE INDEX IF NOT EXISTS assertions_by_predicate ON assertions (predicate, lsn);
@@ -188,6 +192,24 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_names_fts USING fts5(
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS search_names_vocab USING fts5vocab(search_names_fts, row);
 """
+
+# The quarantine (ADR 0019): one row per quarantined assertion; ``assertions`` carries
+# ``quarantine_lsn`` / ``released_lsn`` so candidate reads need no join.
+QUARANTINE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    lsn INTEGER PRIMARY KEY,
+    assertion_lsn INTEGER NOT NULL UNIQUE,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    agent BLOB NOT NULL,
+    quarantined_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    review_lsn INTEGER,
+    reviewer TEXT
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_status ON quarantine (status, lsn);
+"""
+QUARANTINE_COLUMNS: Final = ("quarantine_lsn", "released_lsn")
 
 AUDIT_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS audit_queries (

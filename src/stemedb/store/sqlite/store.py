@@ -19,6 +19,7 @@ from stemedb.store.rows import (
     ChangeRow,
     EpochRow,
     PredicateRow,
+    QuarantineRow,
     SearchRow,
     SignatureRow,
     SourceRow,
@@ -34,6 +35,7 @@ from stemedb.store.sqlite.database import BUSY_TIMEOUT_MS, Database
 from stemedb.store.sqlite.feed import FeedReads
 from stemedb.store.sqlite.lookups import Lookups
 from stemedb.store.sqlite.memory import MemoryState
+from stemedb.store.sqlite.quarantine import QuarantineReads
 from stemedb.store.sqlite.records import RecordReads
 from stemedb.store.sqlite.search import SearchReads
 from stemedb.store.sqlite.views import Views
@@ -70,6 +72,7 @@ class SqliteStore:
         self._views = Views(self._db)
         self._audit = AuditTables(self._db)
         self._search = SearchReads(self._db)
+        self._quarantine = QuarantineReads(self._db)
 
     @property
     def read_fault(self) -> Callable[[str], None] | None:
@@ -213,6 +216,27 @@ class SqliteStore:
 
     def record_blob(self, kind: int, ref: str, lsn: int) -> bytes | None:
         return self._feed.record_blob(kind, lsn)
+
+    # -- QuarantineStore -------------------------------------------------------------
+
+    def quarantined(
+        self,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        agent_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[QuarantineRow]:
+        return self._quarantine.quarantined(
+            status=status, reason=reason, agent_id=agent_id, after=after, limit=limit
+        )
+
+    def quarantine_item(self, assertion_id: str) -> QuarantineRow | None:
+        return self._quarantine.quarantine_item(assertion_id)
+
+    def quarantine_counts(self) -> dict[tuple[str, str], int]:
+        return self._quarantine.quarantine_counts()
 
     # -- ViewStore -------------------------------------------------------------------
 
