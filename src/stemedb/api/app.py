@@ -47,11 +47,13 @@ from stemedb.api.http.uvicorn_patch import http_protocol
 from stemedb.api.mcp import McpEndpoint
 from stemedb.api.membership import membership_of
 from stemedb.api.observability.logs import configure_logging
+from stemedb.api.observability.quarantine_metrics import QuarantineCollector
 from stemedb.api.routes import (
     admin_custodial,
     admin_keys,
     admin_limits,
     admin_ops,
+    admin_quarantine,
     feed,
     health,
     queries,
@@ -202,6 +204,7 @@ def create_app(
             state.metrics.assertions_total.set(
                 await loop.run_in_executor(None, engine.store.assertion_count)
             )
+            state.metrics.registry.register(QuarantineCollector(engine.store.quarantine_counts))
         state.metrics.watch_caches(
             lambda: {
                 "query": (engine.store.cache.hits, engine.store.cache.misses),
@@ -270,6 +273,7 @@ def create_app(
         *admin_keys.routes(config.api),
         *admin_limits.routes(config.api),
         *admin_custodial.routes(config.api),
+        *admin_quarantine.routes(config.api),
     ]
     if mcp is not None:
         routes.append(mcp.route())

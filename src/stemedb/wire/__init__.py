@@ -55,6 +55,7 @@ from stemedb.wire.provenance import (
     VoteRow,
     VoteSummary,
 )
+from stemedb.wire.quarantine import QuarantineItem, QuarantineList, QuarantineReviewed
 from stemedb.wire.queries import (
     ClaimView,
     GroupResult,
@@ -121,6 +122,9 @@ __all__ = [
     "OutcomeBody",
     "PredicateList",
     "PredicateSummary",
+    "QuarantineItem",
+    "QuarantineList",
+    "QuarantineReviewed",
     "QueryBatchRequest",
     "QueryBatchResponse",
     "QueryResult",
