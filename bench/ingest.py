@@ -39,6 +39,7 @@ from _common import (
     try_plot,
 )
 
+from stemedb.config import DefenceConfig
 from stemedb.engine import Engine, EngineSettings
 from stemedb.errors import StemeError
 from stemedb.model.records import Assertion
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-delay-us", type=int, default=200, help="group_commit_max_delay_us")
     parser.add_argument("--verify-threads", type=int, default=2)
     parser.add_argument("--no-fsync", action="store_true", help="NOT durable; for comparison")
+    parser.add_argument(
+        "--quarantine", action="store_true", help="[defence] quarantine = true (screening on)"
+    )
     parser.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
     parser.add_argument("--profile", type=Path, help="write cProfile stats (all threads) here")
     parser.add_argument("--plot", type=Path, help="write a latency histogram PNG (matplotlib)")
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             group_commit_max_delay_us=args.max_delay_us,
             fsync=not args.no_fsync,
             verify_threads=args.verify_threads,
+            defence=DefenceConfig(quarantine=args.quarantine),
         ),
         observer=counter,
     )
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             "group_commit_max_batch": args.max_batch,
             "group_commit_max_delay_us": args.max_delay_us,
             "verify_threads": args.verify_threads,
+            "quarantine": args.quarantine,
+            "quarantined": len(engine.store.quarantined(limit=1_000_000)),
             "cpus": os.cpu_count(),
             "presign_seconds": round(presign_seconds, 2),
             "seconds": round(elapsed, 3),

@@ -78,6 +78,9 @@ COMPLEX_FUNCTIONS = frozenset(
         "ops/wal_plan.py::plan_wal",
         "query/params.py::validate_params",
         "query/selection.py::select",
+        # appliers: one branch per record kind (quarantine and review added, ADR 0019)
+        "store/sqlite/apply.py::_Batch.apply",
+        "store/postgres/apply.py::Batch._record",
     }
 )
 MANY_ARGUMENT_FUNCTIONS = frozenset(

@@ -14,7 +14,15 @@ from typing import Any
 from stemedb.engine.codec import encode_payload
 from stemedb.model.ids import record_id
 from stemedb.model.kinds import KIND_OF_TYPE, AnyRecord, Entry
-from stemedb.model.records import Assertion, EpochKind, ObjectValue, Source, TrustOutcome
+from stemedb.model.records import (
+    Assertion,
+    EpochKind,
+    ObjectValue,
+    Quarantine,
+    QuarantineReview,
+    Source,
+    TrustOutcome,
+)
 from stemedb.model.signing import (
     AgentKey,
     cosign,
@@ -119,6 +127,20 @@ class History:
     def trust_outcome(self, *, of: int, accurate: bool, timestamp: int = T0) -> Entry:
         return self.entry(
             TrustOutcome(agent_id=agent(of).agent_id, accurate=accurate, timestamp=timestamp)
+        )
+
+    def quarantine(self, claim: Entry, reason: str = "near_duplicate") -> Entry:
+        """The screening step's decision to hold ``claim`` back (ADR 0019)."""
+        return self.entry(
+            Quarantine(assertion_id=claim.record_id, reason=reason, detail="test", timestamp=T0)
+        )
+
+    def review(self, claim: Entry, decision: str, *, reviewer: str = "key-1") -> Entry:
+        """An admin's approve or reject of a quarantined ``claim``."""
+        return self.entry(
+            QuarantineReview(
+                assertion_id=claim.record_id, decision=decision, reviewer=reviewer, timestamp=T0
+            )
         )
 
     def write_wal(self, wal: Wal) -> None:

@@ -48,8 +48,12 @@ def test_every_kind_of_record_reads_back_from_the_feed_as_written(
     source = history.source("paper", source_class="clinical")
     epoch = history.epoch("e")
     other = history.assertion("b")
+    held = history.assertion("c")
     store.apply(
         [
+            held,
+            history.quarantine(held),
+            history.review(held, "reject"),
             claim,
             history.cosignature(claim, by=1),
             history.vote(claim, 0.5, by=1),

@@ -103,6 +103,8 @@ def test_both_paths_store_every_column_of_an_assertion(tmp_path: Path) -> None:
             "signers": bytes.fromhex(ALICE.agent_id + BOB.agent_id),
             "vote_weight": 0.0,
             "record": _stored(store, 1)["record"],
+            "quarantine_lsn": None,
+            "released_lsn": None,
         }
         assert store.assertions_by_lsn([1, 3]) == {1: plain, 3: looked_up}
         third = _stored(store, 3)

@@ -42,7 +42,7 @@ def _version(path: Path) -> object:
 
 def test_a_new_store_is_created_at_the_current_version(tmp_path: Path) -> None:
     SqliteStore(tmp_path).close()
-    assert _version(tmp_path / STORE_FILE) == SCHEMA_VERSION == 2
+    assert _version(tmp_path / STORE_FILE) == SCHEMA_VERSION == 3
 
 
 def test_a_version_one_store_is_indexed_from_its_rows_on_open(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_a_version_one_store_is_indexed_from_its_rows_on_open(tmp_path: Path) ->
     _as_version_one(tmp_path / STORE_FILE)
     store = SqliteStore(tmp_path)
     try:
-        assert _version(tmp_path / STORE_FILE) == 2
+        assert _version(tmp_path / STORE_FILE) == SCHEMA_VERSION
         got = (
             store.search("gastric", fts=False, bound=None, offset=0, limit=10)[0],
             store.search("cohort", fts=False, bound=None, offset=0, limit=10)[0],
@@ -84,7 +84,7 @@ def test_a_version_one_store_is_indexed_from_its_rows_on_open(tmp_path: Path) ->
 def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:
     SqliteStore(tmp_path).close()
     conn = apsw.Connection(str(tmp_path / STORE_FILE))
-    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
     conn.close()
     with pytest.raises(StorageError) as caught:
         SqliteStore(tmp_path)
