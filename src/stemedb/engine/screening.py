@@ -21,8 +21,9 @@ Three detectors, thresholds in ``[defence]`` (``config.DefenceConfig``):
   more agents than the new claim's value;
 - ``fresh_key_burst``: ``fresh_key_burst_agents`` or more *fresh* keys (fewer than
   ``fresh_key_max_claims`` stored claims and no trust outcome) assert one (normalized)
-  value on one key within ``fresh_key_burst_window_seconds``, and no established agent
-  holds that value there: every claim of the burst is quarantined, earlier ones too.
+  value on one key within ``fresh_key_burst_window_seconds``, unless that value is the
+  one most backed there by agents that are not fresh: every claim of the burst is
+  quarantined, earlier ones too.
 
 The detectors' memory (recent claims per agent and key, fresh-key claims per key, the
 agents' claim and outcome counts) lives in this object, fed by every accepted record;
@@ -225,12 +226,18 @@ class Screener:
         return support
 
     def _established_value(self, subject: str, predicate: str, value: str) -> bool:
-        """Whether an agent that is not a fresh key holds ``value`` on the key."""
-        for agent_id in self._support(subject, predicate).get(value, ()):
-            agent = self._agent(agent_id)
-            if agent.outcomes > 0 or agent.claims >= self._config.fresh_key_max_claims:
-                return True
-        return False
+        """Whether agents that are not fresh keys back ``value`` on the key at least as
+        much as any other value (a swarm agreeing with the established plurality is no
+        attack on the outcome; one noisy established agent does not vouch for it)."""
+        holders: dict[str, int] = {}
+        for other, agents in self._support(subject, predicate).items():
+            holders[other] = sum(1 for agent_id in agents if self._established(agent_id))
+        backing = holders.get(value, 0)
+        return backing > 0 and backing >= max(holders.values())
+
+    def _established(self, agent_id: str) -> bool:
+        agent = self._agent(agent_id)
+        return agent.outcomes > 0 or agent.claims >= self._config.fresh_key_max_claims
 
     @staticmethod
     def _decision(assertion_id: str, timestamp: int, reason: str, detail: str) -> Quarantine:
