@@ -12,6 +12,7 @@ from stemedb.model.records import (
     Epoch,
     Quarantine,
     QuarantineReview,
+    Record,
     Retraction,
     Source,
     Supersession,
@@ -49,18 +50,7 @@ KIND_OF_TYPE: dict[type, RecordKind] = {
 }
 TYPE_OF_KIND: dict[RecordKind, type] = {kind: cls for cls, kind in KIND_OF_TYPE.items()}
 
-AnyRecord = (
-    Assertion
-    | CoSignature
-    | Vote
-    | Epoch
-    | Supersession
-    | Source
-    | Retraction
-    | TrustOutcome
-    | Quarantine
-    | QuarantineReview
-)
+AnyRecord = Record
 
 
 class Entry(msgspec.Struct, frozen=True):

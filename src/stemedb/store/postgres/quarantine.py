@@ -4,7 +4,7 @@ in a batch transaction, and the reads; the SQL and answers are the embedded stor
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import psycopg
 
@@ -12,13 +12,7 @@ from stemedb.model.records import Quarantine, QuarantineReview
 from stemedb.store.cache import SubjectPredicate
 from stemedb.store.postgres.connection import Conn
 from stemedb.store.rows import QuarantineRow
-from stemedb.store.sqlite.quarantine import quarantine_row
-
-_SELECT: Final = (
-    "SELECT q.lsn, a.id, q.reason, q.detail, q.agent, a.subject, a.predicate,"
-    " q.quarantined_at, q.status, q.reviewer, q.review_lsn"
-    " FROM quarantine q JOIN assertions a ON a.lsn = q.assertion_lsn"
-)
+from stemedb.store.sqlite.quarantine import SELECT, listing_query, quarantine_row
 
 
 def apply_quarantine(
@@ -72,21 +66,12 @@ def quarantined(
     after: int,
     limit: int,
 ) -> list[QuarantineRow]:
-    where: list[str] = ["q.lsn > %s"]
-    args: list[Any] = [after]
-    for column, value in (("q.status", status), ("q.reason", reason)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            args.append(value)
-    if agent_id is not None:
-        where.append("q.agent = %s")
-        args.append(bytes.fromhex(agent_id))
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY q.lsn LIMIT {int(limit)}"
+    sql, args = listing_query("%s", status, reason, agent_id, after, limit)
     return [quarantine_row(row) for row in conn.execute(sql, args)]
 
 
 def quarantine_item(conn: Conn, assertion_id: str) -> QuarantineRow | None:
-    found = conn.execute(f"{_SELECT} WHERE a.id = %s", (bytes.fromhex(assertion_id),)).fetchone()
+    found = conn.execute(f"{SELECT} WHERE a.id = %s", (bytes.fromhex(assertion_id),)).fetchone()
     return None if found is None else quarantine_row(found)
 
 
