@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS rate_limit_overrides (
 
 
 def _upgrade(conn: apsw.Connection) -> None:
-    """Schema 1 → 2 (issue 17, ``docs/design/adr-0020-open-minted-keys.md``): the
+    """Schema 1 → 2 (issue 17, ``docs/design/adr-0022-open-minted-keys.md``): the
     ``minted_open`` column; keys of a version-1 file are not marked (their origin is
     unknown; ``stemedb keys list`` shows them all)."""
     rows = list(conn.execute("SELECT value FROM meta WHERE name = 'schema_version'"))
