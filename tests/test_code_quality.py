@@ -78,7 +78,7 @@ COMPLEX_FUNCTIONS = frozenset(
         "ops/wal_plan.py::plan_wal",
         "query/params.py::validate_params",
         "query/selection.py::select",
-        # appliers: one branch per record kind (quarantine and review added, ADR 0019)
+        # appliers: one branch per record kind (quarantine and review added, ADR 0023)
         "store/sqlite/apply.py::_Batch.apply",
         "store/postgres/apply.py::Batch._record",
     }

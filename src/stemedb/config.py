@@ -191,7 +191,7 @@ class ClusterConfig(_Section):
 
 
 class DefenceConfig(_Section):
-    """``[defence]``: the screening step of the write path (quarantine, ADR 0019) and
+    """``[defence]``: the screening step of the write path (quarantine, ADR 0023) and
     admission of unknown agents; read by ``engine.screening`` (docs/design/defence.md)."""
 
     quarantine: bool = False

@@ -1,4 +1,4 @@
-"""The quarantine end to end (ADR 0019) on a real server with keys on and
+"""The quarantine end to end (ADR 0023) on a real server with keys on and
 ``[defence] quarantine = true``, one HTTP process and two: a spammed claim is accepted
 (durable) but left out of the query answer, listed at ``GET /v1/admin/quarantine``,
 shown with ``include_quarantined=true``, released or rejected by an admin (audited by

@@ -130,7 +130,7 @@ class History:
         )
 
     def quarantine(self, claim: Entry, reason: str = "near_duplicate") -> Entry:
-        """The screening step's decision to hold ``claim`` back (ADR 0019)."""
+        """The screening step's decision to hold ``claim`` back (ADR 0023)."""
         return self.entry(
             Quarantine(assertion_id=claim.record_id, reason=reason, detail="test", timestamp=T0)
         )

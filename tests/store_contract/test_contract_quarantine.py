@@ -1,4 +1,4 @@
-"""The quarantine (ADR 0019): a ``Quarantine`` record marks its assertion in candidate
+"""The quarantine (ADR 0023): a ``Quarantine`` record marks its assertion in candidate
 reads and lists it; a review approves (released from its LSN on) or rejects it; the first
 decision and the first review count; a reset forgets all of it."""
 

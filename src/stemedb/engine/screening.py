@@ -1,4 +1,4 @@
-"""The screening step of the write path (ARCHITECTURE §13; ADR 0019).
+"""The screening step of the write path (ARCHITECTURE §13; ADR 0023).
 
 It runs in the commit step of the group-commit writer, after the signatures were
 verified and the commit-time checks accepted a record, and before the batch is written:

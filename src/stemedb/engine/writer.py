@@ -256,7 +256,7 @@ class CheckedBatch:
                 self.outcomes.append(outcome)  # an error, or an existing / in-batch duplicate
 
     def _screen(self, screener: Screener, item: Prepared) -> None:
-        """The screening step (ADR 0019): its quarantine decisions go into the batch
+        """The screening step (ADR 0023): its quarantine decisions go into the batch
         right after the assertion, as records of their own (no waiter)."""
         record = item.record
         if type(record) is Assertion:

@@ -169,7 +169,7 @@ QUARANTINE_DECISIONS: Final[tuple[str, ...]] = ("approve", "reject")
 
 class Quarantine(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The screening step's decision to hold an assertion back from every lens and view
-    until an admin reviews it (unsigned: written by the node, in the WAL, ADR 0019)."""
+    until an admin reviews it (unsigned: written by the node, in the WAL, ADR 0023)."""
 
     assertion_id: str
     reason: str  # one of QUARANTINE_REASONS

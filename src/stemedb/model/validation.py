@@ -349,7 +349,7 @@ def validate_trust_outcome(
 def validate_quarantine(
     q: Quarantine | QuarantineReview, *, now: float, max_skew_seconds: int = 0
 ) -> None:
-    """A quarantine decision or review (unsigned, node and admin API; ADR 0019)."""
+    """A quarantine decision or review (unsigned, node and admin API; ADR 0023)."""
     check_hex_id(q.assertion_id, "assertion_id")
     names = QUARANTINE_REASONS if isinstance(q, Quarantine) else QUARANTINE_DECISIONS
     field, value = ("reason", q.reason) if isinstance(q, Quarantine) else ("decision", q.decision)

@@ -15,7 +15,7 @@ names ``SqliteStore``. Each protocol is one role, named after who uses it:
 - ``StoreStats``: counts, size and the state hash (``ops``, ``api`` admin routes).
 - ``SearchReads``: full-text search, subject and predicate listings, similar names
   (``query.search``).
-- ``QuarantineStore``: the quarantined assertions (``api`` admin routes; ADR 0019).
+- ``QuarantineStore``: the quarantined assertions (``api`` admin routes; ADR 0023).
 - ``Store``: all of them; what an engine holds.
 - ``SharedStore``: a ``Store`` that several nodes write at once (cluster mode, the
   PostgreSQL store): its writes go through ``batch()`` transactions (``SharedBatch``)
@@ -368,7 +368,7 @@ class SearchReads(Protocol):
 
 
 class QuarantineStore(Protocol):
-    """The quarantine's rows (``api`` admin routes, metrics; ADR 0019). Derived from the
+    """The quarantine's rows (``api`` admin routes, metrics; ADR 0023). Derived from the
     WAL's ``Quarantine`` and ``QuarantineReview`` records like every other table."""
 
     def quarantined(

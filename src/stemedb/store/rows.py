@@ -25,7 +25,7 @@ class CandidateRow(msgspec.Struct, frozen=True):
     superseded_lsn: int | None
     signers: tuple[str, ...]
     vote_weight: float
-    quarantine_lsn: int | None = None  # the LSN of its quarantine decision (ADR 0019)
+    quarantine_lsn: int | None = None  # the LSN of its quarantine decision (ADR 0023)
     released_lsn: int | None = None  # the LSN of the admin's approval
 
 

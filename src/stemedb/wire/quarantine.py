@@ -1,4 +1,4 @@
-"""The quarantine's admin endpoints (API.md "Admin"; ADR 0019):
+"""The quarantine's admin endpoints (API.md "Admin"; ADR 0023):
 ``GET /v1/admin/quarantine`` and ``POST /v1/admin/quarantine/{id}/approve|reject``."""
 
 from __future__ import annotations

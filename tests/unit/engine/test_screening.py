@@ -1,4 +1,4 @@
-"""The screening step of the write path (ADR 0019): each detector quarantines what it
+"""The screening step of the write path (ADR 0023): each detector quarantines what it
 should and nothing else, a quarantined claim is stored but left out of every lens until
 an admin approves it, and a rebuild from the WAL gives the same state whatever the
 thresholds are then; on the embedded store and on cluster mode's PostgreSQL store."""

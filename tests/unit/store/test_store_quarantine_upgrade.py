@@ -1,4 +1,4 @@
-"""A store of schema version 2 (before the quarantine, ADR 0019) gets the quarantine
+"""A store of schema version 2 (before the quarantine, ADR 0023) gets the quarantine
 columns and table on open, keeps its rows, and quarantines from then on."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``stemedb_quarantine_pending`` and ``stemedb_quarantined_total{reason}`` (API.md
-"Metrics"; ADR 0019), read from the store's quarantine table at scrape time.
+"Metrics"; ADR 0023), read from the store's quarantine table at scrape time.
 
 Registered by the process that owns the WAL (worker 0) only: the values are the node's
 (the store's), so the other workers do not report them and the merged ``/metrics`` of

@@ -1,4 +1,4 @@
-"""Admin routes of the quarantine (API.md "Admin"; ADR 0019, docs/design/defence.md).
+"""Admin routes of the quarantine (API.md "Admin"; ADR 0023, docs/design/defence.md).
 
 - ``GET /v1/admin/quarantine`` ``reason``, ``agent_id``, ``status`` (``pending`` by
   default, ``approved``, ``rejected`` or ``all``), ``limit`` (1..1000, default 100),

@@ -1,4 +1,4 @@
-"""The quarantine in the PostgreSQL store (ADR 0019): applying the decisions and reviews
+"""The quarantine in the PostgreSQL store (ADR 0023): applying the decisions and reviews
 in a batch transaction, and the reads; the SQL and answers are the embedded store's
 (``store/sqlite/apply.py``, ``store/sqlite/quarantine.py``)."""
 

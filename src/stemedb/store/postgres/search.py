@@ -1,7 +1,7 @@
 """The search index of the PostgreSQL store (``SearchReads``; ADR 0020,
 ``docs/design/search.md``): the embedded store's tables with a ``tsvector`` per
 document (GIN) for FTS5 and ``pg_trgm`` (GiST) for the trigram table
-(``migrations/0004_search.sql``).
+(``migrations/0005_search.sql``).
 
 ``index_batch`` writes a batch's rows, set-based from the rows the batch has just
 stored, in its transaction. The reads parse the query in Python (``query_text``: the

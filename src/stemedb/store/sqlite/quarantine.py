@@ -1,4 +1,4 @@
-"""Reads of the quarantine (ADR 0019): the admin listing, one item, the counts."""
+"""Reads of the quarantine (ADR 0023): the admin listing, one item, the counts."""
 
 from __future__ import annotations
 

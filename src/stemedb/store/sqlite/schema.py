@@ -11,7 +11,7 @@ from typing import Final
 SCHEMA_VERSION: Final = 3
 """1: the tables below without the search index; 2: with it (ADR 0014). A version-1
 store is upgraded on open: the index is built from its rows (``store.sqlite.search``).
-3: the quarantine (ADR 0019): two columns of ``assertions`` and the ``quarantine``
+3: the quarantine (ADR 0023): two columns of ``assertions`` and the ``quarantine``
 table; a version-2 store gets them on open (empty: no WAL before it has quarantines)."""
 
 SCHEMA: Final = """
@@ -193,7 +193,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_names_fts USING fts5(
 CREATE VIRTUAL TABLE IF NOT EXISTS search_names_vocab USING fts5vocab(search_names_fts, row);
 """
 
-# The quarantine (ADR 0019): one row per quarantined assertion; ``assertions`` carries
+# The quarantine (ADR 0023): one row per quarantined assertion; ``assertions`` carries
 # ``quarantine_lsn`` / ``released_lsn`` so candidate reads need no join.
 QUARANTINE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS quarantine (

@@ -1,4 +1,4 @@
--- The quarantine (ADR 0019): the LSN of an assertion's quarantine decision and of its
+-- The quarantine (ADR 0023): the LSN of an assertion's quarantine decision and of its
 -- approval on the assertion (candidate reads need no join), one row per quarantined
 -- assertion for the admin listing. Derived from the WAL-equivalent records like the
 -- rest (kinds 9 and 10 of `changes`).
