@@ -34,8 +34,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: while Playwright's sync API runs, this thread looks
+    as if an asyncio loop were running, so every later ``asyncio.run`` of the session
+    (tests/unit) would fail."""
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=args)
