@@ -55,6 +55,9 @@ ADMIN_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/admin/custodial-keys", None),
     ("POST", "/v1/admin/custodial-keys", {"api_key_id": "root"}),
     ("DELETE", f"/v1/admin/custodial-keys/{'a' * 64}", None),
+    ("GET", "/v1/admin/quarantine", None),
+    ("POST", "/v1/admin/quarantine/root/approve", {}),
+    ("POST", "/v1/admin/quarantine/root/reject", {}),
 ]
 
 
