@@ -221,10 +221,11 @@ class WriterProcess(CommitNotices):
             self._channel.send(message)
         except OSError as exc:
             with self._lock:
-                self._pending.pop(token, None)
-            future.set_exception(
-                StorageError(f"the writer process is gone: {exc}", code="writer_failed")
-            )
+                ours = self._pending.pop(token, None) is not None
+            if ours:  # else ``_on_exit`` (the link ended meanwhile) already failed it
+                future.set_exception(
+                    StorageError(f"the writer process is gone: {exc}", code="writer_failed")
+                )
 
     def _refusal(self) -> StorageError:
         restarting = self.wal.restarting_reason
@@ -379,8 +380,11 @@ class WriterProcess(CommitNotices):
         """The writer process is gone: fail what waits; no more writes, until a new
         one is ready (worker 0 respawns it, ``respawn``) or for good."""
         code = "unknown" if self._proc is None else self._proc.poll()
+        restarts = self.respawn is not None or self.awaits_handoff
         with self._lock:
             expected = not self._running
+            if restarts and not expected:  # before a write can see ``_running`` False
+                self.wal.restarting_reason = "the writer process is restarting after a crash"
             self._running = False
             pending, self._pending = self._pending, {}
             removals, self._removals = self._removals, {}
@@ -390,8 +394,7 @@ class WriterProcess(CommitNotices):
                 waiter.set_exception(error)
         if expected:
             return
-        if self.respawn is not None or self.awaits_handoff:
-            self.wal.restarting_reason = "the writer process is restarting after a crash"
+        if restarts:
             if self.respawn is not None:
                 self.respawn.start(self)
             return
