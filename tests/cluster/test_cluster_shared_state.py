@@ -134,8 +134,11 @@ def test_cluster_status_lists_both_nodes_then_a_killed_one_as_unhealthy(
             "standbys": [],
             "synchronous": False,
         }
-    metrics = httpx.get(a.url + "/metrics", timeout=30).text
-    assert "stemedb_cluster_nodes 2.0" in metrics
+    # the gauge is set on node a's next heartbeat (it may have beaten before b started)
+    deadline = time.monotonic() + 10
+    while "stemedb_cluster_nodes 2.0" not in (metrics := httpx.get(a.url + "/metrics").text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.2)
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait(10)
     deadline = time.monotonic() + 10

@@ -83,7 +83,10 @@ def test_documented_output_passes_the_check(step: str) -> None:
 
 
 def write(client: httpx.Client, key: AgentKey, i: int) -> httpx.Response:
-    record = sign_assertion(key, subject=f"noisy/{i}", predicate="p", object=i, confidence=0.5)
+    # the subject names the agent: an assertion's ID leaves its signer out, so the same
+    # claim from both agents in the same second would be one record (200, not 201)
+    subject = f"{key.agent_id[:8]}/{i}"
+    record = sign_assertion(key, subject=subject, predicate="p", object=i, confidence=0.5)
     return client.post(
         "/v1/assert",
         content=msgspec.json.encode(record),
