@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from support.mcp_client import http_session, structured, tool_error
 from support.redis import redis_server
 from support.server import CLUSTER_ROOT_KEY, ServerProcess, secured_cluster_node
 
@@ -203,3 +204,44 @@ def test_rate_limits_in_redis_hold_across_two_cluster_nodes(
             b.stop()
     finally:
         a.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_custodial_key_made_on_one_node_signs_on_the_other_until_revoked_there(
+    two_nodes: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Cluster mode keeps custodial keys in PostgreSQL: an MCP write through node B is
+    signed with the key an admin created through node A; revoked through B, A signs no
+    more; the API key disabled through A is refused by B's ``/mcp`` at the next request."""
+    a, b = two_nodes
+    made = httpx.post(
+        a.url + "/v1/admin/api-keys", json={"name": "mcp", "role": "writer"}, headers=ADMIN
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()
+    custodial = httpx.post(
+        a.url + "/v1/admin/custodial-keys", json={"api_key_id": key["id"]}, headers=ADMIN
+    )
+    assert custodial.status_code == 201, custodial.text
+    agent_id = custodial.json()["agent_id"]
+    claim = {"subject": "cluster/mcp", "predicate": "p", "value": "v", "confidence": 0.5}
+    async with http_session(b.url, key["secret"]) as client:
+        written = structured(await client.call_tool("assert_claim", claim))
+    stored = httpx.get(f"{a.url}/v1/assertions/{written['id']}", headers=ADMIN).json()
+    assert [s["agent_id"] for s in stored["signatures"]] == [agent_id]
+    revoked = httpx.delete(f"{b.url}/v1/admin/custodial-keys/{agent_id}", headers=ADMIN)
+    assert revoked.status_code == 200 and revoked.json()["usable"] is False
+    async with http_session(a.url, key["secret"]) as client:
+        refused = tool_error(await client.call_tool("assert_claim", claim))
+    assert refused["code"] == "no_signing_key"
+    disabled = httpx.post(f"{a.url}/v1/admin/api-keys/{key['id']}/disable", headers=ADMIN)
+    assert disabled.status_code == 200, disabled.text
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    mcp_headers = {"accept": "application/json, text/event-stream", "x-api-key": key["secret"]}
+    refused_b = httpx.post(b.url + "/mcp", json=ping, headers=mcp_headers)  # at once on B
+    assert refused_b.status_code == 401 and refused_b.json()["error"]["code"] == "api_key_disabled"

@@ -3,24 +3,30 @@ the caller's API key) or stdio (``stemedb mcp --url …`` as a subprocess)."""
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-import httpx2
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
-from mcp_types import CallToolResult
+from support.mcp_client import Mode, http_session, structured, tool_error
 from support.server import ServerProcess
+
+__all__ = [
+    "McpServer",
+    "http_session",
+    "new_subject",
+    "start_node",
+    "stdio_session",
+    "structured",
+    "tool_error",
+]
 
 ROOT_KEY = "root-mcp-test-key-" + "7d2e4b" * 6
 SKEPTIC_LIMIT = 3
-Mode = Literal["auto", "legacy"]
 
 
 class McpServer:
@@ -63,26 +69,6 @@ def start_node(base: Path, **env: str) -> McpServer:
 
 
 @asynccontextmanager
-async def http_session(
-    url: str,
-    secret: str | None,
-    *,
-    origin: str | None = None,
-    mode: Mode = "auto",
-) -> AsyncIterator[Client]:
-    headers = {}
-    if secret is not None:
-        headers["x-api-key"] = secret
-    if origin is not None:
-        headers["origin"] = origin
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30.0) as http,
-        Client(streamable_http_client(url + "/mcp", http_client=http), mode=mode) as client,
-    ):
-        yield client
-
-
-@asynccontextmanager
 async def stdio_session(
     url: str, secret: str | None, key_file: Path | None, *, mode: Mode = "auto"
 ) -> AsyncIterator[Client]:
@@ -95,22 +81,6 @@ async def stdio_session(
     params = StdioServerParameters(command=sys.executable, args=args, env=env)
     async with Client(params, mode=mode) as client:
         yield client
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    """A tool's structured answer; fails with the tool's error text if it refused."""
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    text = result.content[0]
-    assert json.loads(getattr(text, "text", "")) == result.structured_content
-    return result.structured_content
-
-
-def tool_error(result: CallToolResult) -> dict[str, Any]:
-    """The ``{"type", "code", "message", …}`` of a tool call that was refused."""
-    assert result.is_error, result.structured_content
-    error: dict[str, Any] = json.loads(getattr(result.content[0], "text", ""))["error"]
-    return error
 
 
 def new_subject() -> str:

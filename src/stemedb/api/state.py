@@ -32,7 +32,7 @@ from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
 from stemedb.runtime.control import ControlAnswer, ask_others
 from stemedb.runtime.topology import Topology
-from stemedb.store.custodial_keys import CustodialKeyStore
+from stemedb.store.custodial_keys import CustodialKeys, open_custodial_keys
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ class ApiState:
         self._service: QueryService | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._coalescer: WriteCoalescer | None = None
-        self._custodial: CustodialKeyStore | None = None  # opened by the lifespan
+        self._custodial: CustodialKeys | None = None  # opened by the lifespan
         # What this worker answers the others (``api.workers``): route modules add theirs.
         self.control: dict[bytes, ControlAnswer] = {b"metrics": lambda _: self.own_metrics()}
 
@@ -90,8 +90,12 @@ class ApiState:
         self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="stemedb-read")
 
     def open_custodial(self) -> None:
-        """Blocking: open ``<data_dir>/custodial.sqlite`` (the custodial agent keys)."""
-        self._custodial = CustodialKeyStore(self.config.data_dir)
+        """Blocking: open the custodial agent keys (``<data_dir>/custodial.sqlite``, or
+        the cluster's table in cluster mode)."""
+        storage = self.config.storage
+        self._custodial = open_custodial_keys(
+            storage.backend, self.config.data_dir, storage.postgres_dsn
+        )
 
     def close_custodial(self) -> None:
         if self._custodial is not None:
@@ -99,7 +103,7 @@ class ApiState:
             self._custodial = None
 
     @property
-    def custodial(self) -> CustodialKeyStore:
+    def custodial(self) -> CustodialKeys:
         """The custodial agent keys (``/v1/admin/custodial-keys``, ``/mcp`` writes)."""
         if self._custodial is None:
             raise UnavailableError("the node is starting or shutting down", code="not_ready")

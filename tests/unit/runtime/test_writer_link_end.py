@@ -16,7 +16,7 @@ import pytest
 
 from stemedb.errors import StorageError
 from stemedb.model.signing import AgentKey, sign_assertion
-from stemedb.runtime.protocol import Channel, FromWriter, Ready, ToWriter
+from stemedb.runtime.protocol import Channel, Ready, ToWriter
 from stemedb.runtime.writer_client import WriterProcess
 
 KEY = AgentKey.generate()
@@ -25,7 +25,7 @@ KEY = AgentKey.generate()
 @pytest.fixture
 def link(tmp_path: Path) -> Iterator[tuple[WriterProcess, socket.socket]]:
     ours, theirs = socket.socketpair()
-    Channel(theirs, ToWriter).send(Ready(0, 0, 0.0, 0))  # type: ignore[arg-type]
+    Channel(theirs, ToWriter).send(Ready(0, 0, 0.0, 0))
     writer = WriterProcess(ours, None, tmp_path, observer=None, applied_lsn=None, spare_links=[])
     writer.awaits_handoff = True  # as a worker > 0: worker 0 respawns the writer
     yield writer, theirs
@@ -51,7 +51,7 @@ def test_a_write_sent_as_the_link_ends_fails_retryably_once(
         writer._on_exit()  # the receiver thread saw the end first and failed the waiter
         real_send(message)  # EPIPE: the peer is gone
 
-    channel.send = send_after_the_link_ended  # type: ignore[method-assign]
+    channel.send = send_after_the_link_ended  # type: ignore[method-assign,assignment]
     error = _refusal(_submit_one(writer))
     assert error.code == "writer_failed" and error.retryable and error.status == 503
 

@@ -1,16 +1,31 @@
-"""``custodial.sqlite``: private keys at rest, one usable key per API key, revocation
-that erases the private half and keeps the binding."""
+"""Custodial keys: one usable key per API key, revocation that erases the private half
+and keeps the binding — on both backends (``custodial.sqlite``, the cluster's table);
+private keys at rest in a 0600 file on an embedded node."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stemedb.errors import ConflictError
-from stemedb.store.custodial_keys import CUSTODIAL_FILE, CustodialKeyStore
+from stemedb.store.custodial_keys import (
+    CUSTODIAL_FILE,
+    CustodialKeys,
+    CustodialKeyStore,
+    open_custodial_keys,
+)
+
+
+@pytest.fixture(params=["local", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CustodialKeys]:
+    dsn = request.getfixturevalue("postgres_store_dsn") if request.param == "postgres" else ""
+    keys = open_custodial_keys(request.param, tmp_path, dsn)
+    yield keys
+    keys.close()
 
 
 def test_the_file_is_created_0600_and_a_looser_restored_copy_is_put_back(tmp_path: Path) -> None:
@@ -23,8 +38,9 @@ def test_the_file_is_created_0600_and_a_looser_restored_copy_is_put_back(tmp_pat
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_a_key_signs_for_its_api_key_until_revoked_and_the_binding_stays(tmp_path: Path) -> None:
-    store = CustodialKeyStore(tmp_path)
+def test_a_key_signs_for_its_api_key_until_revoked_and_the_binding_stays(
+    store: CustodialKeys,
+) -> None:
     made = store.create("key-1", 100.0)
     signer = store.signer("key-1")
     assert signer is not None and signer.agent_id == made.agent_id
@@ -40,7 +56,6 @@ def test_a_key_signs_for_its_api_key_until_revoked_and_the_binding_stays(tmp_pat
     again = store.create("key-1", 104.0)  # a new key once the old one is revoked
     assert again.agent_id != made.agent_id
     assert [k.agent_id for k in store.all()] == [made.agent_id, again.agent_id]
-    store.close()
 
 
 def test_revoking_erases_the_private_half_from_the_file(tmp_path: Path) -> None:

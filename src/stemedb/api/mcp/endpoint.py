@@ -142,6 +142,9 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            access = self.state.access
+            if access.watch is not None:  # cluster mode: the cluster's keys, as /v1 reads them
+                await access.refresh_shared()
             scope[CALLER_KEY] = self._caller(Headers(scope=scope))
             manager = await self._loaded_manager()
         except StemeError as exc:

@@ -62,12 +62,12 @@ def translate(exc: Exception, operation: str) -> StorageError:
     return StorageError(f"shared access store {operation} failed: {exc}", code="store_error")
 
 
-class PostgresKeyStore:
-    """``SharedAccess`` on PostgreSQL (blocking; thread-safe through the pool)."""
+class SharedTables:
+    """A small pool of its own on the cluster's database (blocking, thread-safe): each
+    call one transaction, committed when it returns. ``probe`` runs once at open (a
+    missing schema fails there, not at the first request)."""
 
-    backend: Final = "postgres"
-
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, name: str, probe: str) -> None:
         self._pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
@@ -75,12 +75,12 @@ class PostgresKeyStore:
             kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=POOL_TIMEOUT_SECONDS,
-            name="stemedb-access",
+            name=name,
             open=False,
         )
         try:
             self._pool.open(wait=True, timeout=POOL_TIMEOUT_SECONDS)
-            self.generation()  # the schema is there
+            self._read(probe)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._pool.close()
             raise translate(exc, "open") from exc
@@ -99,6 +99,18 @@ class PostgresKeyStore:
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._transaction("read") as conn:
             return conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class PostgresKeyStore(SharedTables):
+    """``SharedAccess`` on PostgreSQL (blocking; thread-safe through the pool)."""
+
+    backend: Final = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn, "stemedb-access", "SELECT generation FROM stemedb_access_generation")
 
     def _change(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one change and bump the generation in the same transaction; the new
@@ -228,9 +240,6 @@ class PostgresKeyStore:
 
     def delete_breaker(self, agent_id: str) -> int:
         return self._change("DELETE FROM stemedb_agent_breakers WHERE agent_id = %s", (agent_id,))
-
-    def close(self) -> None:
-        self._pool.close()
 
 
 class PostgresGeneration:

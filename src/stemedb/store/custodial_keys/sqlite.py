@@ -1,4 +1,4 @@
-"""``<data_dir>/custodial.sqlite``: custodial agent keys, each bound to one API key.
+"""``<data_dir>/custodial.sqlite``: the custodial agent keys of an embedded node.
 
 A model behind MCP holds no signing key, yet every record must be signed
 (ADR 0018, ``docs/reference/mcp.md``). An admin creates a *custodial* agent key for an
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import apsw
-import msgspec
 
-from stemedb.errors import ConflictError, StorageError
+from stemedb.errors import StorageError
 from stemedb.model.signing import AgentKey
+from stemedb.store.custodial_keys.protocol import CustodialKey, exists_error, key_of_row
 
 CUSTODIAL_FILE: Final = "custodial.sqlite"
 CUSTODIAL_SCHEMA_VERSION: Final = 1
@@ -50,19 +50,6 @@ CREATE TABLE IF NOT EXISTS custodial_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS custodial_usable ON custodial_keys (api_key_id)
     WHERE revoked_at IS NULL;
 """
-
-
-class CustodialKey(msgspec.Struct, kw_only=True, frozen=True):
-    """One custodial key as listed: never the private half."""
-
-    agent_id: str
-    api_key_id: str
-    created_at: float
-    revoked_at: float | None = None
-
-
-def _of_row(row: Any) -> CustodialKey:
-    return CustodialKey(agent_id=row[0], api_key_id=row[1], created_at=row[2], revoked_at=row[3])
 
 
 def _translate(exc: apsw.Error, operation: str) -> StorageError:
@@ -131,11 +118,7 @@ class CustodialKeyStore:
                 (key.agent_id, api_key_id, bytes.fromhex(key.seed_hex()), now),
             )
         except apsw.ConstraintError as exc:
-            raise ConflictError(
-                f"API key {api_key_id} has a custodial key already; revoke it first",
-                code="custodial_key_exists",
-                details={"api_key_id": api_key_id},
-            ) from exc
+            raise exists_error(api_key_id) from exc
         return CustodialKey(agent_id=key.agent_id, api_key_id=api_key_id, created_at=now)
 
     def signer(self, api_key_id: str) -> AgentKey | None:
@@ -153,7 +136,7 @@ class CustodialKeyStore:
             "SELECT agent_id, api_key_id, created_at, revoked_at FROM custodial_keys"
             " ORDER BY created_at, agent_id",
         )
-        return [_of_row(row) for row in rows]
+        return [key_of_row(row) for row in rows]
 
     def of_agents(self, agent_ids: Iterable[str]) -> list[CustodialKey]:
         """The custodial keys (usable or revoked) among ``agent_ids``."""
@@ -167,7 +150,7 @@ class CustodialKeyStore:
             f" WHERE agent_id IN ({marks}) ORDER BY agent_id",
             wanted,
         )
-        return [_of_row(row) for row in rows]
+        return [key_of_row(row) for row in rows]
 
     def revoke(self, agent_id: str, now: float) -> CustodialKey | None:
         """Erase the private half of ``agent_id`` (the row stays); None if unknown."""
@@ -177,11 +160,8 @@ class CustodialKeyStore:
             " WHERE agent_id = ? RETURNING agent_id, api_key_id, created_at, revoked_at",
             (now, agent_id),
         )
-        return _of_row(rows[0]) if rows else None
+        return key_of_row(rows[0]) if rows else None
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-__all__ = ["CUSTODIAL_FILE", "CustodialKey", "CustodialKeyStore"]
