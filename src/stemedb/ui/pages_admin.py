@@ -1,8 +1,8 @@
 """Admin (``GET /ui/admin``, role ``admin`` like every ``/v1/admin/*`` route): API keys
 (create — the secret shown once — disable, delete), custodial keys, rate-limit
-overrides, circuit breakers, storage, backups and archive, cluster status. Every list
-and every change is the ``/v1/admin`` route's own answer, called in process with the
-viewer's key (``ui.inprocess``)."""
+overrides, circuit breakers, the quarantine (``ui.pages_quarantine``), storage, backups
+and archive, cluster status. Every list and every change is the ``/v1/admin`` route's
+own answer, called in process with the viewer's key (``ui.inprocess``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from stemedb.errors import ValidationError
 from stemedb.ui.core import Ui, Visit
 from stemedb.ui.inprocess import call_api
+from stemedb.ui.pages_quarantine import SHOWN, pending
 
 LISTS: Final = {
     "keys": "/v1/admin/api-keys",
@@ -41,6 +42,8 @@ async def admin(ui: Ui, visit: Visit, created: Any = None) -> Response:
         "admin.html",
         ADMIN_TWIN,
         lists=await _lists(visit),
+        quarantine=await pending(ui, visit),
+        quarantine_shown=SHOWN,
         created=created,
         backup_dir=config.backup.dir,
         archive=config.archive,

@@ -1,6 +1,7 @@
 """Agents (``GET /ui/agents``): the agents signing the latest changes, and one agent's
 trust, counts, quota, rate limit and breaker (``GET /v1/agents/{agent_id}``, in
-process, so the API layer's quota and breaker state are the ones shown)."""
+process, so the API layer's quota and breaker state are the ones shown) and, for an
+admin, its pending quarantined writes with the approve / reject forms."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from stemedb.model.signing import is_hex64
 from stemedb.query.service import QueryService
 from stemedb.ui.core import Ui, Visit
 from stemedb.ui.inprocess import call_api
+from stemedb.ui.pages_quarantine import SHOWN, pending
 
 RECENT: Final = 1000
 
@@ -32,11 +34,12 @@ def recent_agents(service: QueryService) -> list[tuple[str, int]]:
 async def agents(ui: Ui, visit: Visit) -> Response:
     agent = visit.query("agent_id")
     host = ui.host
-    detail = None
+    detail = held = None
     if agent:
         if not is_hex64(agent):
             raise ValidationError("agent_id", "hex_format", "64 lowercase hex characters")
         detail = await call_api(visit.request, "GET", f"/v1/agents/{agent}", secret=visit.secret)
+        held = await pending(ui, visit, agent)
     recent = await host.offload(recent_agents, host.service)
     return ui.respond(
         visit,
@@ -45,6 +48,8 @@ async def agents(ui: Ui, visit: Visit) -> Response:
         agent=agent,
         detail=detail,
         recent=recent,
+        quarantine=held,
+        quarantine_shown=SHOWN,
         is_admin=ui.may(visit, "/v1/admin/circuit-breakers"),
     )
 

@@ -1,4 +1,5 @@
 """The question page's data (one subject + predicate), read on the API's read pool.
+Its list of claims includes the quarantined ones, flagged with their review status.
 
 Every lens answers through ``QueryService.query`` (audited, endpoint ``ui``) — the
 same call as ``GET /v1/query`` — and the skeptic view through ``QueryService.skeptic``
@@ -64,6 +65,7 @@ class QuestionView(msgspec.Struct, frozen=True):
     tier_chart: TierChart
     timeline: list[TimePoint]
     time_chart: TimeChart | None
+    quarantine: dict[str, str]  # claim id -> pending | rejected | approved (ADR 0023)
 
 
 def _why(lens: str, winner: ClaimView | None, deciding_tier: int | None, status: str) -> str:
@@ -131,6 +133,20 @@ def _timeline(
     return points, time_chart([p.label for p in points], shares, order)
 
 
+def _quarantine(service: QueryService, subject: str, predicate: str) -> dict[str, str]:
+    """The question's claims the screening quarantined, with their review status now."""
+    out = {}
+    for row in service.store.candidates(subject, predicate):
+        if row.quarantine_lsn is None:
+            continue
+        if row.released_lsn is not None:
+            out[row.id] = "approved"
+            continue
+        item = service.store.quarantine_item(row.id)
+        out[row.id] = item.status if item is not None else "pending"
+    return out
+
+
 def question_view(
     service: QueryService, subject: str, predicate: str, as_of: float | None, ui: UiConfig
 ) -> QuestionView:
@@ -141,6 +157,7 @@ def question_view(
         as_of=as_of,
         include_retracted=True,
         include_superseded=True,
+        include_quarantined=True,
         limit=CLAIMS_SHOWN,
     )
     claims = service.query(every, endpoint=UI_ENDPOINT).claims
@@ -160,6 +177,7 @@ def question_view(
         tier_chart=tier_chart(skeptic, names),
         timeline=points,
         time_chart=chart,
+        quarantine=_quarantine(service, subject, predicate),
     )
 
 

@@ -20,6 +20,7 @@ from stemedb.ui.pages_agents import agents
 from stemedb.ui.pages_board import disagreements
 from stemedb.ui.pages_browse import search
 from stemedb.ui.pages_home import feed_stream, home
+from stemedb.ui.pages_quarantine import DECISIONS, QUARANTINE_TWIN, review_handler
 from stemedb.ui.pages_question import question
 from stemedb.ui.pages_records import audit, claim
 from stemedb.ui.pages_session import login, login_page, logout
@@ -49,6 +50,10 @@ def ui_routes(host: Host) -> list[BaseRoute]:
         ("/sources", "/v1/sources", register),
         ("/sources/{hash}/retract", RETRACT_TWIN, retract),
         *((f"/admin/{action}", "/v1/admin/api-keys", change_handler(action)) for action in CHANGES),
+        *(
+            (f"/admin/quarantine/{{id}}/{d}", f"{QUARANTINE_TWIN}/{{id}}/{d}", review_handler(d))
+            for d in DECISIONS
+        ),
     ]
 
     routes: list[BaseRoute] = [
