@@ -166,6 +166,31 @@ def test_trust_rows_and_agent_counts_follow_outcomes_signatures_and_votes(
     assert store.agent_counts(bob) == {"assertions": 1, "cosignatures": 1, "votes": 1}
 
 
+def test_recent_signers_count_the_signatures_on_the_latest_assertions(
+    store: Store, history: History
+) -> None:
+    first = history.assertion("a", by=0)
+    second = history.assertion("b", by=1)
+    store.apply(
+        [
+            first,  # LSN 1
+            second,  # LSN 2
+            history.assertion("c", by=1),  # LSN 3
+            history.cosignature(second, by=2),  # on LSN 2
+            history.cosignature(first, by=2),  # on LSN 1
+        ]
+    )
+    alice, bob, carol = (agent(i).agent_id for i in range(3))
+    assert store.recent_signers(0, 10) == sorted(
+        [(bob, 2), (alice, 1), (carol, 2)], key=lambda r: (-r[1], r[0])
+    )
+    assert store.recent_signers(1, 10) == sorted(
+        [(bob, 2), (carol, 1)], key=lambda r: (-r[1], r[0])
+    )
+    assert store.recent_signers(1, 1) == [(bob, 2)]
+    assert store.recent_signers(3, 10) == []
+
+
 def test_commit_time_lookups_find_every_kind_by_its_id(store: Store, history: History) -> None:
     claim = history.assertion()
     vote = history.vote(claim, 1.0, by=1)

@@ -28,6 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         isolated=True,
         STEMEDB_AUTH_ENABLED="true",
         STEMEDB_ROOT_API_KEY=ROOT_KEY,
+        STEMEDB_DEFENCE_QUARANTINE="false",  # explicit: tests/ui/test_ui_quarantine.py has it on
     )
     load_remote(proc.url, list(demo_records()), api_key=ROOT_KEY)
     yield proc

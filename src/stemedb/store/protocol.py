@@ -245,6 +245,12 @@ class RecordReads(Protocol):
         """{"assertions": authored, "cosignatures": signed not authored, "votes": …}."""
         ...
 
+    def recent_signers(self, after: int, limit: int) -> list[tuple[str, int]]:
+        """The agents who signed the assertions committed after LSN ``after`` (authors
+        and co-signers), each with its number of signatures, most first (ties by agent
+        id), at most ``limit`` (the dashboard's Agents page)."""
+        ...
+
     def changes(self, after: int, limit: int) -> list[ChangeRow]: ...
 
     def record_blob(self, kind: int, ref: str, lsn: int) -> bytes | None:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final, Literal
 
 from stemedb.config import UiConfig
@@ -26,18 +27,27 @@ CATEGORY_LABELS: Final[dict[str, str]] = {
 CATEGORY_ORDER: Final[tuple[Category, ...]] = ("active", "emerging", "resolved", "low")
 
 
-def category_of(result: SkepticResult, ui: UiConfig) -> Category:
-    authoritative_values = {
-        str(claim.value.value) for claim in result.claims if claim.tier <= ui.authoritative_max_tier
-    }
-    if result.conflict_score >= ui.active_conflict and len(authoritative_values) >= 2:
+def category_from(
+    conflict: float, groups: Iterable[tuple[str, int, int]], ui: UiConfig
+) -> Category:
+    """The category of a question from its conflict score and its value groups, each
+    (value, best tier, number of claims)."""
+    groups = list(groups)
+    authoritative_values = {value for value, tier, _ in groups if tier <= ui.authoritative_max_tier}
+    if conflict >= ui.active_conflict and len(authoritative_values) >= 2:
         return "active"
-    weak = sum(len(c.claim_ids) for c in result.claims if c.tier >= ui.emerging_tier)
+    weak = sum(claims for _, tier, claims in groups if tier >= ui.emerging_tier)
     if not authoritative_values and weak >= ui.emerging_min_claims:
         return "emerging"
-    if result.conflict_score < ui.resolved_conflict:
+    if conflict < ui.resolved_conflict:
         return "resolved"
     return "low"
 
 
-__all__ = ["CATEGORY_LABELS", "CATEGORY_ORDER", "Category", "category_of"]
+def category_of(result: SkepticResult, ui: UiConfig) -> Category:
+    """The category of a skeptic answer (``GET /v1/skeptic``)."""
+    groups = ((str(c.value.value), c.tier, len(c.claim_ids)) for c in result.claims)
+    return category_from(result.conflict_score, groups, ui)
+
+
+__all__ = ["CATEGORY_LABELS", "CATEGORY_ORDER", "Category", "category_from", "category_of"]

@@ -5,7 +5,6 @@ admin, its pending quarantined writes with the approve / reject forms."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Final
 
 from starlette.responses import Response
@@ -18,17 +17,14 @@ from stemedb.ui.inprocess import call_api
 from stemedb.ui.pages_quarantine import SHOWN, pending
 
 RECENT: Final = 1000
+SHOWN_AGENTS: Final = 100
 
 
 def recent_agents(service: QueryService) -> list[tuple[str, int]]:
-    """The signers of the last ``RECENT`` changes, most active first."""
+    """The signers of the assertions among the last ``RECENT`` changes, most active
+    first: one aggregate over the store's signatures (``Store.recent_signers``)."""
     last = service.engine.applied_lsn
-    page = service.provenance.feed(max(0, last - RECENT), RECENT)
-    counts: Counter[str] = Counter()
-    for item in page.items:
-        for signature in getattr(item.record, "signatures", ()) or ():
-            counts[signature.agent_id] += 1
-    return counts.most_common(100)
+    return service.store.recent_signers(max(0, last - RECENT), SHOWN_AGENTS)
 
 
 async def agents(ui: Ui, visit: Visit) -> Response:

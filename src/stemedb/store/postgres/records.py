@@ -362,6 +362,15 @@ def agent_counts(conn: Conn, agent_id: str) -> dict[str, int]:
     return {"assertions": authored, "cosignatures": signed - authored, "votes": voted}
 
 
+def recent_signers(conn: Conn, after: int, limit: int) -> list[tuple[str, int]]:
+    rows = conn.execute(
+        "SELECT agent, count(*) AS n FROM signatures WHERE assertion_lsn > %s"
+        " GROUP BY agent ORDER BY n DESC, agent LIMIT %s",
+        (after, limit),
+    ).fetchall()
+    return [(bytes(agent).hex(), int(n)) for agent, n in rows]
+
+
 # -- the change feed, stats ----------------------------------------------------------------
 
 

@@ -436,6 +436,9 @@ class PostgresStore:
     def agent_counts(self, agent_id: str) -> dict[str, int]:
         return self._reading("get", lambda c: records.agent_counts(c, agent_id))
 
+    def recent_signers(self, after: int, limit: int) -> list[tuple[str, int]]:
+        return self._reading("get", lambda c: records.recent_signers(c, after, limit))
+
     def changes(self, after: int, limit: int) -> list[ChangeRow]:
         return self._reading("feed", lambda c: records.changes(c, after, limit))
 

@@ -149,6 +149,14 @@ class RecordReads:
             votes = scalar(conn, "SELECT count(*) FROM votes WHERE agent = ?", (agent,))
         return {"assertions": authored, "cosignatures": signed - authored, "votes": votes}
 
+    def recent_signers(self, after: int, limit: int) -> list[tuple[str, int]]:
+        sql = (
+            "SELECT agent, count(*) AS n FROM signatures WHERE assertion_lsn > ?"
+            " GROUP BY agent ORDER BY n DESC, agent LIMIT ?"
+        )
+        with self._db.reading("get") as conn:
+            return [(bytes(a).hex(), int(n)) for a, n in conn.execute(sql, (after, limit))]
+
 
 def _supersession_row(lsn: int, sid: bytes, blob: bytes) -> SupersessionRow:
     s = SUPERSESSION_DECODER.decode(blob)

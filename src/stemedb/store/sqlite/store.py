@@ -211,6 +211,9 @@ class SqliteStore:
     def agent_counts(self, agent_id: str) -> dict[str, int]:
         return self._records.agent_counts(agent_id)
 
+    def recent_signers(self, after: int, limit: int) -> list[tuple[str, int]]:
+        return self._records.recent_signers(after, limit)
+
     def changes(self, after: int, limit: int) -> list[ChangeRow]:
         return self._feed.changes(after, limit)
 
