@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 from support.server import ServerProcess
-from ui_harness import CHROMIUM, ROOT_KEY, Watched, sign_in
+from ui_harness import CHROMIUM, ROOT_KEY, Watched, admin_session, start_server
 
 from stemedb.cli.demo import demo_records
 from stemedb.cli.remote import load_remote
@@ -21,13 +21,8 @@ from stemedb.cli.remote import load_remote
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-debian-deps.sh")
-    base = tmp_path_factory.mktemp("stemedb-ui")
-    proc = ServerProcess(
-        base / "data",
-        base / "server.log",
-        isolated=True,
-        STEMEDB_AUTH_ENABLED="true",
-        STEMEDB_ROOT_API_KEY=ROOT_KEY,
+    proc = start_server(
+        tmp_path_factory.mktemp("stemedb-ui"),
         STEMEDB_DEFENCE_QUARANTINE="false",  # explicit: tests/ui/test_ui_quarantine.py has it on
     )
     load_remote(proc.url, list(demo_records()), api_key=ROOT_KEY)
@@ -57,8 +52,4 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def admin_page(server: ServerProcess, browser: Browser) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    watched = Watched(context.new_page())
-    sign_in(watched.page, server.url, ROOT_KEY)
-    yield watched
-    context.close()
+    yield from admin_session(browser, server.url)

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from playwright.sync_api import Browser, expect
 from support.server import ServerProcess
-from ui_harness import ROOT_KEY, Watched, api_key, sign_in
+from ui_harness import ROOT_KEY, Watched, admin_session, api_key, sign_in, start_server
 
 from stemedb.model.signing import AgentKey, sign_assertion
 
@@ -29,13 +29,8 @@ MAX_REPEATS = 2
 
 @pytest.fixture(scope="module")
 def held_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    base = tmp_path_factory.mktemp("stemedb-ui-quarantine")
-    proc = ServerProcess(
-        base / "data",
-        base / "server.log",
-        isolated=True,
-        STEMEDB_AUTH_ENABLED="true",
-        STEMEDB_ROOT_API_KEY=ROOT_KEY,
+    proc = start_server(
+        tmp_path_factory.mktemp("stemedb-ui-quarantine"),
         STEMEDB_DEFENCE_QUARANTINE="true",
         STEMEDB_DEFENCE_NEAR_DUPLICATE_MAX_REPEATS=str(MAX_REPEATS),
     )
@@ -43,8 +38,11 @@ def held_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     proc.stop()
 
 
-def spam(server: ServerProcess, subject: str, key: AgentKey) -> list[str]:
-    """One claim repeated in five spellings: the repeats beyond the allowed are held."""
+def spam(server: ServerProcess) -> tuple[str, AgentKey, list[str]]:
+    """A new agent repeats one claim on a new question in five spellings: the repeats
+    beyond the allowed are held. Its question, the agent and the five ids."""
+    subject = f"ui/quarantine/{uuid.uuid4().hex[:10]}"
+    key = AgentKey.generate()
     ids = []
     at = int(time.time()) - 60
     for i, text in enumerate(SPELLINGS):
@@ -58,7 +56,7 @@ def spam(server: ServerProcess, subject: str, key: AgentKey) -> list[str]:
         )
         assert answer.status_code == 201, answer.text
         ids.append(answer.json()["id"])
-    return ids
+    return subject, key, ids
 
 
 def visible(server: ServerProcess, subject: str) -> set[str]:
@@ -83,19 +81,13 @@ def reviews(server: ServerProcess, agent_id: str) -> dict[str, dict[str, object]
 
 @pytest.fixture
 def admin(held_server: ServerProcess, browser: Browser) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    watched = Watched(context.new_page())
-    sign_in(watched.page, held_server.url, ROOT_KEY)
-    yield watched
-    context.close()
+    yield from admin_session(browser, held_server.url)
 
 
 def test_an_admin_approves_and_rejects_held_writes_from_the_admin_page(
     held_server: ServerProcess, admin: Watched, shots: Path
 ) -> None:
-    subject = f"ui/quarantine/{uuid.uuid4().hex[:10]}"
-    spammer = AgentKey.generate()
-    ids = spam(held_server, subject, spammer)
+    subject, spammer, ids = spam(held_server)
     held = ids[MAX_REPEATS:]
     assert visible(held_server, subject) == set(ids[:MAX_REPEATS])
 
@@ -141,9 +133,8 @@ def test_an_admin_approves_and_rejects_held_writes_from_the_admin_page(
 def test_the_agents_page_lists_the_agents_held_writes_and_reviews_them(
     held_server: ServerProcess, admin: Watched
 ) -> None:
-    subject = f"ui/quarantine/{uuid.uuid4().hex[:10]}"
-    spammer = AgentKey.generate()
-    held = spam(held_server, subject, spammer)[MAX_REPEATS:]
+    subject, spammer, ids = spam(held_server)
+    held = ids[MAX_REPEATS:]
     page = admin.page
     agent_page = held_server.url + "/ui/agents?agent_id=" + spammer.agent_id
     page.goto(agent_page)
@@ -160,9 +151,8 @@ def test_the_agents_page_lists_the_agents_held_writes_and_reviews_them(
 def test_a_reader_is_refused_the_review_and_a_form_without_its_token_is_403(
     held_server: ServerProcess, browser: Browser, admin: Watched
 ) -> None:
-    subject = f"ui/quarantine/{uuid.uuid4().hex[:10]}"
-    spammer = AgentKey.generate()
-    target = spam(held_server, subject, spammer)[-1]
+    _, spammer, ids = spam(held_server)
+    target = ids[-1]
     reader = api_key(held_server, "reader")
     context = browser.new_context()
     page = context.new_page()

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from support.server import ServerProcess
 
 ROOT_KEY = "ui-test-root-key-" + "0" * 32
 CHROMIUM = "/usr/bin/chromium"
+
+
+def start_server(base: Path, **env: str) -> ServerProcess:
+    """A server of its own (keys on, the root key ``ROOT_KEY``) configured by ``env``."""
+    return ServerProcess(
+        base / "data",
+        base / "server.log",
+        isolated=True,
+        STEMEDB_AUTH_ENABLED="true",
+        STEMEDB_ROOT_API_KEY=ROOT_KEY,
+        **env,
+    )
 
 
 def api_key(server: ServerProcess, role: str) -> dict[str, Any]:
@@ -55,3 +69,12 @@ def sign_in(page: Page, url: str, secret: str) -> None:
     page.fill("#api_key", secret)
     page.click("form.card button[type=submit]")
     page.wait_for_url(url + "/ui")
+
+
+def admin_session(browser: Browser, url: str) -> Iterator[Watched]:
+    """A watched page of a new browser context, signed in with the root key."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    watched = Watched(context.new_page())
+    sign_in(watched.page, url, ROOT_KEY)
+    yield watched
+    context.close()
