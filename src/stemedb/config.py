@@ -62,6 +62,9 @@ class ApiConfig(_Section):
     allow_unauthenticated_network: bool = False
     # Host names accepted besides IP literals, localhost and the bind host (DNS rebinding)
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    # slow clients (api.http.connections): headers within this, at most this many per process
+    header_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4096
 
 
 class McpConfig(_Section):

@@ -192,3 +192,34 @@ async def test_bad_arguments_are_a_tool_error_the_model_can_read(
         missing = tool_error(await client.call_tool("trace", {"id": "ab" * 32}))
     assert unknown["code"] == "invalid_arguments" and "lense" in unknown["message"]
     assert missing["type"] == "NotFoundError" and missing["status"] == 404
+
+
+async def test_an_inexact_integer_value_is_refused_naming_it(
+    mcp_server: McpServer, writer: dict[str, Any]
+) -> None:
+    """``2**53 + 1`` (no IEEE-754 double holds it) is a tool error naming the argument,
+    not a claim silently stored as another number (issue 17); ``2**60`` is written."""
+    subject = new_subject()
+    async with http_session(mcp_server.url, writer["secret"]) as client:
+        refused = tool_error(
+            await client.call_tool(
+                "assert_claim",
+                {"subject": subject, "predicate": "count", "value": 2**53 + 1, "confidence": 0.5},
+            )
+        )
+        written = structured(
+            await client.call_tool(
+                "assert_claim",
+                {"subject": subject, "predicate": "count", "value": 2**60, "confidence": 0.5},
+            )
+        )
+    assert refused["code"] == "invalid_field" and refused["status"] == 400
+    assert refused["details"] == {"field": "value", "rule": "integer_out_of_range"}
+    assert "9007199254740993" in refused["message"]
+    answer = httpx.get(
+        mcp_server.url + "/v1/query",
+        params={"subject": subject, "predicate": "count"},
+        headers={"x-api-key": writer["secret"]},
+    ).json()
+    assert [c["id"] for c in answer["claims"]] == [written["id"]]
+    assert answer["claims"][0]["object"]["value"] == 2**60

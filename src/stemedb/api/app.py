@@ -37,6 +37,7 @@ from stemedb.api.guard.protected import (
     warn_about_defaults,
 )
 from stemedb.api.http import openapi
+from stemedb.api.http.connections import limited_protocol
 from stemedb.api.http.cors import CorsMiddleware
 from stemedb.api.http.errors import EXCEPTION_HANDLERS
 from stemedb.api.http.middleware import RequestMiddleware
@@ -358,7 +359,12 @@ def serve(config: Config, role: WorkerRole | None = None) -> None:
         host=host,
         port=port,
         lifespan="on",
-        http=http_protocol(),
+        http=limited_protocol(
+            config.api.header_timeout_seconds,
+            config.api.max_connections,
+            http_protocol(),
+            app.state.api.metrics.registry,
+        ),
         access_log=False,
         log_config=None,
         server_header=False,

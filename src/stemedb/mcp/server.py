@@ -27,6 +27,7 @@ from mcp.server import Server, ServerRequestContext
 from stemedb import __version__
 from stemedb.errors import StemeError
 from stemedb.mcp.tools import TOOLS, Session, ToolSpec
+from stemedb.model.validation import check_exact_integer
 
 SERVER_NAME: Final = "stemedb"
 INSTRUCTIONS: Final = (
@@ -97,6 +98,8 @@ async def call_tool(spec: ToolSpec, session: Session, arguments: Any) -> types.C
     except msgspec.ValidationError as exc:
         return _error_result("ValidationError", "invalid_arguments", str(exc))
     try:
+        for name, value in (arguments or {}).items():  # before a float field rounds it
+            check_exact_integer(value, name)
         answer = await spec.handler(session, args)
     except StemeError as exc:
         return _stemedb_error(exc)

@@ -29,6 +29,17 @@ JsonValue: TypeAlias = (
 MAX_SAFE_INTEGER: Final[int] = 2**53 - 1
 """Largest integer JCS (I-JSON) can carry exactly; ``-MAX_SAFE_INTEGER`` is the smallest."""
 
+
+def exact_double(value: int) -> float | None:
+    """``value`` as the IEEE-754 double that equals it, or None when no double does
+    (``2**53 + 1``, ``10**400``): JCS writes every number as a double."""
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return as_float if as_float == value else None
+
+
 _FAST_FLOAT_MIN: Final[float] = 1e-4
 _FAST_FLOAT_MAX: Final[float] = 1e16
 _ZERO: Final[msgspec.Raw] = msgspec.Raw(b"0")

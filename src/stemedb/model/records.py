@@ -10,7 +10,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from stemedb.model.canonical import MAX_SAFE_INTEGER
+from stemedb.model.canonical import MAX_SAFE_INTEGER, exact_double
 
 SourceClass = Literal["regulatory", "clinical", "observational", "expert", "community", "anecdotal"]
 Lifecycle = Literal["proposed", "under_review", "approved", "deprecated", "rejected"]
@@ -61,8 +61,11 @@ class ObjectValue(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 msgspec.structs.force_setattr(self, "value", int(value))
         elif type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            # Beyond the range JSON carries exactly, a float, as every number was before.
-            msgspec.structs.force_setattr(self, "value", float(value))
+            # Beyond the range JSON carries exactly, a float, as every number was before;
+            # an integer no double equals stays an int, refused by model.validation.
+            as_float = exact_double(value)
+            if as_float is not None:
+                msgspec.structs.force_setattr(self, "value", as_float)
 
 
 class Signature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from stemedb.errors import ValidationError
-from stemedb.model.canonical import MAX_SAFE_INTEGER
+from stemedb.model.canonical import MAX_SAFE_INTEGER, exact_double
 from stemedb.model.ids import AnyRecord, record_id
 from stemedb.model.json_value import check_json_value
 from stemedb.model.records import (
@@ -125,7 +125,32 @@ def check_int(value: object, field: str, *, nullable: bool = False) -> None:
     if type(value) is not int:
         raise ValidationError(field, "type", f"{field} must be an integer")
     if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise ValidationError(field, "out_of_range", f"{field} is outside ±(2**53 - 1)")
+        raise ValidationError(field, "out_of_range", f"{field} is outside ±(2**53 - 1){_WHY_2_53}")
+
+
+_WHY_2_53: Final = (
+    ": the signed canonical form (JCS, RFC 8785) writes every number as an IEEE-754"
+    " double, which holds integers exactly only up to 2**53"
+)
+_MAX_SHOWN_DIGITS: Final = 40
+
+
+def check_exact_integer(value: object, field: str) -> None:
+    """An integer beyond ±(2**53 - 1) that no IEEE-754 double equals (``2**53 + 1``) is
+    refused: it would be signed, stored and read back as another number. Integers a
+    double holds (``2**60``) pass, as before (ADR 0019)."""
+    if type(value) is not int or -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return
+    if exact_double(value) is not None:
+        return
+    digits = len(str(value)) if value.bit_length() < 10_000 else value.bit_length() * 3 // 10
+    shown = str(value) if digits <= _MAX_SHOWN_DIGITS else f"an integer of about {digits} digits"
+    raise ValidationError(
+        field,
+        "integer_out_of_range",
+        f"{field} {shown} is an integer beyond ±(2**53 - 1) that no double equals{_WHY_2_53};"
+        " send it as text, or as a float that may be rounded",
+    )
 
 
 def check_timestamp(value: object, field: str, now: float, max_skew_seconds: int) -> None:
@@ -147,7 +172,7 @@ def check_unit_interval(value: object, field: str) -> None:
     """A finite number in [0, 1] (bools are not numbers)."""
     if type(value) is not float and type(value) is not int:
         raise ValidationError(field, "type", f"{field} must be a number")
-    if not math.isfinite(value):
+    if type(value) is float and not math.isfinite(value):
         raise ValidationError(field, "not_finite", f"{field} must be finite")
     if not 0.0 <= value <= 1.0:
         raise ValidationError(field, "out_of_range", f"{field} must be between 0 and 1")
@@ -216,8 +241,9 @@ def check_object(obj: object) -> None:
 def _check_number(value: object) -> None:
     if type(value) is not float and type(value) is not int:
         raise _mismatch("a number", "number")
-    if not math.isfinite(value):
+    if type(value) is float and not math.isfinite(value):
         raise ValidationError("object.value", "not_finite", "object.value must be finite")
+    check_exact_integer(value, "object.value")
 
 
 def _mismatch(expected: str, kind: str) -> ValidationError:

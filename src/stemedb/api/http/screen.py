@@ -16,7 +16,9 @@ before routing (docs/operations/security.md).
    "simple request" (``text/plain``, a form) reaches a handler. A body-less ``POST``
    without a ``Content-Type`` (``curl -X POST``) is let through. ``/mcp`` has its own
    content negotiation; ``/ui`` posts forms with a CSRF token.
-5. The query string is at most ``MAX_QUERY_STRING_BYTES`` → else ``414 uri_too_long``.
+5. The query string is at most ``MAX_QUERY_STRING_BYTES``, and the request target was
+   not cut by ``api.http.connections`` (over its ``MAX_TARGET_BYTES``, which the
+   server's URL parser cannot split) → else ``414 uri_too_long``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from stemedb.config import Config
 from stemedb.errors import AuthorizationError, StemeError, ValidationError
 
 MAX_QUERY_STRING_BYTES: Final = 16 * 1024
+TARGET_TOO_LONG_KEY: Final = "stemedb.target_bytes"  # set by api.http.connections
 HOST_EXEMPT_PATHS: Final = frozenset({"/health", "/v1/health", "/ready", "/metrics"})
 JSON_PREFIX: Final = "/v1/"
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
@@ -81,6 +84,24 @@ def _headers(scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None, bo
     return host, origin, content_type, has_body
 
 
+def _too_long(scope: Scope) -> StemeError | None:
+    """414 for a query string over ``MAX_QUERY_STRING_BYTES`` or a cut request target."""
+    target = scope.get(TARGET_TOO_LONG_KEY)
+    if target is not None:
+        message = f"the request target is {target} bytes; the query string may hold at most"
+    elif len(scope.get("query_string", b"")) > MAX_QUERY_STRING_BYTES:
+        message = "the query string exceeds"
+    else:
+        return None
+    return ValidationError(
+        "query_string",
+        "too_long",
+        f"{message} {MAX_QUERY_STRING_BYTES} bytes",
+        code="uri_too_long",
+        status=414,
+    )
+
+
 class RequestScreen:
     def __init__(self, app: ASGIApp, config: Config) -> None:
         self.app = app
@@ -120,15 +141,7 @@ class RequestScreen:
             refused = _not_json(content_type, has_body)
             if refused is not None:
                 return refused
-        if len(scope.get("query_string", b"")) > MAX_QUERY_STRING_BYTES:
-            return ValidationError(
-                "query_string",
-                "too_long",
-                f"the query string exceeds {MAX_QUERY_STRING_BYTES} bytes",
-                code="uri_too_long",
-                status=414,
-            )
-        return None
+        return _too_long(scope)
 
     def _origin_ok(self, origin: bytes, host: bytes | None) -> bool:
         if self.any_origin or origin in self.origins:
@@ -136,4 +149,4 @@ class RequestScreen:
         return host is not None and _origin_authority(origin) == host.strip().lower()
 
 
-__all__ = ["MAX_QUERY_STRING_BYTES", "RequestScreen"]
+__all__ = ["MAX_QUERY_STRING_BYTES", "TARGET_TOO_LONG_KEY", "RequestScreen"]
