@@ -12,6 +12,8 @@ every connection error reaches the layers above as a ``StorageError`` with
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
@@ -27,6 +29,9 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS: Final = 5
 POOL_TIMEOUT_SECONDS: Final = 10.0
+# A connection handed back to the pool this recently is handed out again unchecked: the
+# check is a round trip, as much as a view read (measured: half a cached query's time).
+RECENTLY_USED_SECONDS: Final = 1.0
 DEFAULT_POOL_SIZE: Final = 4
 APPLICATION_NAME: Final = "stemedb"
 # libpq defaults unless the DSN sets them: give up on an unreachable host after 5 s, and
@@ -149,21 +154,25 @@ def configure(conn: Conn) -> None:
 class Pool:
     """A ``psycopg_pool.ConnectionPool`` of autocommit connections to one DSN.
 
-    ``connection()`` yields a checked connection; ``run(operation, fn)`` runs ``fn`` on
-    one and retries it once on a fresh connection after a connection error (reads
-    only: ``fn`` must be idempotent); errors come out as ``StorageError``."""
+    ``connection()`` yields a connection, checked first unless it was handed back less
+    than ``RECENTLY_USED_SECONDS`` ago; ``run(operation, fn)`` runs ``fn`` on one and,
+    after a connection error, checks every idle connection of the pool (a failover
+    breaks them all) and retries once (reads only: ``fn`` must be idempotent); errors
+    come out as ``StorageError``."""
 
     def __init__(self, dsn: str, *, size: int, name: str) -> None:
         self.dsn = dsn
         self._closed = False
         self._lock = threading.Lock()
+        self._returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._pool = psycopg_pool.ConnectionPool(
             dsn,
             min_size=1,
             max_size=max(1, size),
             kwargs={"autocommit": True},
             configure=configure,
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check,
+            reset=self._handed_back,
             timeout=POOL_TIMEOUT_SECONDS,
             name=name,
             open=False,
@@ -179,6 +188,14 @@ class Pool:
                 retryable=True,
             ) from exc
 
+    def _handed_back(self, conn: Conn) -> None:
+        self._returned[conn] = time.monotonic()
+
+    def _check(self, conn: Conn) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > RECENTLY_USED_SECONDS:
+            psycopg_pool.ConnectionPool.check_connection(conn)
+
     @contextmanager
     def connection(self) -> Iterator[Conn]:
         with self._pool.connection() as conn:
@@ -191,6 +208,7 @@ class Pool:
                     return fn(conn)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 if attempt == 1 and is_connection_error(exc):
+                    self._pool.check()  # drops the idle connections that broke with it
                     continue
                 raise translate_error(exc, operation) from exc
         raise AssertionError("unreachable")
