@@ -197,7 +197,7 @@ class DefenceConfig(_Section):
     """``[defence]``: the screening step of the write path (quarantine, ADR 0023) and
     admission of unknown agents; read by ``engine.screening`` (docs/design/defence.md)."""
 
-    quarantine: bool = False
+    quarantine: bool = True
     near_duplicate_window_seconds: Annotated[int, msgspec.Meta(gt=0)] = 3600
     near_duplicate_max_repeats: Annotated[int, msgspec.Meta(ge=0)] = 2
     near_duplicate_similarity: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8

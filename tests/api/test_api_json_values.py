@@ -77,7 +77,7 @@ def test_consensus_and_skeptic_group_json_values_by_canonical_bytes(
         subject=subject,
         predicate="prefs",
         object=ObjectValue("json", {"unit": "imperial", "level": [1, 2]}),
-        confidence=0.95,
+        confidence=0.9,  # a fresh key at 0.95+ against two agents would be quarantined
     )
     assert post(client, "/v1/assert", other).status_code == 201
 

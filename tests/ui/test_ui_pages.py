@@ -57,9 +57,10 @@ def test_every_page_loads_without_console_errors_or_failed_requests(
 def test_the_question_page_shows_each_lens_and_they_disagree(
     server: ServerProcess, admin_page: Watched, shots: Path
 ) -> None:
-    # a fresh, confident anecdote: the newest claim (recency) is not the best-sourced one
+    # a fresh anecdote: the newest claim (recency) is not the best-sourced one (at 0.9: a
+    # fresh key at 0.95+ against the established values would be quarantined)
     with Client(server.url, key=AgentKey.generate(), api_key=ROOT_KEY) as sdk:
-        sdk.assert_(SUBJECT, PREDICATE, "very common", 0.99, source_class="anecdotal")
+        sdk.assert_(SUBJECT, PREDICATE, "very common", 0.9, source_class="anecdotal")
     page = admin_page.page
     page.goto(server.url + QUESTION)
     lenses = page.locator("article.lens")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
+from stemedb.config import DefenceConfig
 from stemedb.engine import Engine, WriteResult
 from stemedb.errors import ValidationError
 from stemedb.model.records import Assertion
@@ -118,8 +119,11 @@ def page_through(
 
 
 def test_cursor_pages_return_every_claim_once_in_stable_order_despite_writes(
-    engine: Engine, service: QueryService, claim: Claim, keys: list[AgentKey], clock: FakeClock
+    make_engine: Callable[..., Engine], claim: Claim, keys: list[AgentKey], clock: FakeClock
 ) -> None:
+    # the same values again and again from five agents: screening would hold the repeats
+    engine = make_engine(defence=DefenceConfig(quarantine=False))
+    service = QueryService(engine)
     written = engine.write_many(
         [
             claim(f"v{i % 4}", key=keys[i % 5], confidence=0.5 + i / 100, timestamp=T0 - 1000 + i)
@@ -144,6 +148,7 @@ def test_cursor_pages_return_every_claim_once_in_stable_order_despite_writes(
     assert len(service.query(params).claims) == 10  # a fresh query sees the new writes
     fresh = service.query(msgspec.structs.replace(params, limit=100)).resolution
     assert fresh is not None and fresh.candidates_count == 27
+    service.close()
 
 
 def test_prefix_cursor_pages_return_every_key_once_despite_new_subjects(
