@@ -53,6 +53,9 @@ EXTRA_SERVER_METRICS: Final = frozenset(
         "stemedb_audit_queries_pruned_total",
         "stemedb_audit_records_dropped_total",
         "stemedb_process_restarts_total",
+        "stemedb_connections_refused_total",
+        "stemedb_connections_header_timeouts_total",
+        "stemedb_connections_open",
     }
 )
 # Standard exporters' series the rules and the dashboard use.
