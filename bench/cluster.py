@@ -97,6 +97,7 @@ def copy_rows_per_second(dsn: str, rows: int) -> dict[str, Any]:
 def run_mode(
     mode: str,
     base: Path,
+    round_: int,
     pg: PostgresServer,
     files: dict[str, Path],
     args: argparse.Namespace,
@@ -108,8 +109,9 @@ def run_mode(
             STEMEDB_STORAGE_POSTGRES_DSN=pg.create_database(),
             STEMEDB_STORAGE_AUTO_MIGRATE="true",
         )
-    (base / mode).mkdir(exist_ok=True)
-    server = Server(base / mode / "data", env)
+    run_dir = base / f"{mode}-{round_}"  # an empty store each round, as in cluster mode
+    run_dir.mkdir()
+    server = Server(run_dir / "data", env)
     phases: list[dict[str, Any]] = []
     try:
         for name, script, path, per_request, connections in (
@@ -139,7 +141,7 @@ def run_mode(
             for e in range(500)
             for p in range(4)
         ]
-        paths = write_lines(base / f"{mode}-queries.txt", [p.encode() for p in pairs])
+        paths = write_lines(run_dir / "queries.txt", [p.encode() for p in pairs])
         phases.append(
             phase_wrk(
                 server,
@@ -201,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     pg = PostgresServer().start()  # its own directory, which the postgres user owns
     try:
         report["postgres_copy"] = copy_rows_per_second(pg.create_database(), args.copy_rows)
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for mode in ("embedded", "cluster"):
-                report["runs"].append(run_mode(mode, tmp, pg, files, args))
+                report["runs"].append(run_mode(mode, tmp, round_, pg, files, args))
     finally:
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
