@@ -17,6 +17,7 @@ measurement stops after ``--max-seconds``. Benchmarks are not tests.
 
     uv run --locked python bench/ui.py                          # 100k assertions
     uv run --locked python bench/ui.py --assertions 1000000     # the 1M target (slow to load)
+    uv run --locked python bench/ui.py --assertions 1000000 --data-dir /tmp/ui-1m  # kept, reusable
 """
 
 from __future__ import annotations
@@ -239,10 +240,18 @@ def main() -> None:
     parser.add_argument("--views-under-writes", type=int, default=50)
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     parser.add_argument("--no-machine", action="store_true", help="skip the machine figure")
+    parser.add_argument(
+        "--data-dir",
+        help="load into this directory and keep it; if it holds a store already, measure"
+        " that store again (no load)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stemedb-bench-ui-") as tmp:
-        data = Path(tmp) / "data"
-        loaded = load(data, args.assertions, args.claims_per_question, args.agents)
+        data = Path(args.data_dir) if args.data_dir else Path(tmp) / "data"
+        if args.data_dir and (data / "wal").exists():
+            loaded: dict[str, float] = {"reused_data_dir": 1}
+        else:
+            loaded = load(data, args.assertions, args.claims_per_question, args.agents)
         deadline = time.monotonic() + args.max_seconds
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -164,3 +164,27 @@ def test_page_weight_without_htmx_is_under_100_kb(server: ServerProcess) -> None
             js = http.get("/ui/static/ui.js")
             total = len(html.content) + len(css.content) + len(js.content)
             assert total <= 100 * 1024, (path, total)
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')).filter(el =>
+    !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.tagName === 'BUTTON' && el.textContent.trim())).map(el => el.outerHTML)"""
+
+
+def test_every_control_is_labelled_and_the_keyboard_reaches_the_content(
+    server: ServerProcess, admin_page: Watched
+) -> None:
+    page = admin_page.page
+    for path in PAGES:
+        page.goto(server.url + path)
+        assert page.evaluate(UNLABELLED) == [], path
+    page.goto(server.url + QUESTION)
+    page.keyboard.press("Tab")  # the first stop: the skip link
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    page.keyboard.press("Tab")  # then into the content, not back to the navigation
+    inside = page.evaluate("document.getElementById('main').contains(document.activeElement)")
+    assert inside, page.evaluate("document.activeElement.outerHTML")
+    admin_page.clean()

@@ -5,7 +5,7 @@ Each question is resolved by the skeptic lens exactly as ``GET /v1/skeptic`` doe
 (``QueryService.resolve_key``), without an audit record per row: the board is an
 overview, not ``board_max_questions`` queries someone asked. At most
 ``ui.board_max_questions`` questions are read per view, the first in byte order of
-``prefix``.
+``prefix``; each category shows its ``ROWS_SHOWN`` most conflicting.
 
 Fast by design: a question's row is kept in the store's result cache, scoped to its
 (subject, predicate), so the writer drops it before it acknowledges any write that
@@ -33,6 +33,7 @@ from stemedb.ui.core import Ui, Visit
 ROW_MAX_AGE_SECONDS: Final = VIEW_MAX_AGE_SECONDS
 REFRESH_PER_VIEW: Final = 50
 ROW_BYTES: Final = 400
+ROWS_SHOWN: Final = 100  # per category, most conflicting first (the page stays < 100 KB)
 _CACHE_TAG: Final = "ui-board"
 
 
@@ -101,7 +102,10 @@ async def disagreements(ui: Ui, visit: Visit) -> Response:
     prefix = visit.query("prefix")
     host = ui.host
     rows, cut = await host.offload(board, host.service, prefix, host.config.ui)
-    groups = [(c, CATEGORY_LABELS[c], [r for r in rows if r.category == c]) for c in CATEGORY_ORDER]
+    groups = []
+    for c in CATEGORY_ORDER:
+        found = [r for r in rows if r.category == c]
+        groups.append((c, CATEGORY_LABELS[c], found[:ROWS_SHOWN], len(found)))
     return ui.respond(
         visit,
         "board.html",

@@ -117,7 +117,8 @@ def _timeline(
     by_lsn = {c.lsn: c for c in claims}
     points = []
     for lsn in lsns:
-        at = service.provenance.assertion(by_lsn[lsn].id).committed_at
+        found = service.store.assertion(by_lsn[lsn].id)  # its commit time only
+        at = found[2] if found is not None else float(by_lsn[lsn].timestamp)
         points.append(TimePoint(lsn=lsn, at=at, label=f"LSN {lsn}"))
     names = {c.id: show_value(c.object) for c in claims}
     params = QueryParams(subject=subject, predicate=predicate, lens="consensus")

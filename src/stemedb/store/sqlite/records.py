@@ -150,9 +150,12 @@ class RecordReads:
         return {"assertions": authored, "cosignatures": signed - authored, "votes": votes}
 
     def recent_signers(self, after: int, limit: int) -> list[tuple[str, int]]:
+        # "+agent": read the primary key's range of the last assertions, not the whole
+        # signatures_by_agent index in agent order (what the planner picks without stats:
+        # 150 ms at a million signatures, against under 1 ms)
         sql = (
             "SELECT agent, count(*) AS n FROM signatures WHERE assertion_lsn > ?"
-            " GROUP BY agent ORDER BY n DESC, agent LIMIT ?"
+            " GROUP BY +agent ORDER BY n DESC, agent LIMIT ?"
         )
         with self._db.reading("get") as conn:
             return [(bytes(a).hex(), int(n)) for a, n in conn.execute(sql, (after, limit))]
