@@ -6,6 +6,7 @@ own answer, called in process with the viewer's key (``ui.inprocess``)."""
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any, Final
@@ -26,13 +27,24 @@ LISTS: Final = {
     "cluster": "/v1/admin/cluster/status",
 }
 ADMIN_TWIN: Final = "/v1/admin/api-keys"
+STORAGE_KEY: Final = "admin-storage"
+STORAGE_TTL_SECONDS: Final = 30.0
 
 
-async def _lists(visit: Visit) -> dict[str, Any]:
-    return {
-        name: await call_api(visit.request, "GET", path, secret=visit.secret)
-        for name, path in LISTS.items()
-    }
+async def _lists(ui: Ui, visit: Visit) -> dict[str, Any]:
+    """Every list; the storage figures (``count(*)`` over the tables: ~60 ms at a
+    million assertions) are re-read at most every ``STORAGE_TTL_SECONDS``."""
+    kept = ui.extras.get(STORAGE_KEY)
+    out = {}
+    for name, path in LISTS.items():
+        fresh = isinstance(kept, tuple) and time.monotonic() - kept[0] < STORAGE_TTL_SECONDS
+        if name == "storage" and isinstance(kept, tuple) and fresh:
+            out[name] = kept[1]
+            continue
+        out[name] = await call_api(visit.request, "GET", path, secret=visit.secret)
+        if name == "storage":
+            ui.extras[STORAGE_KEY] = (time.monotonic(), out[name])
+    return out
 
 
 async def admin(ui: Ui, visit: Visit, created: Any = None) -> Response:
@@ -41,7 +53,7 @@ async def admin(ui: Ui, visit: Visit, created: Any = None) -> Response:
         visit,
         "admin.html",
         ADMIN_TWIN,
-        lists=await _lists(visit),
+        lists=await _lists(ui, visit),
         quarantine=await pending(ui, visit),
         quarantine_shown=SHOWN,
         created=created,
