@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stemedb.config import DefenceConfig
 from stemedb.engine import Engine, EngineSettings
 from stemedb.model.ids import record_id
 from stemedb.model.records import SOURCE_CLASSES, Assertion, CoSignature, Vote
@@ -33,6 +34,10 @@ claim_specs = st.lists(
     min_size=1,
     max_size=7,
 )
+
+# Screening decides by arrival (the third near-duplicate is the one held): an order
+# property of its own (tests/unit/engine/test_screening.py), not of the lenses.
+NO_SCREENING = DefenceConfig(quarantine=False)
 
 
 @st.composite
@@ -75,7 +80,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Assertion], list[Any], list[int], l
 
 
 def answers(claims: list[Assertion], extras: list[Any], directory: Path) -> list[Any]:
-    settings = EngineSettings(group_commit_max_delay_us=0)
+    settings = EngineSettings(group_commit_max_delay_us=0, defence=NO_SCREENING)
     with Engine.embedded(directory, settings, clock=FakeClock(float(T0))) as engine:
         for record in claims:
             engine.write(record)
@@ -130,7 +135,7 @@ def answers_batched(
     claims: list[Assertion], extras: list[Any], order: list[int], directory: Path
 ) -> list[Any]:
     """The same records in one group commit (claims first, each batch in another order)."""
-    settings = EngineSettings(group_commit_max_delay_us=0)
+    settings = EngineSettings(group_commit_max_delay_us=0, defence=NO_SCREENING)
     with Engine.embedded(directory, settings, clock=FakeClock(float(T0))) as engine:
         engine.write_many([claims[i] for i in reversed(order)])
         engine.write_many(list(reversed(extras)))

@@ -154,11 +154,11 @@ def configure(conn: Conn) -> None:
 class Pool:
     """A ``psycopg_pool.ConnectionPool`` of autocommit connections to one DSN.
 
-    ``connection()`` yields a connection, checked first unless it was handed back less
-    than ``RECENTLY_USED_SECONDS`` ago; ``run(operation, fn)`` runs ``fn`` on one and,
-    after a connection error, checks every idle connection of the pool (a failover
-    breaks them all) and retries once (reads only: ``fn`` must be idempotent); errors
-    come out as ``StorageError``."""
+    ``connection()`` yields a connection checked just now (writes); ``run(operation,
+    fn)`` runs ``fn`` on one, checked first unless it was handed back less than
+    ``RECENTLY_USED_SECONDS`` ago, and after a connection error checks every idle
+    connection of the pool (a failover breaks them all) and retries once (reads only:
+    ``fn`` must be idempotent); errors come out as ``StorageError``."""
 
     def __init__(self, dsn: str, *, size: int, name: str) -> None:
         self.dsn = dsn
@@ -198,8 +198,19 @@ class Pool:
 
     @contextmanager
     def connection(self) -> Iterator[Conn]:
-        with self._pool.connection() as conn:
-            yield conn
+        """A connection checked just now, for writes (they are not retried): after a
+        failover the first batch must not fail on a connection that broke with it."""
+        for attempt in (1, 2):
+            with self._pool.connection() as conn:
+                try:
+                    psycopg_pool.ConnectionPool.check_connection(conn)
+                except psycopg.OperationalError:
+                    if attempt == 2:
+                        raise
+                    self._pool.check()  # the broken one is discarded on its way back
+                    continue
+                yield conn
+                return
 
     def run(self, operation: str, fn: Callable[[Conn], T]) -> T:
         for attempt in (1, 2):
